@@ -1,0 +1,50 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "kata-swift",
+    products: [
+        .executable(name: "kata-vmm", targets: ["kata-vmm"]),
+        .library(name: "Machine", targets: ["Machine"]),
+        .library(name: "Runtime", targets: ["Runtime"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    ],
+    targets: [
+        // Thin C shim: one inline wrapper per ioctl/syscall Swift cannot call directly.
+        .target(name: "CKVM"),
+        // KVM wrappers, guest memory, direct kernel boot, vCPUs, event loop.
+        .target(
+            name: "VMM",
+            dependencies: ["CKVM", .product(name: "Logging", package: "swift-log")]
+        ),
+        // Device models: legacy (8250, i8042, boot timer, ACPI PM) and, later, virtio.
+        .target(
+            name: "Devices",
+            dependencies: ["VMM", "CKVM", .product(name: "Logging", package: "swift-log")]
+        ),
+        // Assembles the VMM core and the devices into a runnable microVM.
+        .target(
+            name: "Machine",
+            dependencies: ["VMM", "Devices", "CKVM", .product(name: "Logging", package: "swift-log")]
+        ),
+        // The OCI runtime (kata-runtime); grows in later issues.
+        .target(name: "Runtime", dependencies: ["Machine"]),
+        .executableTarget(
+            name: "kata-vmm",
+            dependencies: [
+                "Machine",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // Fixtures shared by the test targets: package paths, the probe guest, the shared kernel.
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "VMMTests", dependencies: ["VMM", "CKVM", "TestSupport"]),
+        .testTarget(name: "DevicesTests", dependencies: ["Devices", "VMM", "TestSupport"]),
+        .testTarget(name: "MachineTests", dependencies: ["Machine", "VMM", "Devices", "TestSupport", "kata-vmm"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

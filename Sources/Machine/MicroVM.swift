@@ -1,0 +1,130 @@
+import CKVM
+import Devices
+import Glibc
+import Logging
+import VMM
+
+/// One microVM: KVM VM, guest memory, the loaded kernel, the legacy devices, the vCPU
+/// threads and the event loop. `kata-vmm` runs one per process; the runtime will embed
+/// it in its sandbox monitor.
+public final class MicroVM: @unchecked Sendable {
+    public let config: VmConfig
+    public let memory: GuestMemory
+    public let boot: DirectBoot.Result
+    public let lifecycle = VmLifecycle()
+    public let i8042: I8042
+
+    let logger: Logger
+    let kvm: Kvm
+    let vm: Vm
+    let loop: EventLoop
+    let pio = Bus()
+    let mmio = Bus()
+    let serial: Serial8250
+    let runners: [VcpuRunner]
+    private var console: ConsoleInput?
+    private var started = false
+    private var shutDown = false
+
+    /// Builds the whole VM; nothing runs until `start()`. Throws a one-line error for
+    /// every bad input: files, kernel format, sizes, and KVM's refusals.
+    public init(config: VmConfig, logger: Logger = Logger(label: "kata-vmm")) throws {
+        self.config = config
+        self.logger = logger
+        try config.validate()
+        let kernelImage = try ImageFile.read(config.kernelPath, role: "kernel")
+        let initrd = try config.initrdPath.map { try ImageFile.read($0, role: "initrd") }
+
+        kvm = try Kvm()
+        try config.validate(hostMaxVcpus: kvm.maxVcpus)
+        vm = try kvm.createVm()
+        try vm.setUpX86Platform()
+
+        memory = try GuestMemory(ranges: X86MemoryLayout.ramRanges(size: UInt64(config.memoryMiB) << 20))
+        try vm.register(memory)
+        let direct = DirectBoot(kernel: kernelImage, initrd: initrd, cmdline: config.cmdline,
+                                vcpuCount: config.vcpuCount, bootProtocol: config.bootProtocol)
+        boot = try direct.load(into: memory)
+        logger.debug("kernel \(boot.kernel.format.rawValue) loaded at 0x\(String(boot.kernel.loadStart, radix: 16))-0x\(String(boot.kernel.loadEnd, radix: 16)), entry 0x\(String(boot.entry, radix: 16)) via \(boot.bootProtocol.rawValue)")
+
+        loop = try EventLoop()
+        let lifecycle = self.lifecycle
+
+        // Legacy devices: COM1, the i8042, the ACPI power register and the boot timer.
+        let serialIrq = try EventFd()
+        try vm.registerIrqfd(serialIrq, gsi: Serial8250.com1Irq)
+        let serialOutput: OwnedFileDescriptor?
+        switch config.serial {
+        case .stdio: serialOutput = OwnedFileDescriptor(dup(STDOUT_FILENO))
+        case .file(let path):
+            serialOutput = try OwnedFileDescriptor(opening: path, flags: O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, mode: 0o644)
+        case .none: serialOutput = nil
+        }
+        serial = Serial8250(output: serialOutput, interrupt: serialIrq)
+        try pio.insert(serial, base: Serial8250.com1Base, length: Serial8250.registerCount)
+
+        let keyboardIrq = try EventFd()
+        try vm.registerIrqfd(keyboardIrq, gsi: I8042.keyboardIrq)
+        i8042 = I8042(interrupt: keyboardIrq) { lifecycle.stop(.reset) }
+        try pio.insert(i8042, base: I8042.dataPort, length: I8042.portSpan)
+        try pio.insert(AcpiPowerRegisters { event in lifecycle.stop(event == .poweroff ? .poweroff : .reset) },
+                       base: AcpiPowerRegisters.port, length: 1)
+        try mmio.insert(BootTimer(logger: logger), base: BootTimer.address, length: BootTimer.size)
+
+        // vCPUs: KVM's CPUID with our topology, boot registers for the chosen protocol.
+        let supportedCpuid = try kvm.supportedCpuid()
+        let supportedMsrs = try kvm.supportedMsrs()
+        let topology = CpuTopology(vcpuCount: config.vcpuCount)
+        let state = VcpuBootState(bootProtocol: boot.bootProtocol, entry: boot.entry)
+        var runners: [VcpuRunner] = []
+        for id in 0..<config.vcpuCount {
+            let vcpu = try vm.createVcpu(id: id)
+            try state.apply(to: vcpu, cpuid: topology.cpuid(for: UInt32(id), from: supportedCpuid),
+                            supportedMsrs: supportedMsrs)
+            runners.append(VcpuRunner(vcpu: vcpu, pio: pio, mmio: mmio, lifecycle: lifecycle, logger: logger))
+        }
+        self.runners = runners
+        runners[0].onFirstRun = { [logger] in
+            ProcessClock.markInstanceStart()
+            let start = ProcessClock.processStart
+            let now = ProcessClock.instanceStart ?? start
+            logger.info("first KVM_RUN \((now.wallNanos &- start.wallNanos) / 1000) us after process start (\((now.cpuNanos &- start.cpuNanos) / 1000) CPU us)")
+        }
+    }
+
+    /// Starts the event loop, the console input and the vCPU threads.
+    public func start() throws {
+        precondition(!started, "a MicroVM starts once")
+        started = true
+        if config.serial != .none {
+            console = try ConsoleInput(serial: serial, loop: loop)
+        }
+        try loop.start()
+        for runner in runners { try runner.start() }
+    }
+
+    /// Blocks until the guest or the host stops the VM.
+    public func waitForExit() -> VmExitReason {
+        lifecycle.waitForExit()
+    }
+
+    public func stop(_ reason: VmExitReason) {
+        lifecycle.stop(reason)
+    }
+
+    public func sendCtrlAltDel() {
+        i8042.sendCtrlAltDel()
+    }
+
+    /// Stops everything and waits for the threads; restores the terminal.
+    public func shutdown() {
+        guard !shutDown else { return }
+        shutDown = true
+        lifecycle.stop(.vmmError("shut down by the VMM"))
+        for runner in runners { runner.join() }
+        console?.close()
+        if started { loop.stop() }
+    }
+
+    deinit { shutdown() }
+}

@@ -1,0 +1,1 @@
+// Runtime: the OCI runtime, built in a later issue.

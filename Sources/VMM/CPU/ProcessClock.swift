@@ -1,0 +1,38 @@
+import Glibc
+
+/// Monotonic wall and process CPU clocks, with the two reference points boot-time
+/// measurements use: process start (marked first thing in `main`) and InstanceStart.
+public enum ProcessClock {
+    public struct Instant: Sendable, Equatable {
+        public var wallNanos: UInt64
+        public var cpuNanos: UInt64
+    }
+
+    nonisolated(unsafe) private static var processStartValue: Instant?
+    nonisolated(unsafe) public static var instanceStart: Instant?
+
+    public static func now() -> Instant {
+        var wall = timespec()
+        var cpu = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &wall)
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu)
+        return Instant(wallNanos: UInt64(wall.tv_sec) * 1_000_000_000 + UInt64(wall.tv_nsec),
+                       cpuNanos: UInt64(cpu.tv_sec) * 1_000_000_000 + UInt64(cpu.tv_nsec))
+    }
+
+    /// Call once, as early as possible in `main`.
+    public static func markProcessStart() {
+        if processStartValue == nil { processStartValue = now() }
+    }
+
+    public static var processStart: Instant {
+        if let start = processStartValue { return start }
+        let start = now()
+        processStartValue = start
+        return start
+    }
+
+    public static func markInstanceStart() {
+        instanceStart = now()
+    }
+}

@@ -1,0 +1,78 @@
+import CKVM
+import Glibc
+
+/// A KVM virtual machine: memory slots, the in-kernel interrupt controllers and PIT,
+/// irqfd/ioeventfd registration, and vCPU creation.
+public final class Vm: @unchecked Sendable {
+    public let kvm: Kvm
+    public let fd: OwnedFileDescriptor
+    private var nextSlot: UInt32 = 0
+
+    init(kvm: Kvm, fd: OwnedFileDescriptor) {
+        self.kvm = kvm
+        self.fd = fd
+    }
+
+    /// Registers every region of `memory` as a KVM memory slot.
+    public func register(_ memory: GuestMemory) throws {
+        for region in memory.regions {
+            var slot = kvm_userspace_memory_region()
+            slot.slot = nextSlot
+            slot.guest_phys_addr = region.guestAddress
+            slot.memory_size = region.size
+            slot.userspace_addr = UInt64(UInt(bitPattern: region.host))
+            try check("KVM_SET_USER_MEMORY_REGION (slot \(nextSlot))", ckvm_set_user_memory_region(fd.rawValue, &slot))
+            nextSlot += 1
+        }
+    }
+
+    /// Sets up the x86 platform pieces KVM emulates in the kernel: TSS and identity-map
+    /// pages for real-mode emulation, the PIC+IOAPIC pair, and the PIT.
+    public func setUpX86Platform() throws {
+        try check("KVM_SET_TSS_ADDR", ckvm_set_tss_addr(fd.rawValue, UInt(X86MemoryLayout.kvmTssAddress)))
+        var identityMap = X86MemoryLayout.kvmIdentityMapAddress
+        try check("KVM_SET_IDENTITY_MAP_ADDR", ckvm_set_identity_map_addr(fd.rawValue, &identityMap))
+        try check("KVM_CREATE_IRQCHIP", ckvm_create_irqchip(fd.rawValue))
+        var pit = kvm_pit_config()
+        pit.flags = UInt32(KVM_PIT_SPEAKER_DUMMY)
+        try check("KVM_CREATE_PIT2", ckvm_create_pit2(fd.rawValue, &pit))
+    }
+
+    /// Routes writes to `eventFd` to interrupt line `gsi` without a VMM exit.
+    public func registerIrqfd(_ eventFd: EventFd, gsi: UInt32) throws {
+        var irqfd = kvm_irqfd()
+        irqfd.fd = UInt32(bitPattern: eventFd.fd.rawValue)
+        irqfd.gsi = gsi
+        try check("KVM_IRQFD (gsi \(gsi))", ckvm_irqfd(fd.rawValue, &irqfd))
+    }
+
+    /// Makes guest writes of `length` bytes to `address` signal `eventFd` in the kernel.
+    public func registerIoeventfd(_ eventFd: EventFd, address: UInt64, length: UInt32, isPio: Bool,
+                                  datamatch: UInt64? = nil) throws {
+        var ioeventfd = kvm_ioeventfd()
+        ioeventfd.addr = address
+        ioeventfd.len = length
+        ioeventfd.fd = eventFd.fd.rawValue
+        var flags: UInt32 = 0
+        if isPio { flags |= UInt32(1 << kvm_ioeventfd_flag_nr_pio) }
+        if let datamatch {
+            flags |= UInt32(1 << kvm_ioeventfd_flag_nr_datamatch)
+            ioeventfd.datamatch = datamatch
+        }
+        ioeventfd.flags = flags
+        try check("KVM_IOEVENTFD (0x\(String(address, radix: 16)))", ckvm_ioeventfd(fd.rawValue, &ioeventfd))
+    }
+
+    /// Raises or lowers a level-triggered interrupt line.
+    public func setIrqLine(_ irq: UInt32, high: Bool) throws {
+        var level = kvm_irq_level()
+        level.irq = irq
+        level.level = high ? 1 : 0
+        try check("KVM_IRQ_LINE (irq \(irq))", ckvm_irq_line(fd.rawValue, &level))
+    }
+
+    public func createVcpu(id: Int) throws -> Vcpu {
+        let raw = try check("KVM_CREATE_VCPU (\(id))", ckvm_create_vcpu(fd.rawValue, UInt(id)))
+        return try Vcpu(id: id, fd: OwnedFileDescriptor(raw), mmapSize: kvm.vcpuMmapSize)
+    }
+}

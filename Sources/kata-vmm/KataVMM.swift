@@ -1,0 +1,146 @@
+import ArgumentParser
+import Glibc
+import Logging
+import Machine
+import VMM
+
+/// `kata-vmm`: boots one kernel in a microVM and exits with a code that says how the
+/// guest ended (see README.md, "Exit codes").
+@main
+struct KataVMM: ParsableCommand {
+    static let version = "0.1.0"
+
+    static let configuration = CommandConfiguration(
+        commandName: "kata-vmm",
+        abstract: "Boot a Linux kernel (vmlinux, bzImage or a PVH ELF) directly in a KVM microVM.",
+        discussion: """
+            Exit codes: 0 guest powered off, 1 VMM error, 2 guest reset (reboot), \
+            3 guest triple fault, 4 guest crash, 5 vCPU failure, 64 bad command line, \
+            128+N stopped by signal N.
+            """,
+        version: version)
+
+    @Option(help: "Guest kernel: ELF vmlinux (64-bit entry or PVH note) or bzImage.")
+    var kernel: String
+
+    @Option(help: "Initial ramdisk (e.g. an uncompressed cpio).")
+    var initrd: String?
+
+    @Option(help: "Kernel command line.")
+    var cmdline: String = VmConfig.defaultCmdline
+
+    @Option(help: "Number of vCPUs (1-\(VmConfig.maxVcpus)).")
+    var cpus: Int = 1
+
+    @Option(help: "Guest memory in MiB.")
+    var memory: Int = 128
+
+    @Option(help: "Serial console: stdio, file:PATH or none.")
+    var serial: String = "stdio"
+
+    @Option(name: .customLong("boot-protocol"), help: "Kernel entry: auto, linux64 (boot_params) or pvh.")
+    var bootProtocol: String = "auto"
+
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
+    var logLevel: String = "info"
+
+    /// Marks the process-start reference for boot-time measurements before anything else runs.
+    static func main() {
+        ProcessClock.markProcessStart()
+        main(nil)
+    }
+
+    func validate() throws {
+        _ = try parsedSerial()
+        _ = try parsedBootProtocol()
+        guard Logger.Level(rawValue: logLevel) != nil else {
+            throw ValidationError("invalid --log-level '\(logLevel)'")
+        }
+    }
+
+    func parsedSerial() throws -> VmConfig.SerialOutput {
+        switch serial {
+        case "stdio": return .stdio
+        case "none": return .none
+        case let s where s.hasPrefix("file:") && s.count > 5: return .file(String(s.dropFirst(5)))
+        default: throw ValidationError("invalid --serial '\(serial)': use stdio, file:PATH or none")
+        }
+    }
+
+    func parsedBootProtocol() throws -> BootProtocol? {
+        if bootProtocol == "auto" { return nil }
+        guard let parsed = BootProtocol(rawValue: bootProtocol) else {
+            throw ValidationError("invalid --boot-protocol '\(bootProtocol)': use auto, linux64 or pvh")
+        }
+        return parsed
+    }
+
+    func run() throws {
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "kata-vmm")
+        let config = VmConfig(kernelPath: kernel, initrdPath: initrd, cmdline: cmdline, vcpuCount: cpus,
+                              memoryMiB: memory, serial: try parsedSerial(), bootProtocol: try parsedBootProtocol())
+
+        // SIGINT/SIGTERM/SIGHUP stop the VM cleanly; they are taken by sigwait on a thread
+        // of their own, so they are blocked everywhere else (threads inherit the mask).
+        var stopSignals = sigset_t()
+        sigemptyset(&stopSignals)
+        for signal in [SIGINT, SIGTERM, SIGHUP] { sigaddset(&stopSignals, signal) }
+        pthread_sigmask(SIG_BLOCK, &stopSignals, nil)
+
+        let vm: MicroVM
+        do {
+            vm = try MicroVM(config: config, logger: logger)
+            try vm.start()
+        } catch {
+            FileHandleStderr.write("kata-vmm: error: \(error)\n")
+            throw ExitCode(VmExitReason.vmmError("").exitCode)
+        }
+        SignalWaiter.start(signals: stopSignals) { signal in vm.stop(.signal(signal)) }
+
+        let reason = vm.waitForExit()
+        vm.shutdown()
+        switch reason {
+        case .poweroff, .reset, .signal: logger.info("\(reason)")
+        default: logger.error("\(reason)")
+        }
+        throw ExitCode(reason.exitCode)
+    }
+}
+
+/// Unbuffered writes to stderr for the one-line error messages.
+enum FileHandleStderr {
+    static func write(_ text: String) {
+        var text = text
+        text.withUTF8 { buffer in _ = Glibc.write(STDERR_FILENO, buffer.baseAddress, buffer.count) }
+    }
+}
+
+/// A thread that waits for the blocked stop signals and hands each to `handler`.
+enum SignalWaiter {
+    static func start(signals: sigset_t, handler: @escaping @Sendable (Int32) -> Void) {
+        final class Context {
+            var signals: sigset_t
+            let handler: @Sendable (Int32) -> Void
+            init(signals: sigset_t, handler: @escaping @Sendable (Int32) -> Void) {
+                self.signals = signals
+                self.handler = handler
+            }
+        }
+        let context = Unmanaged.passRetained(Context(signals: signals, handler: handler))
+        var thread = pthread_t()
+        pthread_create(&thread, nil, { arg in
+            let context = Unmanaged<Context>.fromOpaque(arg!).takeUnretainedValue()
+            while true {
+                var signal: Int32 = 0
+                if sigwait(&context.signals, &signal) == 0 { context.handler(signal) }
+            }
+        }, context.toOpaque())
+        pthread_detach(thread)
+    }
+}

@@ -1,0 +1,81 @@
+import Foundation
+import TestSupport
+import Testing
+@testable import VMM
+
+@Suite struct MpTableTests {
+    @Test(arguments: [1, 2, 8, 32])
+    func checksumsAndEntries(vcpus: Int) {
+        let bytes = MpTable.build(vcpuCount: vcpus)
+        let r = ByteReader(bytes)
+        #expect(bytes.count == MpTable.size(vcpuCount: vcpus))
+        #expect(bytes.count <= MpTable.maxSize)
+        #expect(Array(bytes[0..<4]) == Array("_MP_".utf8))
+        #expect(bytes[0..<16].reduce(UInt8(0), &+) == 0)
+        #expect(r.u32(4) == UInt32(X86MemoryLayout.mpTableAddress) + 16)
+        let table = Array(bytes[16...])
+        let t = ByteReader(table)
+        #expect(Array(table[0..<4]) == Array("PCMP".utf8))
+        #expect(Int(t.u16(4)!) == table.count)
+        #expect(table.reduce(UInt8(0), &+) == 0)
+        #expect(Int(t.u16(34)!) == vcpus + 1 + 1 + 24 + 2)
+        #expect(t.u32(36) == 0xFEE0_0000)
+        // processors first, BSP flagged
+        for cpu in 0..<vcpus {
+            let at = 44 + cpu * 20
+            #expect(table[at] == 0 && Int(table[at + 1]) == cpu && table[at + 3] == (cpu == 0 ? 3 : 1))
+        }
+        let ioapic = 44 + vcpus * 20 + 8
+        #expect(table[ioapic] == 2 && Int(table[ioapic + 1]) == vcpus && t.u32(ioapic + 4) == 0xFEC0_0000)
+    }
+}
+
+@Suite struct AcpiTablesTests {
+    @Test func tablesHaveValidChecksumsAndPointers() throws {
+        let pieces = AcpiTables(vcpuCount: 4).build()
+        #expect(pieces.allSatisfy { $0.address >= X86MemoryLayout.biosAreaStart && $0.address + UInt64($0.bytes.count) <= X86MemoryLayout.biosAreaEnd })
+        let rsdp = pieces[0].bytes
+        #expect(Array(rsdp[0..<8]) == Array("RSD PTR ".utf8))
+        #expect(rsdp[0..<20].reduce(UInt8(0), &+) == 0 && rsdp.reduce(UInt8(0), &+) == 0)
+        for piece in pieces.dropFirst() {
+            #expect(Int(ByteReader(piece.bytes).u32(4)!) == piece.bytes.count)
+            #expect(piece.bytes.reduce(UInt8(0), &+) == 0)
+        }
+        let byAddress = Dictionary(uniqueKeysWithValues: pieces.map { ($0.address, $0.bytes) })
+        let xsdt = try #require(byAddress[ByteReader(rsdp).u64(24)!])
+        #expect(String(decoding: xsdt[0..<4], as: UTF8.self) == "XSDT")
+        let signatures = stride(from: 36, to: xsdt.count, by: 8).map { at -> String in
+            let table = byAddress[ByteReader(xsdt).u64(at)!] ?? []
+            return String(decoding: table.prefix(4), as: UTF8.self)
+        }
+        #expect(signatures == ["FACP", "APIC"])
+        let fadt = pieces.first { $0.bytes.starts(with: Array("FACP".utf8)) }!.bytes
+        #expect(fadt.count == 276)
+        #expect(ByteReader(fadt).u32(112)! & (1 << 20) != 0)  // HW_REDUCED_ACPI
+        #expect(String(decoding: byAddress[ByteReader(fadt).u64(140)!]!.prefix(4), as: UTF8.self) == "DSDT")
+        let madt = pieces.first { $0.bytes.starts(with: Array("APIC".utf8)) }!.bytes
+        #expect(madt.count == 44 + 4 * 8 + 12 + 6)
+    }
+
+    /// iasl (Debian's acpica-tools) must disassemble every table without errors.
+    @Test func iaslDisassemblesEveryTable() throws {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/iasl") else {
+            #expect(!Fixtures.isCI, "iasl is missing in CI (apt-get install acpica-tools)")
+            return
+        }
+        let dir = Fixtures.scratch.appendingPathComponent("acpi-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        for piece in AcpiTables(vcpuCount: 2).build().dropFirst() {
+            let name = String(decoding: piece.bytes.prefix(4), as: UTF8.self)
+            let file = dir.appendingPathComponent("\(name).dat")
+            try Data(piece.bytes).write(to: file)
+            let result = try Command.run("/usr/bin/iasl", ["-d", file.path])
+            #expect(result.status == 0, "\(name): \(result.stdout)\(result.stderr)")
+            let dsl = try String(contentsOf: dir.appendingPathComponent("\(name).dsl"), encoding: .utf8)
+            #expect(!dsl.contains("Invalid") && !dsl.contains("Error"), "\(name):\n\(dsl)")
+            if name == "DSDT" { #expect(dsl.contains("_S5")) }
+            if name == "FACP" { #expect(dsl.contains("Hardware Reduced (V5) : 1")) }
+            if name == "APIC" { #expect(dsl.components(separatedBy: "Processor Local APIC").count - 1 == 2) }
+        }
+    }
+}

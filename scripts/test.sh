@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The test command: installs what the tests need, builds, and runs every test (unit tests,
+# real-KVM integration tests with the probe guest, and the end-to-end Linux boots when
+# ../shared/guest-kernel is present). Ends with a "N passed, N failed" line.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ -d /opt/swift/usr/bin ] && export PATH=/opt/swift/usr/bin:$PATH
+scripts/install-deps.sh
+kernels=${KATA_TEST_KERNELS:-$PWD/.build/test-kernels}
+if bzimage=$(scripts/fetch-debian-kernel.sh "$kernels" 2>/dev/null); then
+  export KATA_TEST_DEBIAN_BZIMAGE=$bzimage
+else
+  echo "test.sh: could not fetch Debian's cloud kernel; its parsing test will say so" >&2
+fi
+swift build --build-tests
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+set +e
+swift test --skip-build --disable-xctest "$@" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+passed=$(grep -c '^✔ Test .* passed' "$log" || true)
+failed=$(grep -c '^✘ Test .* failed' "$log" || true)
+echo "tests: $passed passed, $failed failed"
+exit "$status"
