@@ -19,7 +19,7 @@ set +e
 swift test --skip-build --disable-xctest "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
-passed=$(grep -c '^✔ Test .* passed' "$log" || true)
-failed=$(grep -c '^✘ Test .* failed' "$log" || true)
+passed=$(grep -v '^✔ Test run ' "$log" | grep -c '^✔ Test .* passed' || true)
+failed=$(grep -v '^✘ Test run ' "$log" | grep -c '^✘ Test .* failed' || true)
 echo "tests: $passed passed, $failed failed"
 exit "$status"

@@ -73,9 +73,49 @@ import Testing
             #expect(result.status == 0, "\(name): \(result.stdout)\(result.stderr)")
             let dsl = try String(contentsOf: dir.appendingPathComponent("\(name).dsl"), encoding: .utf8)
             #expect(!dsl.contains("Invalid") && !dsl.contains("Error"), "\(name):\n\(dsl)")
-            if name == "DSDT" { #expect(dsl.contains("_S5")) }
+            if name == "DSDT" {
+                #expect(dsl.contains("Name (_S5, Package (0x04)"))
+                #expect(dsl.contains("EisaId (\"PNP0501\")") && dsl.contains("0x03F8") && dsl.contains("{4}"))
+                #expect(dsl.contains("EisaId (\"PNP0303\")") && dsl.contains("{1}"))
+            }
             if name == "FACP" { #expect(dsl.contains("Hardware Reduced (V5) : 1")) }
             if name == "APIC" { #expect(dsl.components(separatedBy: "Processor Local APIC").count - 1 == 2) }
         }
+    }
+}
+
+@Suite struct AmlTests {
+    @Test func packageLengthEncodings() {
+        #expect(Aml.packageLength(0) == [0x01])
+        #expect(Aml.packageLength(0x3E) == [0x3F])
+        #expect(Aml.packageLength(0x3F) == [0x41, 0x04])  // 0x41 total: two bytes
+        #expect(Aml.packageLength(0xFFD) == [0x4F, 0xFF])
+        #expect(Aml.packageLength(0xFFE) == [0x81, 0x00, 0x01])  // 0x1001 total: three bytes
+    }
+
+    @Test func namesIntegersAndIds() {
+        #expect(Aml.nameString("_S5") == Array("_S5_".utf8))
+        #expect(Aml.nameString("\\_SB") == [0x5C] + Array("_SB_".utf8))
+        #expect(Aml.nameString("\\_SB.COM1") == [0x5C, 0x2E] + Array("_SB_COM1".utf8))
+        #expect(Aml.integer(0).bytes == [0x00])
+        #expect(Aml.integer(1).bytes == [0x01])
+        #expect(Aml.integer(5).bytes == [0x0A, 5])
+        #expect(Aml.integer(0x3F8).bytes == [0x0B, 0xF8, 0x03])
+        #expect(Aml.integer(0xC000_1000).bytes == [0x0C, 0x00, 0x10, 0x00, 0xC0])
+        #expect(Aml.integer(1 << 32).bytes == [0x0E, 0, 0, 0, 0, 1, 0, 0, 0])
+        #expect(Aml.eisaId("PNP0501").bytes == [0x0C, 0x41, 0xD0, 0x05, 0x01])
+        #expect(Aml.eisaId("PNP0303").bytes == [0x0C, 0x41, 0xD0, 0x03, 0x03])
+        #expect(Aml.string("LNRO0005").bytes == [0x0D] + Array("LNRO0005".utf8) + [0])
+    }
+
+    @Test func resourceTemplate() {
+        let template = Aml.resourceTemplate([.io(0x3F8, length: 8), .irqNoFlags(4)])
+        #expect(template.bytes == [0x11, 0x10, 0x0A, 0x0D,
+                                   0x47, 0x01, 0xF8, 0x03, 0xF8, 0x03, 0x01, 0x08,
+                                   0x22, 0x10, 0x00,
+                                   0x79, 0x00])
+        #expect(Aml.Resource.memory32Fixed(0xC000_1000, length: 0x1000).bytes
+            == [0x86, 0x09, 0x00, 0x01, 0x00, 0x10, 0x00, 0xC0, 0x00, 0x10, 0x00, 0x00])
+        #expect(Aml.Resource.interrupt(5).bytes == [0x89, 0x06, 0x00, 0x03, 0x01, 0x05, 0x00, 0x00, 0x00])
     }
 }
