@@ -19,6 +19,9 @@
 #include <unistd.h>
 #include <stdint.h>
 
+// Every pointer passed to or returned by these wrappers is non-null.
+#pragma clang assume_nonnull begin
+
 // MARK: - /dev/kvm (system) ioctls
 
 static inline int ckvm_get_api_version(int kvm) { return ioctl(kvm, KVM_GET_API_VERSION, 0); }
@@ -74,5 +77,7 @@ static inline int ckvm_tcgetattr(int fd, struct termios *t) { return tcgetattr(f
 static inline int ckvm_tcsetattr(int fd, const struct termios *t) { return tcsetattr(fd, TCSANOW, t); }
 static inline void ckvm_cfmakeraw(struct termios *t) { cfmakeraw(t); }
 
+
+#pragma clang assume_nonnull end
 
 #endif

@@ -30,6 +30,23 @@ public struct ByteReader {
         guard has(offset, length) else { return nil }
         return bytes[offset..<(offset + length)]
     }
+
+    // Throwing reads for parsers: a short image is a malformed image, never a trap.
+
+    func required<T>(_ value: T?, _ offset: Int, _ length: Int) throws -> T {
+        guard let value else {
+            throw KernelImageError.malformed("truncated: \(length) bytes at offset 0x\(String(offset, radix: 16)) are past the end")
+        }
+        return value
+    }
+
+    public func u8(at offset: Int) throws -> UInt8 { try required(u8(offset), offset, 1) }
+    public func u16(at offset: Int) throws -> UInt16 { try required(u16(offset), offset, 2) }
+    public func u32(at offset: Int) throws -> UInt32 { try required(u32(offset), offset, 4) }
+    public func u64(at offset: Int) throws -> UInt64 { try required(u64(offset), offset, 8) }
+    public func bytes(at offset: Int, count: Int) throws -> ArraySlice<UInt8> {
+        try required(slice(offset, count), offset, count)
+    }
 }
 
 /// Little-endian writes into a byte buffer being assembled (zero page, tables).

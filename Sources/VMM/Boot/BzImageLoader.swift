@@ -48,26 +48,26 @@ public enum BzImageLoader {
             throw KernelImageError.notAKernel(reason: "no 'HdrS' signature at 0x202")
         }
         guard image.u16(bootFlagOffset) == 0xAA55 else { throw KernelImageError.malformed("boot_flag is not 0xAA55") }
-        let version = image.u16(versionOffset)!
+        let version = try image.u16(at: versionOffset)
         guard version >= minimumProtocol else {
             throw KernelImageError.unsupported(
                 "boot protocol \(version >> 8).\(String(format2: version & 0xFF)) is older than 2.06")
         }
-        var setupSects = Int(image.u8(setupSectsOffset)!)
+        var setupSects = Int(try image.u8(at: setupSectsOffset))
         if setupSects == 0 { setupSects = 4 }
-        let headerEnd = min(0x202 + Int(image.u8(0x201)!), 0x290)
+        let headerEnd = min(0x202 + Int(try image.u8(at: 0x201)), 0x290)
         let header = SetupHeader(
             setupSects: setupSects,
             version: version,
-            loadflags: image.u8(loadflagsOffset)!,
-            xloadflags: version >= 0x020C ? image.u16(xloadflagsOffset)! : 0,
-            initrdAddressMax: image.u32(initrdAddrMaxOffset)!,
-            kernelAlignment: image.u32(kernelAlignmentOffset)!,
-            relocatable: image.u8(relocatableOffset)! != 0,
-            cmdlineSize: image.u32(cmdlineSizeOffset)!,
-            prefAddress: version >= 0x020A ? image.u64(prefAddressOffset)! : X86MemoryLayout.highMemoryStart,
-            initSize: version >= 0x020A ? image.u32(initSizeOffset)! : 0,
-            rawHeader: Array(image.slice(setupSectsOffset, headerEnd - setupSectsOffset)!))
+            loadflags: try image.u8(at: loadflagsOffset),
+            xloadflags: version >= 0x020C ? try image.u16(at: xloadflagsOffset) : 0,
+            initrdAddressMax: try image.u32(at: initrdAddrMaxOffset),
+            kernelAlignment: try image.u32(at: kernelAlignmentOffset),
+            relocatable: try image.u8(at: relocatableOffset) != 0,
+            cmdlineSize: try image.u32(at: cmdlineSizeOffset),
+            prefAddress: version >= 0x020A ? try image.u64(at: prefAddressOffset) : X86MemoryLayout.highMemoryStart,
+            initSize: version >= 0x020A ? try image.u32(at: initSizeOffset) : 0,
+            rawHeader: Array(try image.bytes(at: setupSectsOffset, count: headerEnd - setupSectsOffset)))
         guard header.kernelOffset < image.count else {
             throw KernelImageError.malformed("setup_sects (\(setupSects)) points past the end of the file")
         }

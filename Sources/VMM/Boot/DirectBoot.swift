@@ -53,7 +53,9 @@ public struct DirectBoot {
 
     public func load(into memory: GuestMemory) throws -> Result {
         let loaded = try KernelImage.load(kernel, into: memory)
-        let chosen = bootProtocol ?? loaded.supportedProtocols.first!
+        guard let chosen = bootProtocol ?? loaded.supportedProtocols.first else {
+            throw KernelImageError.unsupported("no entry point this VMM can use")
+        }
         let entry: UInt64
         switch chosen {
         case .linux64:

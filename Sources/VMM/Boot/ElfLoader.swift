@@ -42,15 +42,15 @@ public enum ElfLoader {
         let phentsize: Int
         let phnum: Int
         if is64 {
-            entry = image.u64(0x18)!
-            phoff = image.u64(0x20)!
-            phentsize = Int(image.u16(0x36)!)
-            phnum = Int(image.u16(0x38)!)
+            entry = try image.u64(at: 0x18)
+            phoff = try image.u64(at: 0x20)
+            phentsize = Int(try image.u16(at: 0x36))
+            phnum = Int(try image.u16(at: 0x38))
         } else {
-            entry = UInt64(image.u32(0x18)!)
-            phoff = UInt64(image.u32(0x1C)!)
-            phentsize = Int(image.u16(0x2A)!)
-            phnum = Int(image.u16(0x2C)!)
+            entry = UInt64(try image.u32(at: 0x18))
+            phoff = UInt64(try image.u32(at: 0x1C))
+            phentsize = Int(try image.u16(at: 0x2A))
+            phnum = Int(try image.u16(at: 0x2C))
         }
         guard phentsize >= (is64 ? 56 : 32) else { throw KernelImageError.malformed("program header size \(phentsize)") }
         guard phnum > 0, phnum <= maxProgramHeaders else { throw KernelImageError.malformed("\(phnum) program headers") }
@@ -62,12 +62,12 @@ public enum ElfLoader {
         for i in 0..<phnum {
             let at = Int(phoff) + i * phentsize
             if is64 {
-                segments.append(Segment(type: image.u32(at)!, offset: image.u64(at + 8)!, paddr: image.u64(at + 24)!,
-                                        fileSize: image.u64(at + 32)!, memorySize: image.u64(at + 40)!))
+                segments.append(Segment(type: try image.u32(at: at), offset: try image.u64(at: at + 8), paddr: try image.u64(at: at + 24),
+                                        fileSize: try image.u64(at: at + 32), memorySize: try image.u64(at: at + 40)))
             } else {
-                segments.append(Segment(type: image.u32(at)!, offset: UInt64(image.u32(at + 4)!),
-                                        paddr: UInt64(image.u32(at + 12)!), fileSize: UInt64(image.u32(at + 16)!),
-                                        memorySize: UInt64(image.u32(at + 20)!)))
+                segments.append(Segment(type: try image.u32(at: at), offset: UInt64(try image.u32(at: at + 4)),
+                                        paddr: UInt64(try image.u32(at: at + 12)), fileSize: UInt64(try image.u32(at: at + 16)),
+                                        memorySize: UInt64(try image.u32(at: at + 20))))
             }
         }
 
@@ -84,7 +84,7 @@ public enum ElfLoader {
                 loadStart = min(loadStart, segment.paddr)
                 loadEnd = max(loadEnd, segment.paddr + segment.memorySize)
             case ptNote:
-                if let found = try pvhNote(in: image.slice(Int(segment.offset), Int(segment.fileSize))!) {
+                if let found = try pvhNote(in: try image.bytes(at: Int(segment.offset), count: Int(segment.fileSize))) {
                     pvhEntry = found
                 }
             default:
@@ -125,7 +125,7 @@ public enum ElfLoader {
                 "segment 0x\(String(segment.paddr, radix: 16))-0x\(String(end, radix: 16)) is beyond guest RAM (\(memory.totalSize >> 20) MiB)")
         }
         let target = try memory.slice(at: segment.paddr, length: Int(segment.memorySize))
-        let source = image.slice(Int(segment.offset), Int(segment.fileSize))!
+        let source = try image.bytes(at: Int(segment.offset), count: Int(segment.fileSize))
         source.withUnsafeBytes { target.copyMemory(from: $0) }
         if segment.memorySize > segment.fileSize {
             try memory.zero(at: segment.paddr + segment.fileSize, length: Int(segment.memorySize - segment.fileSize))
@@ -138,19 +138,19 @@ public enum ElfLoader {
         var offset = 0
         func align4(_ n: Int) -> Int { (n + 3) & ~3 }
         while reader.has(offset, 12) {
-            let nameSize = Int(reader.u32(offset)!)
-            let descSize = Int(reader.u32(offset + 4)!)
-            let type = reader.u32(offset + 8)!
+            let nameSize = Int(try reader.u32(at: offset))
+            let descSize = Int(try reader.u32(at: offset + 4))
+            let type = try reader.u32(at: offset + 8)
             let nameAt = offset + 12
             guard nameSize <= reader.count, descSize <= reader.count else { break }
             let descAt = nameAt + align4(nameSize)
             guard reader.has(nameAt, nameSize), reader.has(descAt, descSize) else { break }
-            let name = reader.slice(nameAt, nameSize)!
+            let name = try reader.bytes(at: nameAt, count: nameSize)
             if type == xenElfNotePhys32Entry, Array(name.prefix(3)) == Array("Xen".utf8) {
                 switch descSize {
-                case 4: return reader.u32(descAt)!
+                case 4: return try reader.u32(at: descAt)
                 case 8:
-                    let value = reader.u64(descAt)!
+                    let value = try reader.u64(at: descAt)
                     guard value <= UInt64(UInt32.max) else {
                         throw KernelImageError.malformed("PVH entry 0x\(String(value, radix: 16)) is above 4 GiB")
                     }

@@ -71,7 +71,7 @@ public final class VcpuRunner: @unchecked Sendable {
         let run = vcpu.run
         switch Int32(ckvm_run_exit_reason(run)) {
         case KVM_EXIT_IO:
-            let io = ckvm_run_io(run)!.pointee
+            let io = ckvm_run_io(run).pointee
             let size = Int(io.size)
             let base = UnsafeMutableRawPointer(run) + Int(io.data_offset)
             let port = UInt64(io.port)
@@ -85,7 +85,7 @@ public final class VcpuRunner: @unchecked Sendable {
             }
             return nil
         case KVM_EXIT_MMIO:
-            let mmioExit = ckvm_run_mmio(run)!
+            let mmioExit = ckvm_run_mmio(run)
             let length = min(Int(mmioExit.pointee.len), 8)
             return withUnsafeMutableBytes(of: &mmioExit.pointee.data) { raw -> VmExitReason? in
                 let data = UnsafeMutableRawBufferPointer(rebasing: raw[0..<length])
@@ -104,7 +104,7 @@ public final class VcpuRunner: @unchecked Sendable {
             logger.error("vCPU \(vcpu.id): triple fault (KVM_EXIT_SHUTDOWN)\n\(registerDump())")
             return .tripleFault
         case KVM_EXIT_SYSTEM_EVENT:
-            let event = ckvm_run_system_event(run)!.pointee
+            let event = ckvm_run_system_event(run).pointee
             switch Int32(event.type) {
             case KVM_SYSTEM_EVENT_SHUTDOWN: return .poweroff
             case KVM_SYSTEM_EVENT_RESET: return .reset
@@ -115,12 +115,12 @@ public final class VcpuRunner: @unchecked Sendable {
                 return .vcpuFailure("vCPU \(vcpu.id): unhandled system event \(event.type)")
             }
         case KVM_EXIT_INTERNAL_ERROR:
-            let internalError = ckvm_run_internal(run)!.pointee
+            let internalError = ckvm_run_internal(run).pointee
             let why = Self.internalErrorName(internalError.suberror)
             logger.error("vCPU \(vcpu.id): KVM internal error \(internalError.suberror) (\(why))\n\(registerDump())")
             return .vcpuFailure("vCPU \(vcpu.id): KVM internal error \(internalError.suberror) (\(why))")
         case KVM_EXIT_FAIL_ENTRY:
-            let failure = ckvm_run_fail_entry(run)!.pointee
+            let failure = ckvm_run_fail_entry(run).pointee
             let reason = "0x" + String(failure.hardware_entry_failure_reason, radix: 16)
             logger.error("vCPU \(vcpu.id): VM entry failed, hardware reason \(reason)\n\(registerDump())")
             return .vcpuFailure("vCPU \(vcpu.id): VM entry failed (hardware reason \(reason))")
