@@ -70,6 +70,9 @@ import Testing
         #expect(result.stdout.contains("ttyS0 at I/O 0x3f8"))
         #expect(result.stdout.contains("i8042: PNP: PS/2 Controller [PNP0303:PS2K] at 0x60,0x64"))
         if boot.cpus > 1 { #expect(result.stdout.contains("smpboot: Total of \(boot.cpus) processors activated")) }
+        // CPUID topology: one package holding every vCPU as a core.
+        #expect(result.stdout.contains(try Regex("CPU topo: Max\\. logical packages: +1\\b")))
+        #expect(result.stdout.contains(try Regex("CPU topo: Num\\. cores per package: +\(boot.cpus)\\b")))
         // The boot timer: written through /dev/mem where the kernel has it (the shared test
         // kernel is built without CONFIG_DEVMEM, so its init can only report that).
         switch report["boot_timer"] {

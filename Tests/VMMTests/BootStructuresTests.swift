@@ -123,15 +123,19 @@ import Testing
         let ls = long.sregs(from: .init())
         #expect(ls.cr0 & 0x8000_0001 == 0x8000_0001 && ls.cr4 == 0x20 && ls.cr3 == 0x9000 && ls.efer == 0x500)
         #expect(ls.cs.l == 1 && ls.gdt.base == 0x500 && ls.gdt.limit == 47)
+        #expect(ls.idt.base == 0x530)  // clear of the GDT: 0x500 + 48
         let pvh = VcpuBootState(bootProtocol: .pvh, entry: 0x1_0000)
         #expect(pvh.regs.rbx == 0x6000 && pvh.regs.rip == 0x1_0000 && pvh.regs.rsi == 0)
         let ps = pvh.sregs(from: .init())
         #expect(ps.cr0 & 0x8000_0001 == 1 && ps.cr4 == 0 && ps.efer == 0 && ps.cs.db == 1 && ps.cs.l == 0)
         #expect(ps.tr.limit == 0x67)
         #expect(VcpuBootState.fpu.fcw == 0x37F && VcpuBootState.fpu.mxcsr == 0x1F80)
-        let msrs = VcpuBootState.msrs(supported: [0x174, 0x1A0, 0x2FF])
+        // MTRRdefType follows CPUID (KVM never lists it), the others KVM's MSR list.
+        let mtrr = [CpuidEntry(function: 1, edx: 1 << 12)]
+        let msrs = VcpuBootState.msrs(supported: [0x174, 0x1A0], cpuid: mtrr)
         #expect(msrs.map(\.index) == [0x174, 0x1A0, 0x2FF])
         #expect(msrs.last?.value == 0x806)
+        #expect(VcpuBootState.msrs(supported: [0x174, 0x2FF], cpuid: []).map(\.index) == [0x174])
     }
 
     @Test func lapicLintsAreVirtualWire() {

@@ -28,12 +28,12 @@ import Testing
         #expect(loaded.cmdlineMaxLength == 2047)
     }
 
-    @Test func relocatesLowerWhenPrefAddressDoesNotFit() throws {
-        let memory = try GuestMemory(ranges: X86MemoryLayout.ramRanges(size: 16 << 20))
-        let loaded = try KernelImage.load(TestImages.bzImage(initSize: 0x80_0000), into: memory)
-        #expect(loaded.loadStart == 0x20_0000)  // lowest 2 MiB-aligned address above 1 MiB
-        let fixed = TestImages.bzImage(relocatable: false, initSize: 0x80_0000)
-        #expect(throws: KernelImageError.self) { try KernelImage.load(fixed, into: memory) }
+    /// The decompressor runs at pref_address whatever the load address: init_size must fit there.
+    @Test func needsInitSizeAtPrefAddress() throws {
+        let memory = try GuestMemory(ranges: X86MemoryLayout.ramRanges(size: 24 << 20))
+        #expect(try KernelImage.load(TestImages.bzImage(initSize: 0x80_0000), into: memory).loadEnd == 0x180_0000)
+        #expect(throws: KernelImageError.self) { try KernelImage.load(TestImages.bzImage(initSize: 0x80_1000), into: memory) }
+        #expect(throws: KernelImageError.self) { try KernelImage.load(TestImages.bzImage(prefAddress: 0x8_0000), into: memory) }
     }
 
     @Test func rejectsWhatTheProtocolDoesNotAllow() throws {

@@ -11,9 +11,8 @@ import Testing
             CpuidEntry(function: 1, eax: 0xA0F11, ebx: 0xFF00_0800, ecx: 0x7ED8_3203, edx: 0x178B_FBFF),
             CpuidEntry(function: 4, index: 0, flags: 1, eax: 0x121, ebx: 0x1C0_003F),
             CpuidEntry(function: 4, index: 3, flags: 1, eax: 0x163, ebx: 0x3C0_003F),
+            // What KVM on Linux >= 6.2 reports: sub-leaf 0 only.
             CpuidEntry(function: 0xB, index: 0, flags: 1, eax: 1, ebx: 2, ecx: 0x100, edx: 9),
-            CpuidEntry(function: 0xB, index: 1, flags: 1, eax: 7, ebx: 64, ecx: 0x201, edx: 9),
-            CpuidEntry(function: 0xB, index: 2, flags: 1, eax: 0, ebx: 0, ecx: 2, edx: 9),
             CpuidEntry(function: 0x4000_0000, eax: 0x4000_0001, ebx: 0x4B4D_564B, ecx: 0x564B_4D56, edx: 0x4D),
             CpuidEntry(function: 0x4000_0001, eax: 0x0100_7AFB, edx: 0x5A5A),
             CpuidEntry(function: 0x8000_0008, eax: 0x3030, ecx: 0x7007),
@@ -27,7 +26,7 @@ import Testing
         let cpu2 = topology.cpuid(for: 2, from: Self.table(Self.intelLeaf0))
         let leaf1 = cpu2.first { $0.function == 1 }!
         #expect(leaf1.ebx >> 24 == 2)
-        #expect((leaf1.ebx >> 16) & 0xFF == 3)
+        #expect((leaf1.ebx >> 16) & 0xFF == 4)  // addressable IDs: the next power of two
         #expect(leaf1.ebx & 0xFFFF == 0x0800)  // CLFLUSH size kept
         #expect(leaf1.edx & (1 << 28) != 0)  // HTT: more than one logical processor
         #expect(leaf1.ecx & (1 << 31) != 0)  // hypervisor present
@@ -38,9 +37,13 @@ import Testing
         let invalid = cpu2.first { $0.function == 0xB && $0.index == 2 }!
         #expect(invalid.eax == 0 && invalid.ebx == 0 && invalid.ecx == 2 && invalid.edx == 2)
         let l1 = cpu2.first { $0.function == 4 && $0.index == 0 }!
-        #expect(l1.eax >> 26 == 2 && (l1.eax >> 14) & 0xFFF == 0 && l1.eax & 0x3FFF == 0x121)
+        #expect(l1.eax >> 26 == 3 && (l1.eax >> 14) & 0xFFF == 0 && l1.eax & 0x3FFF == 0x121)
         let l3 = cpu2.first { $0.function == 4 && $0.index == 3 }!
-        #expect((l3.eax >> 14) & 0xFFF == 2)
+        #expect((l3.eax >> 14) & 0xFFF == 3)
+        // Sub-leaves 1 and 2 were synthesized, flagged as indexed.
+        #expect(cpu2.filter { $0.function == 0xB }.map(\.index) == [0, 1, 2])
+        #expect(cpu2.filter { $0.function == 0xB }.allSatisfy { $0.flags == CpuidEntry.significantIndex })
+        #expect(!cpu2.contains { $0.function == 0x1F })  // not reported by KVM: not invented
         // AMD-only leaves untouched on Intel
         #expect(cpu2.first { $0.function == 0x8000_001E }!.eax == 0x99)
     }
@@ -64,7 +67,7 @@ import Testing
         let original = Self.table(Self.amdLeaf0)
         for count in [1, 4] {
             let adjusted = CpuTopology(vcpuCount: count).cpuid(for: 0, from: original)
-            #expect(adjusted.count == original.count)
+            #expect(adjusted.count == original.count + 2)  // 0xB sub-leaves 1 and 2 added
             #expect(adjusted.filter { $0.function >= 0x4000_0000 && $0.function < 0x5000_0000 }
                 == original.filter { $0.function >= 0x4000_0000 && $0.function < 0x5000_0000 })
         }
@@ -76,6 +79,10 @@ import Testing
         let supported = try kvm.supportedCpuid()
         #expect(supported.contains { $0.function == 0x4000_0000 })
         let adjusted = CpuTopology(vcpuCount: 2).cpuid(for: 1, from: supported)
+        if supported.contains(where: { $0.function == 0xB }) {
+            let core = try #require(adjusted.first { $0.function == 0xB && $0.index == 1 })
+            #expect(core.ebx == 2 && core.ecx == 0x201 && core.edx == 1)
+        }
         #expect(adjusted.filter { $0.function >= 0x4000_0000 && $0.function < 0x5000_0000 }
             == supported.filter { $0.function >= 0x4000_0000 && $0.function < 0x5000_0000 })
         #expect(adjusted.first { $0.function == 1 }!.ebx >> 24 == 1)

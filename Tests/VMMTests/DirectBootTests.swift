@@ -28,6 +28,9 @@ import Testing
         #expect(try memory.load(UInt64.self, at: 0x7000 + 0x70) == 0xE0000)
         // GDT, page tables, MP table and RSDP in place
         #expect(try memory.load(UInt64.self, at: 0x500 + 0x10) == SegmentDescriptor.code64.descriptor)
+        #expect(try memory.load(UInt64.self, at: 0x500 + 0x20) == SegmentDescriptor.tss.descriptor)  // not under the IDT
+        #expect(try memory.read(at: X86MemoryLayout.idtAddress, length: 8) == [0, 0, 0, 0, 0, 0, 0, 0])
+        #expect(X86MemoryLayout.idtAddress >= X86MemoryLayout.gdtAddress + UInt64(SegmentDescriptor.gdt(code: .code64).count * 8))
         #expect(try memory.load(UInt64.self, at: 0x9000) == 0xA003)
         #expect(try memory.read(at: 0x9FC00, length: 4) == Array("_MP_".utf8))
         #expect(try memory.read(at: 0xE0000, length: 8) == Array("RSD PTR ".utf8))

@@ -1,6 +1,6 @@
 /// Loads a `bzImage` following the Linux x86 boot protocol (Documentation/arch/x86/boot.rst):
 /// the protected-mode kernel after the real-mode setup sectors, placed at `pref_address`
-/// (or a `kernel_alignment`-aligned address if relocatable), entered at +0x200 in long mode.
+/// with `init_size` bytes free from there, entered at +0x200 in long mode.
 public enum BzImageLoader {
     static let headerMagicOffset = 0x202
     static let headerMagic: [UInt8] = Array("HdrS".utf8)
@@ -83,21 +83,18 @@ public enum BzImageLoader {
             throw KernelImageError.unsupported("bzImage has no 64-bit entry point (XLF_KERNEL_64 not set)")
         }
         let payload = image.bytes[header.kernelOffset...]
+        // The x86-64 decompressor moves itself up to LOAD_PHYSICAL_ADDR (pref_address) when
+        // loaded lower and needs init_size bytes from there: loading anywhere but at
+        // pref_address gains nothing, so the kernel goes there and must fit there.
+        let loadAddress = header.prefAddress
         let footprint = max(UInt64(payload.count), UInt64(header.initSize))
         let alignment = max(UInt64(header.kernelAlignment), 0x1000)
-
-        // pref_address first; a relocatable kernel may go to the lowest aligned address above 1 MiB.
-        var candidates = [header.prefAddress]
-        if header.relocatable {
-            let lowest = (X86MemoryLayout.highMemoryStart + alignment - 1) / alignment * alignment
-            if lowest != header.prefAddress { candidates.append(lowest) }
+        guard loadAddress >= X86MemoryLayout.highMemoryStart, loadAddress % alignment == 0 else {
+            throw KernelImageError.unsupported("pref_address 0x\(String(loadAddress, radix: 16)) is below 1 MiB or not aligned to kernel_alignment")
         }
-        guard let loadAddress = candidates.first(where: {
-            $0 >= X86MemoryLayout.highMemoryStart && footprint <= UInt64(Int.max)
-                && memory.contains($0, length: Int(footprint))
-        }) else {
+        guard footprint <= UInt64(Int.max), memory.contains(loadAddress, length: Int(footprint)) else {
             throw KernelImageError.doesNotFit(
-                "kernel needs \(footprint >> 20) MiB (init_size) at 0x\(String(header.prefAddress, radix: 16)) but guest RAM is \(memory.totalSize >> 20) MiB")
+                "kernel needs \(footprint >> 20) MiB (init_size) at 0x\(String(loadAddress, radix: 16)) but guest RAM is \(memory.totalSize >> 20) MiB")
         }
         try payload.withUnsafeBytes { try memory.write($0, at: loadAddress) }
 

@@ -82,7 +82,11 @@ public struct DirectBoot {
 
         try writeGdt(code: chosen == .linux64 ? .code64 : .code32, memory: memory)
         try memory.zero(at: X86MemoryLayout.idtAddress, length: 8)
-        try memory.write(MpTable.build(vcpuCount: vcpuCount), at: X86MemoryLayout.mpTableAddress)
+        let mpTable = MpTable.build(vcpuCount: vcpuCount)
+        guard mpTable.count <= MpTable.maxSize else {
+            throw GuestMemoryError.outOfBounds(address: X86MemoryLayout.mpTableAddress, length: mpTable.count)
+        }
+        try memory.write(mpTable, at: X86MemoryLayout.mpTableAddress)
         for piece in AcpiTables(vcpuCount: vcpuCount).build() {
             try memory.write(piece.bytes, at: piece.address)
         }

@@ -15,24 +15,35 @@ public struct CpuTopology: Equatable, Sendable {
         return shift
     }
 
+    /// Addressable core IDs per package (a power of two), what leaves 1 and 4 encode.
+    public var addressableIds: UInt32 { 1 << coreIdShift }
+
     /// The CPUID a vCPU sees: KVM's supported table with the topology fields set for
     /// `apicId`. Hypervisor leaves (0x40000000-0x4FFFFFFF) are passed through untouched.
     public func cpuid(for apicId: UInt32, from supported: [CpuidEntry]) -> [CpuidEntry] {
         let count = UInt32(vcpuCount)
         let isAMD = supported.first { $0.function == 0 }.map(Self.isAMD) ?? false
-        return supported.map { original in
+        // KVM (Linux >= 6.2) reports only sub-leaf 0 of the extended topology leaves; the
+        // guest needs the core level too, or it sees one package per vCPU.
+        var table = supported.filter { $0.function != 0xB && $0.function != 0x1F }
+        for leaf: UInt32 in [0xB, 0x1F] where supported.contains(where: { $0.function == leaf }) {
+            for index: UInt32 in 0...2 {
+                table.append(CpuidEntry(function: leaf, index: index, flags: CpuidEntry.significantIndex))
+            }
+        }
+        return table.map { original in
             var entry = original
             switch entry.function {
             case 0x1:
                 // EBX[31:24] initial APIC ID, EBX[23:16] logical processors per package.
-                entry.ebx = (entry.ebx & 0x0000_FFFF) | (apicId << 24) | ((count & 0xFF) << 16)
+                entry.ebx = (entry.ebx & 0x0000_FFFF) | (apicId << 24) | ((addressableIds & 0xFF) << 16)
                 if count > 1 { entry.edx |= 1 << 28 } else { entry.edx &= ~(1 << 28) }  // HTT
                 entry.ecx |= 1 << 31  // running under a hypervisor
             case 0x4 where !isAMD:
                 // EAX[31:26] cores per package - 1; EAX[25:14] threads sharing this cache - 1.
                 let level = (entry.eax >> 5) & 0x7
-                let sharing: UInt32 = level >= 3 ? count - 1 : 0
-                entry.eax = (entry.eax & 0x0000_3FFF) | ((sharing & 0xFFF) << 14) | (((count - 1) & 0x3F) << 26)
+                let sharing: UInt32 = level >= 3 ? addressableIds - 1 : 0
+                entry.eax = (entry.eax & 0x0000_3FFF) | ((sharing & 0xFFF) << 14) | (((addressableIds - 1) & 0x3F) << 26)
             case 0xB, 0x1F:
                 entry.edx = apicId
                 switch entry.index {

@@ -74,17 +74,23 @@ public struct VcpuBootState {
         return fpu
     }
 
+    static let mtrrDefType: UInt32 = 0x2FF
+
     /// MSRs a freshly booted kernel expects cleared or set, as Firecracker and Cloud
-    /// Hypervisor set them. Only those the host lists as supported are written.
-    public static func msrs(supported: Set<UInt32>) -> [(index: UInt32, value: UInt64)] {
-        let wanted: [(UInt32, UInt64)] = [
+    /// Hypervisor set them. Those in KVM's save/restore list are written when listed;
+    /// MTRRdefType is not in that list but is emulated whenever CPUID offers MTRRs, and
+    /// without it the guest runs with MTRRs (and, before Linux 6.2, PAT) disabled.
+    public static func msrs(supported: Set<UInt32>, cpuid: [CpuidEntry]) -> [(index: UInt32, value: UInt64)] {
+        let listed: [(UInt32, UInt64)] = [
             (0x174, 0), (0x175, 0), (0x176, 0),  // IA32_SYSENTER_CS/ESP/EIP
             (0xC000_0081, 0), (0xC000_0082, 0), (0xC000_0083, 0), (0xC000_0084, 0),  // STAR, LSTAR, CSTAR, SFMASK
             (0xC000_0102, 0),  // KERNEL_GS_BASE
             (0x1A0, 1),  // IA32_MISC_ENABLE: fast strings
-            (0x2FF, (1 << 11) | 6),  // MTRRdefType: enabled, write-back
         ]
-        return wanted.filter { supported.contains($0.0) }.map { (index: $0.0, value: $0.1) }
+        var msrs = listed.filter { supported.contains($0.0) }.map { (index: $0.0, value: $0.1) }
+        let hasMtrr = cpuid.contains { $0.function == 1 && $0.edx & (1 << 12) != 0 }
+        if hasMtrr { msrs.append((index: mtrrDefType, value: (1 << 11) | 6)) }  // enabled, write-back
+        return msrs
     }
 
     static let lvt0Offset = 0x350
@@ -110,7 +116,7 @@ public struct VcpuBootState {
     /// Applies everything to a vCPU that has not run yet.
     public func apply(to vcpu: Vcpu, cpuid: [CpuidEntry], supportedMsrs: Set<UInt32>) throws {
         try vcpu.setCpuid(cpuid)
-        try vcpu.setMsrs(Self.msrs(supported: supportedMsrs))
+        try vcpu.setMsrs(Self.msrs(supported: supportedMsrs, cpuid: cpuid))
         try vcpu.setRegs(regs)
         try vcpu.setSregs(sregs(from: vcpu.getSregs()))
         try vcpu.setFpu(Self.fpu)

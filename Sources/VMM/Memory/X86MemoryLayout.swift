@@ -8,7 +8,8 @@ public enum X86MemoryLayout {
 
     // Low-memory boot structures (all inside the first 640 KiB).
     public static let gdtAddress: UInt64 = 0x500
-    public static let idtAddress: UInt64 = 0x520
+    /// Right after the six 8-byte GDT entries (null, null, code, data, 16-byte TSS).
+    public static let idtAddress: UInt64 = 0x530
     public static let pvhStartInfoAddress: UInt64 = 0x6000
     public static let pvhModuleListAddress: UInt64 = 0x6040
     public static let pvhMemoryMapAddress: UInt64 = 0x6080
