@@ -3,6 +3,7 @@
 set -euo pipefail
 packages=(
   gcc libc6-dev binutils      # the probe guest (gcc -m32 -ffreestanding) and the C shim
+  libaio-dev                  # virtio-blk's Linux AIO engine
   busybox-static cpio         # the end-to-end test initramfs
   xz-utils file               # the shared guest kernel is xz-compressed
   acpica-tools                # iasl: validates the ACPI tables in the tests

@@ -22,6 +22,11 @@ public final class MicroVM: @unchecked Sendable {
     let mmio = Bus()
     let serial: Serial8250
     let runners: [VcpuRunner]
+    /// The virtio-mmio devices, in slot order (disks first, then the rng).
+    public let virtioDevices: [VirtioMmioTransport]
+    public let virtioSlots: [VirtioMmioSlot]
+    /// The command line the guest actually got (with virtio_mmio.device= entries when asked).
+    public let kernelCmdline: String
     private var console: ConsoleInput?
     private var started = false
     private var shutDown = false
@@ -42,8 +47,25 @@ public final class MicroVM: @unchecked Sendable {
 
         memory = try GuestMemory(ranges: X86MemoryLayout.ramRanges(size: UInt64(config.memoryMiB) << 20))
         try vm.register(memory)
-        let direct = DirectBoot(kernel: kernelImage, initrd: initrd, cmdline: config.cmdline,
-                                vcpuCount: config.vcpuCount, bootProtocol: config.bootProtocol)
+
+        // virtio devices: open every backend before anything boots, so a bad disk is a clean error.
+        var devices: [any VirtioDevice] = []
+        for (disk, id) in zip(config.disks, config.diskIds) {
+            let backend = try BlockBackend(path: disk.path, readOnly: disk.readOnly, direct: disk.direct)
+            devices.append(try VirtioBlock(backend: backend, serial: id, engine: disk.engine, logger: logger))
+        }
+        if config.rng { devices.append(VirtioRng(logger: logger)) }
+        let slots = devices.indices.map { VirtioMmioSlot(index: $0) }
+        virtioSlots = slots
+        var cmdline = config.cmdline
+        if config.virtioDiscovery == .cmdline {
+            cmdline += slots.map { " " + $0.kernelParameter }.joined()
+        }
+        kernelCmdline = cmdline
+
+        let direct = DirectBoot(kernel: kernelImage, initrd: initrd, cmdline: cmdline,
+                                vcpuCount: config.vcpuCount, bootProtocol: config.bootProtocol,
+                                acpiVirtioSlots: config.virtioDiscovery == .acpi ? slots : [])
         boot = try direct.load(into: memory)
         logger.debug("kernel \(boot.kernel.format.rawValue) loaded at 0x\(String(boot.kernel.loadStart, radix: 16))-0x\(String(boot.kernel.loadEnd, radix: 16)), entry 0x\(String(boot.entry, radix: 16)) via \(boot.bootProtocol.rawValue)")
 
@@ -70,6 +92,19 @@ public final class MicroVM: @unchecked Sendable {
         try pio.insert(AcpiPowerRegisters { event in lifecycle.stop(event == .poweroff ? .poweroff : .reset) },
                        base: AcpiPowerRegisters.port, length: 1)
         try mmio.insert(BootTimer(logger: logger), base: BootTimer.address, length: BootTimer.size)
+
+        var transports: [VirtioMmioTransport] = []
+        for (device, slot) in zip(devices, slots) {
+            let irq = try EventFd()
+            try vm.registerIrqfd(irq, gsi: slot.gsi)
+            let transport = try VirtioMmioTransport(device: device, memory: memory,
+                                                    interrupt: VirtioInterrupt(eventFd: irq), logger: logger)
+            try mmio.insert(transport, base: slot.base, length: VirtioMmioSlot.windowSize)
+            try transport.registerIoeventfds(vm, base: slot.base)
+            try transport.attach(to: loop)
+            transports.append(transport)
+        }
+        virtioDevices = transports
 
         // vCPUs: KVM's CPUID with our topology, boot registers for the chosen protocol.
         let supportedCpuid = try kvm.supportedCpuid()

@@ -24,6 +24,27 @@ public struct VmConfig: Sendable, Equatable {
     public var serial: SerialOutput
     /// nil: the kernel's preferred entry (64-bit Linux boot protocol, else PVH).
     public var bootProtocol: BootProtocol?
+    public var disks: [DiskConfig] = []
+    public var rng = false
+    public var virtioDiscovery: VirtioDiscovery = .acpi
+
+    /// How the guest finds its virtio-mmio devices.
+    public enum VirtioDiscovery: String, Sendable, CaseIterable {
+        /// One LNRO0005 device per slot in the DSDT: needs no kernel option, works with
+        /// kernels built without VIRTIO_MMIO_CMDLINE_DEVICES (Debian's cloud kernel).
+        case acpi
+        /// `virtio_mmio.device=<size>@<addr>:<irq>` on the kernel command line, as
+        /// Firecracker does. The IRQ is an ISA interrupt number, which a kernel maps only
+        /// through the MP table (boot it with `acpi=off`): on a hardware-reduced ACPI
+        /// platform Linux maps no interrupt that ACPI does not describe.
+        case cmdline
+    }
+
+    /// Most virtio-mmio devices: one per free IOAPIC pin from 5 to 23.
+    public static let maxVirtioDevices = 19
+
+    /// Each disk's serial: its `id`, or "disk<N>".
+    public var diskIds: [String] { disks.enumerated().map { $1.id ?? "disk\($0)" } }
 
     public init(kernelPath: String, initrdPath: String? = nil, cmdline: String = VmConfig.defaultCmdline,
                 vcpuCount: Int = 1, memoryMiB: Int = 128, serial: SerialOutput = .stdio,
@@ -40,6 +61,8 @@ public struct VmConfig: Sendable, Equatable {
     public enum ValidationError: Error, CustomStringConvertible, Equatable {
         case vcpuCount(Int, hostMax: Int)
         case memory(Int)
+        case tooManyDevices(Int)
+        case duplicateDiskId(String)
 
         public var description: String {
             switch self {
@@ -48,6 +71,10 @@ public struct VmConfig: Sendable, Equatable {
                     + (hostMax < VmConfig.maxVcpus ? " (KVM on this host allows \(hostMax))" : "")
             case .memory(let mib):
                 return "invalid memory size \(mib) MiB: must be between \(VmConfig.minMemoryMiB) and \(VmConfig.maxMemoryMiB) MiB"
+            case .tooManyDevices(let n):
+                return "too many virtio devices (\(n)): at most \(VmConfig.maxVirtioDevices)"
+            case .duplicateDiskId(let id):
+                return "two disks have the id '\(id)'"
             }
         }
     }
@@ -60,5 +87,9 @@ public struct VmConfig: Sendable, Equatable {
         guard memoryMiB >= Self.minMemoryMiB, memoryMiB <= Self.maxMemoryMiB else {
             throw ValidationError.memory(memoryMiB)
         }
+        let deviceCount = disks.count + (rng ? 1 : 0)
+        guard deviceCount <= Self.maxVirtioDevices else { throw ValidationError.tooManyDevices(deviceCount) }
+        var seen = Set<String>()
+        for id in diskIds where !seen.insert(id).inserted { throw ValidationError.duplicateDiskId(id) }
     }
 }

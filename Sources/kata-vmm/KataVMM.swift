@@ -41,6 +41,17 @@ struct KataVMM: ParsableCommand {
     @Option(name: .customLong("boot-protocol"), help: "Kernel entry: auto, linux64 (boot_params) or pvh.")
     var bootProtocol: String = "auto"
 
+    @Option(name: .customLong("disk"), help: ArgumentHelp(
+        "A virtio-blk disk (repeatable).", valueName: "path=PATH[,readonly=on][,id=ID][,engine=sync|aio][,direct=on]"))
+    var disks: [String] = []
+
+    @Flag(help: "Attach a virtio-rng device (entropy from the host's getrandom).")
+    var rng = false
+
+    @Option(name: .customLong("virtio-discovery"),
+            help: "How the guest finds virtio devices: acpi (DSDT) or cmdline (virtio_mmio.device=; boot the guest with acpi=off).")
+    var virtioDiscovery: String = "acpi"
+
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = "info"
 
@@ -53,6 +64,10 @@ struct KataVMM: ParsableCommand {
     func validate() throws {
         _ = try parsedSerial()
         _ = try parsedBootProtocol()
+        _ = try parsedDisks()
+        guard VmConfig.VirtioDiscovery(rawValue: virtioDiscovery) != nil else {
+            throw ValidationError("invalid --virtio-discovery '\(virtioDiscovery)': use acpi or cmdline")
+        }
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError("invalid --log-level '\(logLevel)'")
         }
@@ -64,6 +79,14 @@ struct KataVMM: ParsableCommand {
         case "none": return .none
         case let s where s.hasPrefix("file:") && s.count > 5: return .file(String(s.dropFirst(5)))
         default: throw ValidationError("invalid --serial '\(serial)': use stdio, file:PATH or none")
+        }
+    }
+
+    func parsedDisks() throws -> [DiskConfig] {
+        try disks.map { spec in
+            do { return try DiskConfig.parse(spec) } catch let error as DiskConfig.ParseError {
+                throw ValidationError(error.description)
+            }
         }
     }
 
@@ -83,8 +106,11 @@ struct KataVMM: ParsableCommand {
             return handler
         }
         let logger = Logger(label: "kata-vmm")
-        let config = VmConfig(kernelPath: kernel, initrdPath: initrd, cmdline: cmdline, vcpuCount: cpus,
+        var config = VmConfig(kernelPath: kernel, initrdPath: initrd, cmdline: cmdline, vcpuCount: cpus,
                               memoryMiB: memory, serial: try parsedSerial(), bootProtocol: try parsedBootProtocol())
+        config.disks = try parsedDisks()
+        config.rng = rng
+        config.virtioDiscovery = VmConfig.VirtioDiscovery(rawValue: virtioDiscovery) ?? .acpi
 
         // SIGINT/SIGTERM/SIGHUP stop the VM cleanly; they are taken by sigwait on a thread
         // of their own, so they are blocked everywhere else (threads inherit the mask).

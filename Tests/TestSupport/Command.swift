@@ -7,13 +7,17 @@ public enum Command {
         public var status: Int32
         /// True when the deadline passed and the process was sent SIGTERM (then SIGKILL).
         public var timedOut: Bool
+        /// True when `killOn` appeared in stdout and the process was sent SIGKILL.
+        public var killedOnMarker = false
         public var stdout: String
         public var stderr: String
         public var elapsed: Double
     }
 
+    /// `killOn`: SIGKILL the process as soon as this text appears on its stdout (crash tests).
     public static func run(_ executable: String, _ arguments: [String], stdin: String? = nil,
-                           timeout: Double = 120, environment: [String: String]? = nil) throws -> Result {
+                           timeout: Double = 120, environment: [String: String]? = nil,
+                           killOn marker: String? = nil) throws -> Result {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
@@ -37,8 +41,19 @@ public enum Command {
             try? input.fileHandleForWriting.close()
         }
         var timedOut = false
+        var killedOnMarker = false
         let deadline = start.addingTimeInterval(timeout)
+        let reader = marker == nil ? nil : try FileHandle(forReadingFrom: outFile)
+        var seen = Data()
         while process.isRunning {
+            if let marker, let reader {
+                seen.append(reader.availableData)
+                if String(decoding: seen, as: UTF8.self).contains(marker) {
+                    kill(process.processIdentifier, SIGKILL)
+                    killedOnMarker = true
+                    break
+                }
+            }
             if Date() > deadline {
                 timedOut = true
                 process.terminate()
@@ -52,7 +67,7 @@ public enum Command {
         process.waitUntilExit()
         let out = (try? String(contentsOf: outFile, encoding: .utf8)) ?? ""
         let err = (try? String(contentsOf: errFile, encoding: .utf8)) ?? ""
-        return Result(status: process.terminationStatus, timedOut: timedOut, stdout: out, stderr: err,
-                      elapsed: Date().timeIntervalSince(start))
+        return Result(status: process.terminationStatus, timedOut: timedOut, killedOnMarker: killedOnMarker,
+                      stdout: out, stderr: err, elapsed: Date().timeIntervalSince(start))
     }
 }

@@ -89,6 +89,17 @@ public enum Fixtures {
         }
     }
 
+    /// The virtio end-to-end initramfs: one static /init (guest/virtio-test).
+    public static func virtioInitramfs() throws -> URL {
+        try once("virtio-initramfs") {
+            let out = scratch.appendingPathComponent("virtio.cpio")
+            let script = packageRoot.appendingPathComponent("guest/virtio-test/build-initramfs.sh").path
+            let result = try Command.run("/bin/bash", [script, out.path])
+            guard result.status == 0 else { throw FixtureError("building the virtio initramfs failed:\n\(result.stderr)") }
+            return out
+        }
+    }
+
     /// Debian's cloud kernel bzImage that .ci/run unpacks (KATA_TEST_DEBIAN_BZIMAGE).
     public static var debianBzImage: URL? {
         guard let path = ProcessInfo.processInfo.environment["KATA_TEST_DEBIAN_BZIMAGE"],

@@ -6,7 +6,15 @@
 #ifndef CKVM_H
 #define CKVM_H
 
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+
 #include <linux/kvm.h>
+#include <linux/fs.h>
+#include <linux/falloc.h>
+#include <fcntl.h>
+#include <libaio.h>
 #include <sys/ioctl.h>
 #include <sys/eventfd.h>
 #include <sys/epoll.h>
@@ -18,6 +26,8 @@
 #include <termios.h>
 #include <unistd.h>
 #include <stdint.h>
+#include <sys/random.h>
+#include <sys/uio.h>
 
 // Every pointer passed to or returned by these wrappers is non-null.
 #pragma clang assume_nonnull begin
@@ -68,6 +78,17 @@ static inline typeof(((struct kvm_run *)0)->mmio) *ckvm_run_mmio(struct kvm_run 
 static inline typeof(((struct kvm_run *)0)->system_event) *ckvm_run_system_event(struct kvm_run *run) { return &run->system_event; }
 static inline typeof(((struct kvm_run *)0)->internal) *ckvm_run_internal(struct kvm_run *run) { return &run->internal; }
 static inline typeof(((struct kvm_run *)0)->fail_entry) *ckvm_run_fail_entry(struct kvm_run *run) { return &run->fail_entry; }
+
+// MARK: - Block devices and files
+
+static inline int ckvm_blkgetsize64(int fd, uint64_t *size) { return ioctl(fd, BLKGETSIZE64, size); }
+static inline int ckvm_fallocate(int fd, int mode, off_t offset, off_t length) { return fallocate(fd, mode, offset, length); }
+
+// MARK: - Memory ordering for rings shared with the guest (virtio)
+
+static inline void ckvm_fence_acquire(void) { __atomic_thread_fence(__ATOMIC_ACQUIRE); }
+static inline void ckvm_fence_release(void) { __atomic_thread_fence(__ATOMIC_RELEASE); }
+static inline void ckvm_fence_full(void) { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
 
 // MARK: - Syscalls and macros Swift cannot reach
 

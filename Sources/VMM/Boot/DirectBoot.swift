@@ -32,14 +32,17 @@ public struct DirectBoot {
     public var vcpuCount: Int
     /// nil: the image's preferred protocol (64-bit entry, else PVH).
     public var bootProtocol: BootProtocol?
+    /// virtio-mmio devices the ACPI tables describe.
+    public var acpiVirtioSlots: [VirtioMmioSlot]
 
     public init(kernel: [UInt8], initrd: [UInt8]? = nil, cmdline: String, vcpuCount: Int,
-                bootProtocol: BootProtocol? = nil) {
+                bootProtocol: BootProtocol? = nil, acpiVirtioSlots: [VirtioMmioSlot] = []) {
         self.kernel = kernel
         self.initrd = initrd
         self.cmdline = cmdline
         self.vcpuCount = vcpuCount
         self.bootProtocol = bootProtocol
+        self.acpiVirtioSlots = acpiVirtioSlots
     }
 
     /// What was placed where; the VMM logs it and tests check it.
@@ -87,7 +90,7 @@ public struct DirectBoot {
             throw GuestMemoryError.outOfBounds(address: X86MemoryLayout.mpTableAddress, length: mpTable.count)
         }
         try memory.write(mpTable, at: X86MemoryLayout.mpTableAddress)
-        for piece in AcpiTables(vcpuCount: vcpuCount).build() {
+        for piece in AcpiTables(vcpuCount: vcpuCount, virtioSlots: acpiVirtioSlots).build() {
             try memory.write(piece.bytes, at: piece.address)
         }
 

@@ -38,8 +38,11 @@ public enum X86MemoryLayout {
     public static let mmioGapEnd: UInt64 = 4 * gib
     /// Firecracker-compatible boot-timer device: the first page of the MMIO gap.
     public static let bootTimerAddress: UInt64 = mmioGapStart
-    /// Where later virtio-mmio devices are placed, one 4 KiB slot each.
+    /// Where virtio-mmio devices are placed, one 4 KiB slot each.
     public static let virtioMmioStart: UInt64 = mmioGapStart + 0x1000
+    public static let virtioMmioSlotSize: UInt64 = 0x1000
+    /// First interrupt line for virtio-mmio devices (1 is the i8042's, 4 the UART's).
+    public static let virtioFirstGsi: UInt32 = 5
     public static let ioapicAddress: UInt64 = 0xFEC0_0000
     public static let lapicAddress: UInt64 = 0xFEE0_0000
     /// KVM's private pages for Intel real-mode emulation (3 pages TSS + 1 identity map).

@@ -13,10 +13,13 @@ public struct AcpiTables {
 
     public let vcpuCount: Int
     public let ioapicId: UInt8
+    /// virtio-mmio devices to describe (LNRO0005), for discovery through ACPI.
+    public let virtioSlots: [VirtioMmioSlot]
 
-    public init(vcpuCount: Int) {
+    public init(vcpuCount: Int, virtioSlots: [VirtioMmioSlot] = []) {
         self.vcpuCount = vcpuCount
         self.ioapicId = MpTable.ioapicId(vcpuCount: vcpuCount)
+        self.virtioSlots = virtioSlots
     }
 
     /// The standard 36-byte table header; length and checksum are filled by `finish`.
@@ -56,13 +59,28 @@ public struct AcpiTables {
     /// PS/2 controller get their interrupts only because they are described here.
     public func dsdt() -> [UInt8] {
         var table = Self.header(signature: "DSDT", revision: 2)
-        table.append(Self.definitionBlock.flatMap(\.bytes))
+        table.append(definitionBlock.flatMap(\.bytes))
         return Self.finish(table)
     }
 
-    static var definitionBlock: [Aml.Term] {
+    /// One virtio-mmio device as Linux's virtio_mmio driver matches it over ACPI.
+    static func virtioDevice(_ index: Int, _ slot: VirtioMmioSlot) -> Aml.Term {
+        let hex = String(index, radix: 16, uppercase: true)
+        let name = "V" + String(repeating: "0", count: max(0, 3 - hex.count)) + hex
+        return Aml.device(name, [
+            Aml.name("_HID", Aml.string("LNRO0005")),
+            Aml.name("_UID", Aml.integer(UInt64(index))),
+            Aml.name("_CCA", Aml.integer(1)),  // cache-coherent DMA
+            Aml.name("_CRS", Aml.resourceTemplate([
+                .memory32Fixed(UInt32(slot.base), length: UInt32(VirtioMmioSlot.windowSize)),
+                .interrupt(slot.gsi),
+            ])),
+        ])
+    }
+
+    var definitionBlock: [Aml.Term] {
         [
-            Aml.name("_S5", Aml.package([Aml.integer(UInt64(s5SleepType)), Aml.integer(0), Aml.integer(0), Aml.integer(0)])),
+            Aml.name("_S5", Aml.package([Aml.integer(UInt64(Self.s5SleepType)), Aml.integer(0), Aml.integer(0), Aml.integer(0)])),
             Aml.scope("\\_SB", [
                 Aml.device("COM1", [
                     Aml.name("_HID", Aml.eisaId("PNP0501")),
@@ -73,7 +91,7 @@ public struct AcpiTables {
                     Aml.name("_HID", Aml.eisaId("PNP0303")),
                     Aml.name("_CRS", Aml.resourceTemplate([.io(0x60, length: 1), .io(0x64, length: 1), .irqNoFlags(1)])),
                 ]),
-            ]),
+            ] + virtioSlots.enumerated().map { Self.virtioDevice($0, $1) }),
         ]
     }
 

@@ -1,0 +1,231 @@
+import Logging
+import Synchronization
+import VMM
+
+/// The virtio-mmio transport, register layout version 2 (virtio 1.2, 4.2.2): one 512-byte
+/// window per device. Register accesses come from vCPU threads; queue notifications arrive
+/// as eventfd signals (from KVM's ioeventfd, or from a QueueNotify write that reached us)
+/// and are processed on the event loop, under the same lock as the registers.
+public final class VirtioMmioTransport: BusDevice, @unchecked Sendable {
+    public static let windowSize: UInt64 = 0x200
+    public static let queueNotifyOffset: UInt64 = 0x50
+    static let magic: UInt32 = 0x7472_6976  // "virt"
+    static let version: UInt32 = 2
+    static let vendorId: UInt32 = 0x5354_414B  // "KATS"
+
+    public let device: any VirtioDevice
+    public let interrupt: VirtioInterrupt
+    /// One eventfd per queue: the doorbell the driver rings through QueueNotify.
+    public let notifiers: [EventFd]
+    let memory: GuestMemory
+    let logger: Logger
+
+    private struct State {
+        var status: UInt32 = 0
+        var deviceFeaturesSelect: UInt32 = 0
+        var driverFeaturesSelect: UInt32 = 0
+        var driverFeatures: UInt64 = 0
+        var queueSelect: UInt32 = 0
+        var active = false
+        var configGeneration: UInt32 = 0
+    }
+
+    private let state = Mutex(State())
+    private let queues: [VirtQueue]
+
+    public init(device: any VirtioDevice, memory: GuestMemory, interrupt: VirtioInterrupt, logger: Logger) throws {
+        self.device = device
+        self.memory = memory
+        self.interrupt = interrupt
+        self.logger = logger
+        queues = device.queueMaxSizes.map { VirtQueue(maxSize: $0) }
+        notifiers = try queues.map { _ in try EventFd() }
+    }
+
+    public var isActive: Bool { state.withLock { $0.active } }
+    public var status: UInt32 { state.withLock { $0.status } }
+
+    /// Hooks the queue doorbells (and the backend's completions) into the event loop.
+    public func attach(to loop: EventLoop) throws {
+        for (index, notifier) in notifiers.enumerated() {
+            try loop.add(fd: notifier.fd.rawValue, events: EventLoop.readable) { [weak self] _ in
+                notifier.consume()
+                self?.notified(queue: index)
+            }
+        }
+        if let events = device.backendEvents {
+            try loop.add(fd: events.fd.rawValue, events: EventLoop.readable) { [weak self] _ in
+                self?.backendEventsFired()
+            }
+        }
+    }
+
+    /// Registers each queue's doorbell as a KVM ioeventfd on QueueNotify (datamatch = the
+    /// queue index), so that a notification costs no exit to the VMM.
+    public func registerIoeventfds(_ vm: Vm, base: UInt64) throws {
+        for (index, notifier) in notifiers.enumerated() {
+            try vm.registerIoeventfd(notifier, address: base + Self.queueNotifyOffset, length: 4, isPio: false,
+                                     datamatch: UInt64(index))
+        }
+    }
+
+    private func backendEventsFired() {
+        state.withLock { s in
+            guard s.active, s.status & VirtioStatus.deviceNeedsReset == 0 else {
+                device.backendEvents?.consume()
+                return
+            }
+            do {
+                try device.processBackendEvents()
+            } catch {
+                logger.error("virtio-\(device.deviceType) backend: \(error); the device needs a reset")
+                s.status |= VirtioStatus.deviceNeedsReset
+                interrupt.signal(VirtioInterrupt.configChange)
+            }
+        }
+    }
+
+    /// Runs the device's queue processing if the device is live. A queue the device
+    /// cannot use any more (its rings broken, not just one bad request) puts the device in
+    /// DEVICE_NEEDS_RESET and tells the driver with a configuration interrupt.
+    public func notified(queue index: Int) {
+        state.withLock { s in
+            guard s.active, s.status & VirtioStatus.deviceNeedsReset == 0 else { return }
+            do {
+                try device.process(queue: index)
+            } catch {
+                logger.error("virtio-\(device.deviceType) queue \(index): \(error); the device needs a reset")
+                s.status |= VirtioStatus.deviceNeedsReset
+                interrupt.signal(VirtioInterrupt.configChange)
+            }
+        }
+    }
+
+    private var selectedQueue: VirtQueue? {
+        let index = Int(state.withLock { $0.queueSelect })
+        return index < queues.count ? queues[index] : nil
+    }
+
+    public func read(offset: UInt64, data: UnsafeMutableRawBufferPointer) {
+        if offset >= 0x100 {
+            device.readConfig(offset: Int(offset - 0x100), into: data)
+            return
+        }
+        guard data.count == 4 else {
+            for i in data.indices { data[i] = 0 }
+            return
+        }
+        let value: UInt32 = state.withLock { s in
+            let queue = Int(s.queueSelect) < queues.count ? queues[Int(s.queueSelect)] : nil
+            switch offset {
+            case 0x000: return Self.magic
+            case 0x004: return Self.version
+            case 0x008: return device.deviceType.rawValue
+            case 0x00C: return Self.vendorId
+            case 0x010:
+                let features = device.offeredFeatures
+                return s.deviceFeaturesSelect == 0 ? UInt32(truncatingIfNeeded: features)
+                    : s.deviceFeaturesSelect == 1 ? UInt32(truncatingIfNeeded: features >> 32) : 0
+            case 0x034: return UInt32(queue?.maxSize ?? 0)
+            case 0x044: return queue?.ready == true ? 1 : 0
+            case 0x060: return interrupt.status
+            case 0x070: return s.status
+            case 0x0FC: return s.configGeneration
+            default: return 0
+            }
+        }
+        data.storeBytes(of: value.littleEndian, as: UInt32.self)
+    }
+
+    public func write(offset: UInt64, data: UnsafeRawBufferPointer) {
+        if offset >= 0x100 {
+            state.withLock { s in
+                guard s.status & VirtioStatus.driverOk == 0 || s.active else { return }
+                device.writeConfig(offset: Int(offset - 0x100), from: data)
+            }
+            return
+        }
+        guard data.count == 4 else { return }
+        let value = UInt32(littleEndian: data.loadUnaligned(as: UInt32.self))
+        if offset == Self.queueNotifyOffset {
+            if Int(value) < notifiers.count { notifiers[Int(value)].signal() }
+            return
+        }
+        state.withLock { s in
+            let queue = Int(s.queueSelect) < queues.count ? queues[Int(s.queueSelect)] : nil
+            // Queue and feature setup is only allowed before DRIVER_OK (and features before FEATURES_OK).
+            let configuring = s.status & VirtioStatus.driverOk == 0
+            let featuresOpen = configuring && s.status & VirtioStatus.featuresOk == 0
+            switch offset {
+            case 0x014: s.deviceFeaturesSelect = value
+            case 0x020:
+                guard featuresOpen else { return }
+                switch s.driverFeaturesSelect {
+                case 0: s.driverFeatures = (s.driverFeatures & ~0xFFFF_FFFF) | UInt64(value)
+                case 1: s.driverFeatures = (s.driverFeatures & 0xFFFF_FFFF) | UInt64(value) << 32
+                default: break
+                }
+            case 0x024: s.driverFeaturesSelect = value
+            case 0x030: s.queueSelect = value
+            case 0x038: if configuring, let queue { queue.size = UInt16(truncatingIfNeeded: min(value, 0x8000)) }
+            case 0x044: if configuring, let queue { queue.ready = value == 1 }
+            case 0x064: interrupt.acknowledge(value)
+            case 0x070: setStatus(value, &s)
+            case 0x080: if configuring, let queue { queue.descriptorTable = low(queue.descriptorTable, value) }
+            case 0x084: if configuring, let queue { queue.descriptorTable = high(queue.descriptorTable, value) }
+            case 0x090: if configuring, let queue { queue.availableRing = low(queue.availableRing, value) }
+            case 0x094: if configuring, let queue { queue.availableRing = high(queue.availableRing, value) }
+            case 0x0A0: if configuring, let queue { queue.usedRing = low(queue.usedRing, value) }
+            case 0x0A4: if configuring, let queue { queue.usedRing = high(queue.usedRing, value) }
+            default: break
+            }
+        }
+    }
+
+    private func low(_ old: UInt64, _ value: UInt32) -> UInt64 { (old & ~0xFFFF_FFFF) | UInt64(value) }
+    private func high(_ old: UInt64, _ value: UInt32) -> UInt64 { (old & 0xFFFF_FFFF) | UInt64(value) << 32 }
+
+    /// The status state machine (virtio 1.2, 3.1.1): 0 resets; bits are only added.
+    private func setStatus(_ value: UInt32, _ s: inout State) {
+        if value == 0 {
+            resetLocked(&s)
+            return
+        }
+        let added = value & ~s.status
+        guard value & s.status == s.status else { return }  // the driver may not clear bits
+        if added & VirtioStatus.featuresOk != 0 {
+            let offered = device.offeredFeatures
+            // Only features we offered, and virtio 1.x: anything else is not accepted.
+            if s.driverFeatures & ~offered != 0 || s.driverFeatures & VirtioFeature.version1 == 0 {
+                s.status = value & ~VirtioStatus.featuresOk
+                return
+            }
+        }
+        s.status = value
+        if added & VirtioStatus.driverOk != 0 {
+            guard s.status & VirtioStatus.featuresOk != 0, queues.allSatisfy({ !$0.ready || $0.isValid(memory: memory) }) else {
+                logger.warning("virtio-\(device.deviceType): driver set DRIVER_OK with invalid features or queues")
+                s.status |= VirtioStatus.deviceNeedsReset
+                interrupt.signal(VirtioInterrupt.configChange)
+                return
+            }
+            for queue in queues { queue.activate(features: s.driverFeatures) }
+            do {
+                try device.activate(VirtioDeviceContext(memory: memory, queues: queues, interrupt: interrupt,
+                                                        features: s.driverFeatures))
+                s.active = true
+            } catch {
+                logger.error("virtio-\(device.deviceType): activation failed: \(error)")
+                s.status |= VirtioStatus.deviceNeedsReset
+                interrupt.signal(VirtioInterrupt.configChange)
+            }
+        }
+    }
+
+    private func resetLocked(_ s: inout State) {
+        if s.active { device.reset() }
+        for queue in queues { queue.reset() }
+        interrupt.clear()
+        s = State(configGeneration: s.configGeneration)
+    }
+}
