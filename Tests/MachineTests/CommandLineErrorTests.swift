@@ -75,6 +75,21 @@ import Testing
         #expect(help.status == 0 && help.stdout.contains("Exit codes:"))
     }
 
+    @Test func badDisks() throws {
+        let probe = try Fixtures.probeGuest()
+        expectOneLine(try run(["--kernel", probe.path, "--disk", "path=/nonexistent/disk.img"]), status: Self.vmmError,
+                      containing: "cannot open disk '/nonexistent/disk.img': No such file or directory")
+        expectOneLine(try run(["--kernel", probe.path, "--disk", "path=/tmp"]), status: Self.vmmError,
+                      containing: "cannot open disk '/tmp'")
+        let odd = try file([UInt8](repeating: 0, count: 1000))
+        expectOneLine(try run(["--kernel", probe.path, "--disk", "path=\(odd.path)"]), status: Self.vmmError,
+                      containing: "is 1000 bytes, not a multiple of 512")
+        let usage = try run(["--kernel", probe.path, "--disk", "path=a,engine=spdk"])
+        #expect(usage.status == Self.usageError && usage.stderr.contains("engine must be sync or aio"))
+        let discovery = try run(["--kernel", probe.path, "--virtio-discovery", "pci"])
+        #expect(discovery.status == Self.usageError && discovery.stderr.contains("invalid --virtio-discovery 'pci'"))
+    }
+
     /// /dev/kvm hidden by an empty /dev in a private mount namespace (needs root).
     @Test func kvmMissing() throws {
         guard getuid() == 0, FileManager.default.isExecutableFile(atPath: "/usr/bin/unshare") else { return }

@@ -65,7 +65,8 @@ import Testing
         }
         let dir = Fixtures.scratch.appendingPathComponent("acpi-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        for piece in AcpiTables(vcpuCount: 2).build().dropFirst() {
+        let slots = (0..<3).map { VirtioMmioSlot(index: $0) }
+        for piece in AcpiTables(vcpuCount: 2, virtioSlots: slots).build().dropFirst() {
             let name = String(decoding: piece.bytes.prefix(4), as: UTF8.self)
             let file = dir.appendingPathComponent("\(name).dat")
             try Data(piece.bytes).write(to: file)
@@ -77,6 +78,14 @@ import Testing
                 #expect(dsl.contains("Name (_S5, Package (0x04)"))
                 #expect(dsl.contains("EisaId (\"PNP0501\")") && dsl.contains("0x03F8") && dsl.contains("{4}"))
                 #expect(dsl.contains("EisaId (\"PNP0303\")") && dsl.contains("{1}"))
+                // One LNRO0005 virtio-mmio device per slot, with its window and edge interrupt.
+                #expect(dsl.components(separatedBy: "Name (_HID, \"LNRO0005\")").count - 1 == 3, "\(dsl)")
+                for (i, slot) in slots.enumerated() {
+                    #expect(dsl.contains("Device (V00\(i))"))
+                    #expect(dsl.contains("0x\(String(slot.base, radix: 16, uppercase: true)),         // Address Base"), "\(dsl)")
+                    #expect(dsl.contains("0x0000000\(String(slot.gsi, radix: 16, uppercase: true)),"), "\(dsl)")
+                }
+                #expect(dsl.contains("Interrupt (ResourceConsumer, Edge, ActiveHigh, Exclusive, ,, )"), "\(dsl)")
             }
             if name == "FACP" { #expect(dsl.contains("Hardware Reduced (V5) : 1")) }
             if name == "APIC" { #expect(dsl.components(separatedBy: "Processor Local APIC").count - 1 == 2) }
@@ -117,5 +126,16 @@ import Testing
         #expect(Aml.Resource.memory32Fixed(0xC000_1000, length: 0x1000).bytes
             == [0x86, 0x09, 0x00, 0x01, 0x00, 0x10, 0x00, 0xC0, 0x00, 0x10, 0x00, 0x00])
         #expect(Aml.Resource.interrupt(5).bytes == [0x89, 0x06, 0x00, 0x03, 0x01, 0x05, 0x00, 0x00, 0x00])
+    }
+}
+
+@Suite struct VirtioMmioSlotTests {
+    @Test func slotsAndKernelParameters() {
+        let first = VirtioMmioSlot(index: 0)
+        #expect(first.base == 0xC000_1000 && first.gsi == 5)
+        #expect(first.kernelParameter == "virtio_mmio.device=512@0xc0001000:5")
+        let last = VirtioMmioSlot(index: 18)
+        #expect(last.base == 0xC001_3000 && last.gsi == 23)  // the last IOAPIC pin
+        #expect(last.base + 0x1000 <= X86MemoryLayout.ioapicAddress)
     }
 }

@@ -6,9 +6,8 @@
 #ifndef CKVM_H
 #define CKVM_H
 
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE
-#endif
+// No _GNU_SOURCE here: it would change the layout of libc types (fd_set) from the
+// Glibc module's view and break the module build.
 
 #include <linux/kvm.h>
 #include <linux/fs.h>
@@ -82,7 +81,8 @@ static inline typeof(((struct kvm_run *)0)->fail_entry) *ckvm_run_fail_entry(str
 // MARK: - Block devices and files
 
 static inline int ckvm_blkgetsize64(int fd, uint64_t *size) { return ioctl(fd, BLKGETSIZE64, size); }
-static inline int ckvm_fallocate(int fd, int mode, off_t offset, off_t length) { return fallocate(fd, mode, offset, length); }
+static inline int ckvm_fallocate(int fd, int mode, off_t offset, off_t length) { return (int)syscall(SYS_fallocate, fd, mode, offset, length); }
+static inline int ckvm_o_direct(void) { return __O_DIRECT; }
 
 // MARK: - Memory ordering for rings shared with the guest (virtio)
 

@@ -82,7 +82,11 @@ public final class VirtQueue: @unchecked Sendable {
         nextAvailable &+= 1
         if eventIndex {
             // avail_event: ask to be notified when the driver adds past what we consumed.
+            // The full fence pairs with the driver's (write avail idx; mb; read avail_event):
+            // without it our next read of the index could pass this store, and both sides
+            // could miss each other's update (no kick, device idle, guest hung).
             try memory.store(nextAvailable, at: usedRing + 4 + 8 * UInt64(size))
+            ckvm_fence_full()
         }
         do {
             return try DescriptorChain(memory: memory, table: descriptorTable, size: size, head: head,

@@ -90,7 +90,8 @@ public final class VirtioMmioTransport: BusDevice, @unchecked Sendable {
     /// DEVICE_NEEDS_RESET and tells the driver with a configuration interrupt.
     public func notified(queue index: Int) {
         state.withLock { s in
-            guard s.active, s.status & VirtioStatus.deviceNeedsReset == 0 else { return }
+            guard s.active, s.status & VirtioStatus.deviceNeedsReset == 0,
+                  index < queues.count, queues[index].ready else { return }
             do {
                 try device.process(queue: index)
             } catch {
@@ -130,6 +131,7 @@ public final class VirtioMmioTransport: BusDevice, @unchecked Sendable {
             case 0x044: return queue?.ready == true ? 1 : 0
             case 0x060: return interrupt.status
             case 0x070: return s.status
+            case 0x0B0, 0x0B4: return 0xFFFF_FFFF  // SHMLen: no shared memory region
             case 0x0FC: return s.configGeneration
             default: return 0
             }

@@ -39,7 +39,7 @@ public final class BlockBackend: @unchecked Sendable {
 
     public init(path: String, readOnly: Bool, direct: Bool) throws {
         var flags = (readOnly ? O_RDONLY : O_RDWR) | O_CLOEXEC
-        if direct { flags |= O_DIRECT }
+        if direct { flags |= ckvm_o_direct() }
         let raw = open(path, flags)
         if raw < 0 { throw OpenError.cannotOpen(path: path, errno: errno) }
         fd = OwnedFileDescriptor(raw)
