@@ -160,6 +160,8 @@ public final class VirtioBlock: VirtioDevice, @unchecked Sendable {
             logger.warning("virtio-blk \(serial): request without a status byte")
             return (.ioError, 0)
         }
+        // The used length is 32-bit: a chain claiming more is refused, not truncated.
+        guard writable <= Int(UInt32.max), chain.readableLength <= Int(UInt32.max) else { return (.ioError, 1) }
         var reader = chain.reader(memory)
         guard let rawType = reader.read(UInt32.self), reader.read(UInt32.self) != nil,
               let sector = reader.read(UInt64.self) else {
