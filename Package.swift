@@ -43,7 +43,7 @@ let package = Package(
         // Fixtures shared by the test targets: package paths, the probe guest, the shared kernel.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "VMMTests", dependencies: ["VMM", "CKVM", "TestSupport"]),
-        .testTarget(name: "DevicesTests", dependencies: ["Devices", "VMM", "TestSupport"]),
+        .testTarget(name: "DevicesTests", dependencies: ["Devices", "VMM", "CKVM", "TestSupport"]),
         .testTarget(name: "MachineTests", dependencies: ["Machine", "VMM", "Devices", "TestSupport", "kata-vmm"]),
     ],
     swiftLanguageModes: [.v5]

@@ -54,6 +54,10 @@ public final class MicroVM: @unchecked Sendable {
             let backend = try BlockBackend(path: disk.path, readOnly: disk.readOnly, direct: disk.direct)
             devices.append(try VirtioBlock(backend: backend, serial: id, engine: disk.engine, logger: logger))
         }
+        loop = try EventLoop()
+        for net in config.nets {
+            devices.append(try VirtioNet(tap: Tap(name: net.tap), mac: net.mac, loop: loop, logger: logger))
+        }
         if config.rng { devices.append(VirtioRng(logger: logger)) }
         let slots = devices.indices.map { VirtioMmioSlot(index: $0) }
         virtioSlots = slots
@@ -69,7 +73,6 @@ public final class MicroVM: @unchecked Sendable {
         boot = try direct.load(into: memory)
         logger.debug("kernel \(boot.kernel.format.rawValue) loaded at 0x\(String(boot.kernel.loadStart, radix: 16))-0x\(String(boot.kernel.loadEnd, radix: 16)), entry 0x\(String(boot.entry, radix: 16)) via \(boot.bootProtocol.rawValue)")
 
-        loop = try EventLoop()
         let lifecycle = self.lifecycle
 
         // Legacy devices: COM1, the i8042, the ACPI power register and the boot timer.

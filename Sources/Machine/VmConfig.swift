@@ -25,6 +25,7 @@ public struct VmConfig: Sendable, Equatable {
     /// nil: the kernel's preferred entry (64-bit Linux boot protocol, else PVH).
     public var bootProtocol: BootProtocol?
     public var disks: [DiskConfig] = []
+    public var nets: [NetConfig] = []
     public var rng = false
     public var virtioDiscovery: VirtioDiscovery = .acpi
 
@@ -63,6 +64,7 @@ public struct VmConfig: Sendable, Equatable {
         case memory(Int)
         case tooManyDevices(Int)
         case duplicateDiskId(String)
+        case duplicateTap(String)
 
         public var description: String {
             switch self {
@@ -75,6 +77,8 @@ public struct VmConfig: Sendable, Equatable {
                 return "too many virtio devices (\(n)): at most \(VmConfig.maxVirtioDevices)"
             case .duplicateDiskId(let id):
                 return "two disks have the id '\(id)'"
+            case .duplicateTap(let tap):
+                return "two network interfaces use the tap '\(tap)'"
             }
         }
     }
@@ -87,9 +91,11 @@ public struct VmConfig: Sendable, Equatable {
         guard memoryMiB >= Self.minMemoryMiB, memoryMiB <= Self.maxMemoryMiB else {
             throw ValidationError.memory(memoryMiB)
         }
-        let deviceCount = disks.count + (rng ? 1 : 0)
+        let deviceCount = disks.count + nets.count + (rng ? 1 : 0)
         guard deviceCount <= Self.maxVirtioDevices else { throw ValidationError.tooManyDevices(deviceCount) }
         var seen = Set<String>()
         for id in diskIds where !seen.insert(id).inserted { throw ValidationError.duplicateDiskId(id) }
+        var taps = Set<String>()
+        for net in nets where !taps.insert(net.tap).inserted { throw ValidationError.duplicateTap(net.tap) }
     }
 }

@@ -45,6 +45,10 @@ struct KataVMM: ParsableCommand {
         "A virtio-blk disk (repeatable).", valueName: "path=PATH[,readonly=on][,id=ID][,engine=sync|aio][,direct=on]"))
     var disks: [String] = []
 
+    @Option(name: .customLong("net"), help: ArgumentHelp(
+        "A virtio-net interface on an existing (or creatable) tap (repeatable).", valueName: "tap=NAME[,mac=MAC][,id=ID]"))
+    var nets: [String] = []
+
     @Flag(help: "Attach a virtio-rng device (entropy from the host's getrandom).")
     var rng = false
 
@@ -65,6 +69,7 @@ struct KataVMM: ParsableCommand {
         _ = try parsedSerial()
         _ = try parsedBootProtocol()
         _ = try parsedDisks()
+        _ = try parsedNets()
         guard VmConfig.VirtioDiscovery(rawValue: virtioDiscovery) != nil else {
             throw ValidationError("invalid --virtio-discovery '\(virtioDiscovery)': use acpi or cmdline")
         }
@@ -90,6 +95,14 @@ struct KataVMM: ParsableCommand {
         }
     }
 
+    func parsedNets() throws -> [NetConfig] {
+        try nets.map { spec in
+            do { return try NetConfig.parse(spec) } catch let error as NetConfig.ParseError {
+                throw ValidationError(error.description)
+            }
+        }
+    }
+
     func parsedBootProtocol() throws -> BootProtocol? {
         if bootProtocol == "auto" { return nil }
         guard let parsed = BootProtocol(rawValue: bootProtocol) else {
@@ -109,6 +122,7 @@ struct KataVMM: ParsableCommand {
         var config = VmConfig(kernelPath: kernel, initrdPath: initrd, cmdline: cmdline, vcpuCount: cpus,
                               memoryMiB: memory, serial: try parsedSerial(), bootProtocol: try parsedBootProtocol())
         config.disks = try parsedDisks()
+        config.nets = try parsedNets()
         config.rng = rng
         config.virtioDiscovery = VmConfig.VirtioDiscovery(rawValue: virtioDiscovery) ?? .acpi
 

@@ -11,6 +11,10 @@
 
 #include <linux/kvm.h>
 #include <linux/fs.h>
+#include <net/if.h>
+#include <netpacket/packet.h>
+#include <linux/if_tun.h>
+#include <linux/sched.h>
 #include <linux/falloc.h>
 #include <fcntl.h>
 #include <libaio.h>
@@ -25,6 +29,7 @@
 #include <termios.h>
 #include <unistd.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/random.h>
 #include <sys/uio.h>
 
@@ -83,6 +88,23 @@ static inline typeof(((struct kvm_run *)0)->fail_entry) *ckvm_run_fail_entry(str
 static inline int ckvm_blkgetsize64(int fd, uint64_t *size) { return ioctl(fd, BLKGETSIZE64, size); }
 static inline int ckvm_fallocate(int fd, int mode, off_t offset, off_t length) { return (int)syscall(SYS_fallocate, fd, mode, offset, length); }
 static inline int ckvm_o_direct(void) { return __O_DIRECT; }
+
+// MARK: - TAP devices and network namespaces
+
+/// TUNSETIFF: attaches `fd` (an open /dev/net/tun) to the interface `name` with `flags`
+/// (creating it when allowed); the kernel's chosen name is copied to `actual` (IFNAMSIZ).
+static inline int ckvm_tun_set_iff(int fd, const char *name, short flags, char *actual) {
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    strncpy(ifr.ifr_name, name, IFNAMSIZ - 1);
+    ifr.ifr_flags = flags;
+    int rc = ioctl(fd, TUNSETIFF, &ifr);
+    if (rc == 0) memcpy(actual, ifr.ifr_name, IFNAMSIZ);
+    return rc;
+}
+static inline int ckvm_tun_set_vnet_hdr_size(int fd, int size) { return ioctl(fd, TUNSETVNETHDRSZ, &size); }
+static inline int ckvm_tun_set_offload(int fd, unsigned int offloads) { return ioctl(fd, TUNSETOFFLOAD, offloads); }
+static inline int ckvm_setns(int fd, int nstype) { return (int)syscall(SYS_setns, fd, nstype); }
 
 // MARK: - Memory ordering for rings shared with the guest (virtio)
 

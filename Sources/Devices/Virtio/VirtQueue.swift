@@ -97,6 +97,18 @@ public final class VirtQueue: @unchecked Sendable {
         }
     }
 
+    /// Whether the driver has made a chain available that we have not taken yet.
+    public func hasAvailable(_ memory: GuestMemory) -> Bool {
+        guard let index = try? memory.load(UInt16.self, at: availableRing + 2) else { return false }
+        return index != nextAvailable
+    }
+
+    /// Gives back the last `count` chains taken with `pop` and not yet used (a frame that
+    /// did not fit waits for more buffers without losing the ones it had).
+    public func unpop(_ count: Int = 1) {
+        nextAvailable &-= UInt16(truncatingIfNeeded: count)
+    }
+
     /// Puts a finished chain on the used ring with the number of bytes written to it.
     public func addUsed(_ memory: GuestMemory, head: UInt16, length: UInt32) throws {
         let slot = UInt64(nextUsed % size)

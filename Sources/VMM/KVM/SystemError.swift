@@ -19,14 +19,14 @@ public struct SystemError: Error, CustomStringConvertible, Equatable {
 /// Runs `body` and throws a `SystemError` for the conventional `-1` + errno failure.
 @inline(__always)
 @discardableResult
-func check(_ operation: @autoclosure () -> String, _ result: Int32) throws -> Int32 {
+public func check(_ operation: @autoclosure () -> String, _ result: Int32) throws -> Int32 {
     if result < 0 { throw SystemError(operation(), errno: errno) }
     return result
 }
 
 /// Retries a system call interrupted by a signal.
 @inline(__always)
-func retryingOnEINTR(_ body: () -> Int) -> Int {
+public func retryingOnEINTR(_ body: () -> Int) -> Int {
     while true {
         let result = body()
         if result >= 0 || errno != EINTR { return result }
