@@ -22,7 +22,7 @@ public final class MicroVM: @unchecked Sendable {
     let mmio = Bus()
     let serial: Serial8250
     let runners: [VcpuRunner]
-    /// The virtio-mmio devices, in slot order (disks first, then the rng).
+    /// The virtio-mmio devices, in slot order: disks, network interfaces, vsock, rng.
     public let virtioDevices: [VirtioMmioTransport]
     public let virtioSlots: [VirtioMmioSlot]
     /// The command line the guest actually got (with virtio_mmio.device= entries when asked).
@@ -57,6 +57,9 @@ public final class MicroVM: @unchecked Sendable {
         loop = try EventLoop()
         for net in config.nets {
             devices.append(try VirtioNet(tap: Tap(name: net.tap), mac: net.mac, loop: loop, logger: logger))
+        }
+        if let vsock = config.vsock {
+            devices.append(try VirtioVsock(guestCid: vsock.guestCid, udsPath: vsock.udsPath, loop: loop, logger: logger))
         }
         if config.rng { devices.append(VirtioRng(logger: logger)) }
         let slots = devices.indices.map { VirtioMmioSlot(index: $0) }
@@ -162,6 +165,7 @@ public final class MicroVM: @unchecked Sendable {
         for runner in runners { runner.join() }
         console?.close()
         if started { loop.stop() }
+        for transport in virtioDevices { (transport.device as? VirtioVsock)?.close() }
     }
 
     deinit { shutdown() }

@@ -26,6 +26,7 @@ public struct VmConfig: Sendable, Equatable {
     public var bootProtocol: BootProtocol?
     public var disks: [DiskConfig] = []
     public var nets: [NetConfig] = []
+    public var vsock: VsockConfig?
     public var rng = false
     public var virtioDiscovery: VirtioDiscovery = .acpi
 
@@ -91,7 +92,7 @@ public struct VmConfig: Sendable, Equatable {
         guard memoryMiB >= Self.minMemoryMiB, memoryMiB <= Self.maxMemoryMiB else {
             throw ValidationError.memory(memoryMiB)
         }
-        let deviceCount = disks.count + nets.count + (rng ? 1 : 0)
+        let deviceCount = disks.count + nets.count + (vsock == nil ? 0 : 1) + (rng ? 1 : 0)
         guard deviceCount <= Self.maxVirtioDevices else { throw ValidationError.tooManyDevices(deviceCount) }
         var seen = Set<String>()
         for id in diskIds where !seen.insert(id).inserted { throw ValidationError.duplicateDiskId(id) }

@@ -49,6 +49,11 @@ struct KataVMM: ParsableCommand {
         "A virtio-net interface on an existing (or creatable) tap (repeatable).", valueName: "tap=NAME[,mac=MAC][,id=ID]"))
     var nets: [String] = []
 
+    @Option(name: .customLong("vsock"), help: ArgumentHelp(
+        "A hybrid virtio-vsock device: host clients connect to PATH and send 'CONNECT <port>'; guest connections to port P reach PATH_P.",
+        valueName: "cid=N,uds=PATH"))
+    var vsock: String?
+
     @Flag(help: "Attach a virtio-rng device (entropy from the host's getrandom).")
     var rng = false
 
@@ -70,6 +75,7 @@ struct KataVMM: ParsableCommand {
         _ = try parsedBootProtocol()
         _ = try parsedDisks()
         _ = try parsedNets()
+        _ = try parsedVsock()
         guard VmConfig.VirtioDiscovery(rawValue: virtioDiscovery) != nil else {
             throw ValidationError("invalid --virtio-discovery '\(virtioDiscovery)': use acpi or cmdline")
         }
@@ -103,6 +109,13 @@ struct KataVMM: ParsableCommand {
         }
     }
 
+    func parsedVsock() throws -> VsockConfig? {
+        guard let vsock else { return nil }
+        do { return try VsockConfig.parse(vsock) } catch let error as VsockConfig.ParseError {
+            throw ValidationError(error.description)
+        }
+    }
+
     func parsedBootProtocol() throws -> BootProtocol? {
         if bootProtocol == "auto" { return nil }
         guard let parsed = BootProtocol(rawValue: bootProtocol) else {
@@ -123,6 +136,7 @@ struct KataVMM: ParsableCommand {
                               memoryMiB: memory, serial: try parsedSerial(), bootProtocol: try parsedBootProtocol())
         config.disks = try parsedDisks()
         config.nets = try parsedNets()
+        config.vsock = try parsedVsock()
         config.rng = rng
         config.virtioDiscovery = VmConfig.VirtioDiscovery(rawValue: virtioDiscovery) ?? .acpi
 

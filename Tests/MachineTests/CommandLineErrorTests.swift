@@ -86,6 +86,10 @@ import Testing
                       containing: "is 1000 bytes, not a multiple of 512")
         let usage = try run(["--kernel", probe.path, "--disk", "path=a,engine=spdk"])
         #expect(usage.status == Self.usageError && usage.stderr.contains("engine must be sync or aio"))
+        let net = try run(["--kernel", probe.path, "--net", "tap=x,mac=zz"])
+        #expect(net.status == Self.usageError && net.stderr.contains("mac must look like"))
+        let vsock = try run(["--kernel", probe.path, "--vsock", "cid=1,uds=/tmp/x"])
+        #expect(vsock.status == Self.usageError && vsock.stderr.contains("cid must be"))
         let discovery = try run(["--kernel", probe.path, "--virtio-discovery", "pci"])
         #expect(discovery.status == Self.usageError && discovery.stderr.contains("invalid --virtio-discovery 'pci'"))
     }

@@ -40,3 +40,34 @@ import Testing
         #expect(config.diskIds.prefix(2) == ["disk0", "disk1"])
     }
 }
+
+@Suite struct NetAndVsockConfigTests {
+    @Test func netOptions() throws {
+        #expect(try NetConfig.parse("tap=tap0") == NetConfig(tap: "tap0"))
+        let full = try NetConfig.parse("tap=tap1,mac=02:AA:bb:cc:dd:01,id=eth0")
+        #expect(full == NetConfig(tap: "tap1", mac: [0x02, 0xAA, 0xBB, 0xCC, 0xDD, 0x01], id: "eth0"))
+        for (spec, fragment) in [("mac=02:00:00:00:00:01", "tap= is required"),
+                                 ("tap=averyveryverylongname", "1 to 15 characters"),
+                                 ("tap=t,mac=02:00:00:00:00", "mac must look like"),
+                                 ("tap=t,mac=01:00:5e:00:00:01", "multicast"),
+                                 ("tap=t,speed=10", "unknown key 'speed'")] {
+            #expect(throws: NetConfig.ParseError.self, "\(spec)") { try NetConfig.parse(spec) }
+            do { _ = try NetConfig.parse(spec) } catch { #expect("\(error)".contains(fragment), "\(error)") }
+        }
+    }
+
+    @Test func vsockOptions() throws {
+        #expect(try VsockConfig.parse("cid=3,uds=/tmp/v.sock") == VsockConfig(guestCid: 3, udsPath: "/tmp/v.sock"))
+        for (spec, fragment) in [("uds=/tmp/x", "cid= is required"), ("cid=3", "uds= is required"),
+                                 ("cid=2,uds=/x", "cid must be"), ("cid=abc,uds=/x", "cid must be"),
+                                 ("cid=3,uds=/x,port=1", "unknown key 'port'")] {
+            do {
+                _ = try VsockConfig.parse(spec)
+                Issue.record("accepted \(spec)")
+            } catch { #expect("\(error)".contains(fragment), "\(error)") }
+        }
+        var config = VmConfig(kernelPath: "k")
+        config.nets = [NetConfig(tap: "a"), NetConfig(tap: "a")]
+        #expect(throws: VmConfig.ValidationError.duplicateTap("a")) { try config.validate() }
+    }
+}

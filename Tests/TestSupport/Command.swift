@@ -71,3 +71,37 @@ public enum Command {
                       stdout: out, stderr: err, elapsed: Date().timeIntervalSince(start))
     }
 }
+
+/// A helper process running beside a test (a server, a client), collected at the end.
+public final class BackgroundCommand {
+    private let process = Process()
+    private let outFile: URL
+
+    public init(_ executable: String, _ arguments: [String]) throws {
+        outFile = Fixtures.scratch.appendingPathComponent("bg-\(UUID().uuidString)")
+        FileManager.default.createFile(atPath: outFile.path, contents: nil)
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        let handle = try FileHandle(forWritingTo: outFile)
+        process.standardOutput = handle
+        process.standardError = handle
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+    }
+
+    /// Waits up to `timeout` seconds (then kills it) and returns everything it printed.
+    public func finish(timeout: Double = 10) -> String {
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline { usleep(20_000) }
+        if process.isRunning {
+            process.terminate()
+            usleep(200_000)
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        }
+        process.waitUntilExit()
+        defer { try? FileManager.default.removeItem(at: outFile) }
+        return (try? String(contentsOf: outFile, encoding: .utf8)) ?? ""
+    }
+
+    deinit { _ = finish(timeout: 0) }
+}

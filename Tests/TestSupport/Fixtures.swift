@@ -100,6 +100,17 @@ public enum Fixtures {
         }
     }
 
+    /// The network end-to-end initramfs: one static /init (guest/net-test).
+    public static func netInitramfs() throws -> URL {
+        try once("net-initramfs") {
+            let out = scratch.appendingPathComponent("net.cpio")
+            let script = packageRoot.appendingPathComponent("guest/net-test/build-initramfs.sh").path
+            let result = try Command.run("/bin/bash", [script, out.path])
+            guard result.status == 0 else { throw FixtureError("building the network initramfs failed:\n\(result.stderr)") }
+            return out
+        }
+    }
+
     /// Debian's cloud kernel bzImage that .ci/run unpacks (KATA_TEST_DEBIAN_BZIMAGE).
     public static var debianBzImage: URL? {
         guard let path = ProcessInfo.processInfo.environment["KATA_TEST_DEBIAN_BZIMAGE"],

@@ -22,6 +22,8 @@
 #include <sys/eventfd.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
+#include <sys/timerfd.h>
+#include <sys/socket.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <signal.h>
@@ -105,6 +107,16 @@ static inline int ckvm_tun_set_iff(int fd, const char *name, short flags, char *
 static inline int ckvm_tun_set_vnet_hdr_size(int fd, int size) { return ioctl(fd, TUNSETVNETHDRSZ, &size); }
 static inline int ckvm_tun_set_offload(int fd, unsigned int offloads) { return ioctl(fd, TUNSETOFFLOAD, offloads); }
 static inline int ckvm_setns(int fd, int nstype) { return (int)syscall(SYS_setns, fd, nstype); }
+
+// MARK: - Sockets and timers the Glibc module does not expose (GNU extensions)
+
+static inline int ckvm_accept4(int fd, struct sockaddr *_Nullable address, socklen_t *_Nullable length, int flags) {
+    return (int)syscall(SYS_accept4, fd, address, length, flags);
+}
+static inline int ckvm_timerfd_create(int clock, int flags) { return timerfd_create(clock, flags); }
+static inline int ckvm_timerfd_settime(int fd, int flags, const struct itimerspec *value, struct itimerspec *_Nullable old) {
+    return timerfd_settime(fd, flags, value, old);
+}
 
 // MARK: - Memory ordering for rings shared with the guest (virtio)
 
