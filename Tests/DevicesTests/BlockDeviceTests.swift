@@ -14,10 +14,11 @@ import Testing
         let block: VirtioBlock
         let driver: VirtioTestDriver
 
-        init(sectors: Int = 2048, readOnly: Bool = false, engine: BlockEngine = .sync, fill: UInt8 = 0) throws {
-            url = Fixtures.scratch.appendingPathComponent("blk-\(UUID().uuidString).img")
+        init(sectors: Int = 2048, readOnly: Bool = false, engine: BlockEngine = .sync, fill: UInt8 = 0,
+             direct: Bool = false, directory: URL = Fixtures.scratch) throws {
+            url = directory.appendingPathComponent("blk-\(UUID().uuidString).img")
             try Data(repeating: fill, count: sectors * BlockDeviceTests.sector).write(to: url)
-            let backend = try BlockBackend(path: url.path, readOnly: readOnly, direct: false)
+            let backend = try BlockBackend(path: url.path, readOnly: readOnly, direct: direct)
             block = try VirtioBlock(backend: backend, serial: "serial-\(sectors)", engine: engine, logger: quietLogger())
             driver = try VirtioTestDriver(device: block)
             try driver.initialize()
@@ -102,6 +103,31 @@ import Testing
         #expect(status(disk, st2) == 0)
         #expect(disk.contents[20 * Self.sector..<21 * Self.sector].allSatisfy { $0 == 0xAB })
         #expect(disk.block.writtenBytes == UInt64(4 * Self.sector))
+    }
+
+    /// direct=on: O_DIRECT I/O from page-aligned guest buffers, with both engines.
+    @Test(arguments: [BlockEngine.sync, .aio])
+    func directIo(engine: BlockEngine) throws {
+        // tmpfs has no O_DIRECT; the package's own .build folder is on a disk filesystem.
+        let directory = Fixtures.packageRoot.appendingPathComponent(".build")
+        let disk: Disk
+        do {
+            disk = try Disk(engine: engine, direct: true, directory: directory)
+        } catch let error as BlockBackend.OpenError {
+            #expect(!Fixtures.isCI, "O_DIRECT unavailable: \(error)")
+            return
+        }
+        let d = disk.driver
+        let data = d.allocate(8192, align: 4096)
+        try d.memory.write((0..<8192).map { UInt8(truncatingIfNeeded: $0 ^ 0x5C) }, at: data)
+        let st = d.allocate(1)
+        #expect(try disk.submit([.readable(disk.header(1, sector: 16), 16), .readable(data, 8192), .writable(st, 1)]).len == 1)
+        #expect(status(disk, st) == 0)
+        let back = d.allocate(8192, align: 4096)
+        #expect(try disk.submit([.readable(disk.header(0, sector: 16), 16), .writable(back, 8192), .writable(st, 1)]).len == 8193)
+        #expect(status(disk, st) == 0)
+        #expect(d.bytes(back, 8192) == d.bytes(data, 8192))
+        #expect(Array(disk.contents[16 * Self.sector..<16 * Self.sector + 8192]) == d.bytes(data, 8192))
     }
 
     @Test func flushAndGetId() throws {
