@@ -19,48 +19,35 @@ public struct DiskConfig: Sendable, Equatable {
         self.direct = direct
     }
 
-    public struct ParseError: Error, CustomStringConvertible, Equatable {
-        public let description: String
-    }
+    public typealias ParseError = OptionList.Error
 
     /// Parses the `--disk` syntax; every mistake is named.
     public static func parse(_ text: String) throws -> DiskConfig {
+        let options = try OptionList(flag: "--disk", text: text)
         var path: String?
         var config = DiskConfig(path: "")
-        for item in text.split(separator: ",", omittingEmptySubsequences: false) {
-            let parts = item.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            guard parts.count == 2, !parts[0].isEmpty else {
-                throw ParseError(description: "invalid --disk '\(text)': '\(item)' is not key=value")
-            }
-            let key = String(parts[0]), value = String(parts[1])
-            func flag() throws -> Bool {
-                switch value {
-                case "on", "true", "yes": return true
-                case "off", "false", "no": return false
-                default: throw ParseError(description: "invalid --disk '\(text)': \(key) must be on or off, not '\(value)'")
-                }
-            }
+        for (key, value) in options.pairs {
             switch key {
             case "path":
-                guard !value.isEmpty else { throw ParseError(description: "invalid --disk '\(text)': empty path") }
+                guard !value.isEmpty else { throw options.error("empty path") }
                 path = value
-            case "readonly", "ro": config.readOnly = try flag()
-            case "direct": config.direct = try flag()
+            case "readonly", "ro": config.readOnly = try options.flag(key, value)
+            case "direct": config.direct = try options.flag(key, value)
             case "id":
                 guard !value.isEmpty, value.utf8.count <= VirtioBlock.idLength else {
-                    throw ParseError(description: "invalid --disk '\(text)': id must be 1 to \(VirtioBlock.idLength) bytes")
+                    throw options.error("id must be 1 to \(VirtioBlock.idLength) bytes")
                 }
                 config.id = value
             case "engine":
                 guard let engine = BlockEngine(rawValue: value) else {
-                    throw ParseError(description: "invalid --disk '\(text)': engine must be sync or aio, not '\(value)'")
+                    throw options.error("engine must be sync or aio, not '\(value)'")
                 }
                 config.engine = engine
             default:
-                throw ParseError(description: "invalid --disk '\(text)': unknown key '\(key)' (path, readonly, id, engine, direct)")
+                throw options.unknownKey(key, known: ["path", "readonly", "id", "engine", "direct"])
             }
         }
-        guard let path else { throw ParseError(description: "invalid --disk '\(text)': path= is required") }
+        guard let path else { throw options.error("path= is required") }
         config.path = path
         return config
     }

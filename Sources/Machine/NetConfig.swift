@@ -13,41 +13,29 @@ public struct NetConfig: Sendable, Equatable {
         self.id = id
     }
 
-    public struct ParseError: Error, CustomStringConvertible, Equatable {
-        public let description: String
-    }
+    public typealias ParseError = OptionList.Error
 
     public static func parse(_ text: String) throws -> NetConfig {
+        let options = try OptionList(flag: "--net", text: text)
         var config = NetConfig(tap: "")
         var tap: String?
-        for item in text.split(separator: ",", omittingEmptySubsequences: false) {
-            let parts = item.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            guard parts.count == 2, !parts[0].isEmpty else {
-                throw ParseError(description: "invalid --net '\(text)': '\(item)' is not key=value")
-            }
-            let value = String(parts[1])
-            switch parts[0] {
+        for (key, value) in options.pairs {
+            switch key {
             case "tap":
-                guard !value.isEmpty, value.utf8.count < 16 else {
-                    throw ParseError(description: "invalid --net '\(text)': tap name must be 1 to 15 characters")
-                }
+                guard !value.isEmpty, value.utf8.count < 16 else { throw options.error("tap name must be 1 to 15 characters") }
                 tap = value
             case "mac":
-                guard let mac = parseMac(value) else {
-                    throw ParseError(description: "invalid --net '\(text)': mac must look like 02:00:00:00:00:01")
-                }
-                guard mac[0] & 1 == 0 else {
-                    throw ParseError(description: "invalid --net '\(text)': \(value) is a multicast address")
-                }
+                guard let mac = parseMac(value) else { throw options.error("mac must look like 02:00:00:00:00:01") }
+                guard mac[0] & 1 == 0 else { throw options.error("\(value) is a multicast address") }
                 config.mac = mac
             case "id":
-                guard !value.isEmpty else { throw ParseError(description: "invalid --net '\(text)': empty id") }
+                guard !value.isEmpty else { throw options.error("empty id") }
                 config.id = value
             default:
-                throw ParseError(description: "invalid --net '\(text)': unknown key '\(parts[0])' (tap, mac, id)")
+                throw options.unknownKey(key, known: ["tap", "mac", "id"])
             }
         }
-        guard let tap else { throw ParseError(description: "invalid --net '\(text)': tap= is required") }
+        guard let tap else { throw options.error("tap= is required") }
         config.tap = tap
         return config
     }

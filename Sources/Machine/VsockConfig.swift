@@ -10,35 +10,28 @@ public struct VsockConfig: Sendable, Equatable {
         self.udsPath = udsPath
     }
 
-    public struct ParseError: Error, CustomStringConvertible, Equatable {
-        public let description: String
-    }
+    public typealias ParseError = OptionList.Error
 
     public static func parse(_ text: String) throws -> VsockConfig {
+        let options = try OptionList(flag: "--vsock", text: text)
         var cid: UInt64?
         var uds: String?
-        for item in text.split(separator: ",", omittingEmptySubsequences: false) {
-            let parts = item.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            guard parts.count == 2, !parts[0].isEmpty else {
-                throw ParseError(description: "invalid --vsock '\(text)': '\(item)' is not key=value")
-            }
-            switch parts[0] {
+        for (key, value) in options.pairs {
+            switch key {
             case "cid":
-                guard let value = UInt64(parts[1]), value >= 3, value < UInt64(UInt32.max) else {
-                    throw ParseError(description: "invalid --vsock '\(text)': cid must be a number from 3 to 4294967294")
+                guard let number = UInt64(value), number >= 3, number < UInt64(UInt32.max) else {
+                    throw options.error("cid must be a number from 3 to 4294967294")
                 }
-                cid = value
+                cid = number
             case "uds", "uds_path":
-                guard !parts[1].isEmpty, parts[1].utf8.count <= 100 else {
-                    throw ParseError(description: "invalid --vsock '\(text)': uds must be a path of 1 to 100 bytes")
-                }
-                uds = String(parts[1])
+                guard !value.isEmpty, value.utf8.count <= 100 else { throw options.error("uds must be a path of 1 to 100 bytes") }
+                uds = value
             default:
-                throw ParseError(description: "invalid --vsock '\(text)': unknown key '\(parts[0])' (cid, uds)")
+                throw options.unknownKey(key, known: ["cid", "uds"])
             }
         }
-        guard let cid else { throw ParseError(description: "invalid --vsock '\(text)': cid= is required") }
-        guard let uds else { throw ParseError(description: "invalid --vsock '\(text)': uds= is required") }
+        guard let cid else { throw options.error("cid= is required") }
+        guard let uds else { throw options.error("uds= is required") }
         return VsockConfig(guestCid: cid, udsPath: uds)
     }
 }

@@ -249,17 +249,13 @@ public final class VirtioNet: VirtioDevice, @unchecked Sendable {
         guard let context = s.context, !s.txBlocked else { return }
         let queue = context.queues[Self.txQueue]
         var completed = false
-        while true {
-            let chain: DescriptorChain
-            do {
-                guard let next = try queue.pop(context.memory) else { break }
-                chain = next
-            } catch let error as DescriptorChainError {
-                logger.warning("virtio-net \(tap.name): bad TX chain: \(error)")
-                s.counters.txDropped += 1
-                completed = true
-                continue
-            }
+        var dropped: UInt64 = 0
+        defer { s.counters.txDropped += dropped }
+        while let chain = try queue.nextChain(context.memory, badChain: { error in
+            logger.warning("virtio-net \(tap.name): bad TX chain: \(error)")
+            dropped += 1
+            completed = true
+        }) {
             var reader = chain.reader(context.memory)
             let length = reader.remaining
             guard length >= Self.headerSize, length <= Self.maxFrame else {

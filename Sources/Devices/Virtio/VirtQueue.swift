@@ -97,6 +97,19 @@ public final class VirtQueue: @unchecked Sendable {
         }
     }
 
+    /// The next well-formed chain, nil when the ring is empty. Malformed chains on the way
+    /// are already returned to the driver by `pop`; each is reported to `badChain` (for
+    /// the device's log and counters) and skipped. Other errors mean the ring is broken.
+    public func nextChain(_ memory: GuestMemory, badChain: (DescriptorChainError) -> Void) throws -> DescriptorChain? {
+        while true {
+            do {
+                return try pop(memory)
+            } catch let error as DescriptorChainError {
+                badChain(error)
+            }
+        }
+    }
+
     /// Whether the driver has made a chain available that we have not taken yet.
     public func hasAvailable(_ memory: GuestMemory) -> Bool {
         guard let index = try? memory.load(UInt16.self, at: availableRing + 2) else { return false }

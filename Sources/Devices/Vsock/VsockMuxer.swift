@@ -165,17 +165,11 @@ final class VsockMuxer: @unchecked Sendable {
             case 1:
                 let tx = context.queues[1]
                 var used = false
-                while true {
-                    let chain: DescriptorChain
-                    do {
-                        guard let next = try tx.pop(context.memory) else { break }
-                        chain = next
-                    } catch let error as DescriptorChainError {
-                        statistics.malformedPackets += 1
-                        used = true
-                        logger.warning("virtio-vsock: bad tx chain: \(error)")
-                        continue
-                    }
+                while let chain = try tx.nextChain(context.memory, badChain: { error in
+                    statistics.malformedPackets += 1
+                    used = true
+                    logger.warning("virtio-vsock: bad tx chain: \(error)")
+                }) {
                     handleGuestPacket(chain, context.memory)
                     try tx.addUsed(context.memory, head: chain.head, length: 0)
                     used = true

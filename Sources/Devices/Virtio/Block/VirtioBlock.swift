@@ -104,17 +104,11 @@ public final class VirtioBlock: VirtioDevice, @unchecked Sendable {
         guard let context, index == 0 else { return }
         let queue = context.queues[0]
         var completed = false
-        while true {
-            let chain: DescriptorChain
-            do {
-                guard let next = try queue.pop(context.memory) else { break }
-                chain = next
-            } catch let error as DescriptorChainError {
-                failedRequests += 1
-                completed = true
-                logger.warning("virtio-blk \(serial): bad descriptor chain: \(error)")
-                continue
-            }
+        while let chain = try queue.nextChain(context.memory, badChain: { error in
+            failedRequests += 1
+            completed = true
+            logger.warning("virtio-blk \(serial): bad descriptor chain: \(error)")
+        }) {
             requests += 1
             if let (status, used) = handle(chain, context.memory) {
                 if status != .ok { failedRequests += 1 }

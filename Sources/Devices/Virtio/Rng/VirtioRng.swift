@@ -35,17 +35,11 @@ public final class VirtioRng: VirtioDevice, @unchecked Sendable {
         guard let context, index == 0 else { return }
         let queue = context.queues[0]
         var served = false
-        while true {
-            let chain: DescriptorChain
-            do {
-                guard let next = try queue.pop(context.memory) else { break }
-                chain = next
-            } catch let error as DescriptorChainError {
-                badRequests += 1
-                served = true
-                logger.warning("virtio-rng: bad request: \(error)")
-                continue
-            }
+        while let chain = try queue.nextChain(context.memory, badChain: { error in
+            badRequests += 1
+            served = true
+            logger.warning("virtio-rng: bad request: \(error)")
+        }) {
             var writer = chain.writer(context.memory)
             // At most 64 KiB per request: a driver asking for more gets a short answer.
             var filled = 0
