@@ -5,6 +5,7 @@ let package = Package(
     name: "kata-swift",
     products: [
         .executable(name: "kata-vmm", targets: ["kata-vmm"]),
+        .executable(name: "kata-bench", targets: ["kata-bench"]),
         .library(name: "Machine", targets: ["Machine"]),
         .library(name: "Runtime", targets: ["Runtime"]),
     ],
@@ -40,6 +41,13 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // Measurements: statistics, process memory, boot runs beside QEMU.
+        .target(name: "Bench"),
+        .executableTarget(
+            name: "kata-bench",
+            dependencies: ["Bench", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .testTarget(name: "BenchTests", dependencies: ["Bench", "TestSupport", "kata-bench", "kata-vmm"]),
         // Fixtures shared by the test targets: package paths, the probe guest, the shared kernel.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "VMMTests", dependencies: ["VMM", "CKVM", "TestSupport"]),

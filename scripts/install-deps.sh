@@ -8,6 +8,8 @@ packages=(
   xz-utils file               # the shared guest kernel is xz-compressed
   acpica-tools                # iasl: validates the ACPI tables in the tests
   util-linux                  # unshare/setpriv: the /dev/kvm error-path tests
+  iproute2                    # network namespaces and taps for the virtio-net tests
+  qemu-system-x86             # kata-bench measures QEMU microvm beside kata-vmm
 )
 missing=()
 for p in "${packages[@]}"; do
