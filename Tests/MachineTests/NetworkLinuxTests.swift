@@ -35,7 +35,7 @@ extension LinuxGuestTests {
             try ip(["netns", "exec", ns, "ip", "addr", "add", "10.199.2.1/24", "dev", tap])
             try ip(["netns", "exec", ns, "ip", "link", "set", tap, "up"])
 
-            let uds = "/tmp/kvs-\(getpid())-\(UInt16.random(in: 0...9999))"
+            let uds = Fixtures.scratch.appendingPathComponent("vsock-\(UInt16.random(in: 0...9999))").path
             defer { for path in [uds, uds + "_5001"] { unlink(path) } }
             let tcp = try BackgroundCommand("/usr/sbin/ip", ["netns", "exec", ns, "python3", hostSide, "tcp-serve", "10.199.2.1", "5000", "4194304"])
             let echo = try BackgroundCommand("/usr/bin/env", ["python3", hostSide, "vsock-echo", uds + "_5001"])

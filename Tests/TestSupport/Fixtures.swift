@@ -19,13 +19,17 @@ public enum Fixtures {
     /// True in CI, where every optional fixture must be present.
     public static var isCI: Bool { ProcessInfo.processInfo.environment["CI"] == "true" }
 
-    /// A per-test-process scratch directory, removed at exit by the OS's tmp cleaning.
+    /// A per-test-process scratch directory (kernels, initramfs images, disk images,
+    /// sockets), removed when the test process exits.
     public static let scratch: URL = {
-        let url = FileManager.default.temporaryDirectory
-            .appendingPathComponent("kata-swift-tests-\(getpid())", isDirectory: true)
+        let url = URL(fileURLWithPath: scratchPath, isDirectory: true)
         try? FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        atexit { try? FileManager.default.removeItem(atPath: Fixtures.scratchPath) }
         return url
     }()
+
+    static let scratchPath = FileManager.default.temporaryDirectory
+        .appendingPathComponent("kata-swift-tests-\(getpid())").path
 
     /// Directory holding the built products (the test bundle lives there too).
     public static var productsDirectory: URL {
