@@ -168,32 +168,15 @@ public final class VirtioBlock: VirtioDevice, @unchecked Sendable {
             let length = writable - 1
             guard UInt64(length) % BlockBackend.sectorSize == 0,
                   backend.contains(sector: sector, bytes: UInt64(length)) else { return (.ioError, 1) }
-            let pieces = writer.take(length)
             readBytes += UInt64(length)
-            if let aio, let status = statusAddress(chain) {
-                if aio.submit(fd: backend.fd.rawValue, pieces: pieces, offset: sector * BlockBackend.sectorSize,
-                              write: false, head: chain.head, statusAddress: status, usedLength: UInt32(writable)) {
-                    return nil
-                }
-                return (.ioError, 1)
-            }
-            return backend.transfer(pieces, at: sector * BlockBackend.sectorSize, write: false)
-                ? (.ok, UInt32(writable)) : (.ioError, 1)
+            return transfer(writer.take(length), sector: sector, write: false, chain: chain, usedLength: UInt32(writable))
         case .write:
             guard !backend.readOnly else { return (.ioError, 1) }
             let length = reader.remaining
             guard UInt64(length) % BlockBackend.sectorSize == 0,
                   backend.contains(sector: sector, bytes: UInt64(length)) else { return (.ioError, 1) }
-            let pieces = reader.take(length)
             writtenBytes += UInt64(length)
-            if let aio, let status = statusAddress(chain) {
-                if aio.submit(fd: backend.fd.rawValue, pieces: pieces, offset: sector * BlockBackend.sectorSize,
-                              write: true, head: chain.head, statusAddress: status, usedLength: 1) {
-                    return nil
-                }
-                return (.ioError, 1)
-            }
-            return backend.transfer(pieces, at: sector * BlockBackend.sectorSize, write: true) ? (.ok, 1) : (.ioError, 1)
+            return transfer(reader.take(length), sector: sector, write: true, chain: chain, usedLength: 1)
         case .flush:
             return backend.flush() ? (.ok, 1) : (.ioError, 1)
         case .getId:
@@ -220,6 +203,18 @@ public final class VirtioBlock: VirtioDevice, @unchecked Sendable {
             }
             return (.ok, 1)
         }
+    }
+
+    /// Reads or writes the guest buffers `pieces` at `sector` through the disk's engine.
+    /// nil: submitted to AIO, which completes the request later.
+    private func transfer(_ pieces: [UnsafeMutableRawBufferPointer], sector: UInt64, write: Bool,
+                          chain: DescriptorChain, usedLength: UInt32) -> (Status, UInt32)? {
+        let offset = sector * BlockBackend.sectorSize
+        if let aio, let status = statusAddress(chain) {
+            return aio.submit(fd: backend.fd.rawValue, pieces: pieces, offset: offset, write: write, head: chain.head,
+                              statusAddress: status, usedLength: usedLength) ? nil : (.ioError, 1)
+        }
+        return backend.transfer(pieces, at: offset, write: write) ? (.ok, usedLength) : (.ioError, 1)
     }
 
     private func statusAddress(_ chain: DescriptorChain) -> UInt64? {
