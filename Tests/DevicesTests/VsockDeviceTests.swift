@@ -240,16 +240,12 @@ import Testing
 
     @Test func creditExhaustionStopsTheHostAndAnUpdateResumesIt() throws {
         let g = try VsockTestGuest()
-        let listener = VsockHostSocket.listen("\(g.path)_6000")
-        defer {
-            close(listener)
-            unlink("\(g.path)_6000")
-        }
+        let listener = VsockHostListener(g, port: 6000)
         let s = g.connect(to: 6000, bufAlloc: 5000)  // not a multiple of the 4 KiB rx buffers
         s.autoConsume = false
         #expect(g.pump { s.state == .established })
-        var fd: Int32 = -1
-        #expect(g.pump { fd = VsockHostSocket.accept(listener) ?? -1; return fd >= 0 })
+        let fd = listener.accept(pumping: g)
+        #expect(fd >= 0)
         defer { close(fd) }
         let data = vsockPattern(100_000, seed: 3)
         #expect(VsockHostSocket.writeSome(fd, data) == data.count)
@@ -338,15 +334,11 @@ import Testing
         var limits = VsockLimits()
         limits.bufferSize = 64 << 10
         let g = try VsockTestGuest(limits: limits)
-        let listener = VsockHostSocket.listen("\(g.path)_6100")
-        defer {
-            close(listener)
-            unlink("\(g.path)_6100")
-        }
+        let listener = VsockHostListener(g, port: 6100)
         let s = g.connect(to: 6100)
         #expect(g.pump { s.state == .established })
-        var fd: Int32 = -1
-        #expect(g.pump { fd = VsockHostSocket.accept(listener) ?? -1; return fd >= 0 })
+        let fd = listener.accept(pumping: g)
+        #expect(fd >= 0)
         defer { close(fd) }
         // The host never reads: once its socket buffer is full, the device holds up to
         // 64 KiB; a guest that sends on regardless is reset.
@@ -599,15 +591,11 @@ import Testing
 
     @Test func halfCloseFromTheGuestThenTheHost() throws {
         let g = try VsockTestGuest()
-        let listener = VsockHostSocket.listen("\(g.path)_21")
-        defer {
-            close(listener)
-            unlink("\(g.path)_21")
-        }
+        let listener = VsockHostListener(g, port: 21)
         let s = g.connect(to: 21)
         #expect(g.pump { s.state == .established })
-        var fd: Int32 = -1
-        #expect(g.pump { fd = VsockHostSocket.accept(listener) ?? -1; return fd >= 0 })
+        let fd = listener.accept(pumping: g)
+        #expect(fd >= 0)
         defer { close(fd) }
         #expect(g.write(s, Array("request".utf8)))
         g.shutdown(s, flags: VsockPacketHeader.shutdownSend)

@@ -202,6 +202,30 @@ enum VsockRxLayout {
 /// Plays a Linux guest's virtio-vsock driver (and the sockets above it) against a real
 /// `VirtioVsock` through the real virtio-mmio transport, with a real event loop that the
 /// test thread runs.
+/// A host listener at `<uds>_port` for guest-initiated connections; closed and unlinked
+/// when released.
+final class VsockHostListener {
+    let fd: Int32
+    let path: String
+
+    init(_ guest: VsockTestGuest, port: UInt32) {
+        path = "\(guest.path)_\(port)"
+        fd = VsockHostSocket.listen(path)
+    }
+
+    /// Pumps the guest until the device's connection arrives; the host end, or -1.
+    func accept(pumping guest: VsockTestGuest) -> Int32 {
+        var accepted: Int32 = -1
+        _ = guest.pump { accepted = VsockHostSocket.accept(fd) ?? -1; return accepted >= 0 }
+        return accepted
+    }
+
+    deinit {
+        close(fd)
+        unlink(path)
+    }
+}
+
 final class VsockTestGuest {
     static let cid: UInt64 = 3
     static let txSlotSize = 44 + (64 << 10) + 64

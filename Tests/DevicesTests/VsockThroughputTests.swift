@@ -9,15 +9,11 @@ import Testing
 @Suite struct VsockThroughputTests {
     @Test func guestToHostStream() throws {
         let g = try VsockTestGuest(txSlots: 64)
-        let listener = VsockHostSocket.listen("\(g.path)_1")
-        defer {
-            close(listener)
-            unlink("\(g.path)_1")
-        }
+        let listener = VsockHostListener(g, port: 1)
         let s = g.connect(to: 1)
         #expect(g.pump { s.state == .established })
-        var fd: Int32 = -1
-        #expect(g.pump { fd = VsockHostSocket.accept(listener) ?? -1; return fd >= 0 })
+        let fd = listener.accept(pumping: g)
+        #expect(fd >= 0)
         defer { close(fd) }
         let total = 64 << 20
         let chunk = vsockPattern(64 << 10, seed: 5)
