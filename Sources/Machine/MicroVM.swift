@@ -165,7 +165,7 @@ public final class MicroVM: @unchecked Sendable {
         for runner in runners { runner.join() }
         console?.close()
         if started { loop.stop() }
-        for transport in virtioDevices { (transport.device as? VirtioVsock)?.close() }
+        for transport in virtioDevices { transport.device.shutdown() }
     }
 
     deinit { shutdown() }

@@ -22,6 +22,8 @@ public protocol VirtioDevice: AnyObject, Sendable {
     var backendEvents: EventFd? { get }
     /// `backendEvents` fired (event loop thread, under the transport lock).
     func processBackendEvents() throws
+    /// The VM is going away: release host resources (listening sockets and the like).
+    func shutdown()
 }
 
 /// What an activated device works with.
@@ -43,6 +45,7 @@ extension VirtioDevice {
     public func writeConfig(offset: Int, from data: UnsafeRawBufferPointer) {}
     public var backendEvents: EventFd? { nil }
     public func processBackendEvents() throws {}
+    public func shutdown() {}
 
     /// Reads from a byte image of the configuration space, zero past its end.
     public func readConfig(_ config: [UInt8], offset: Int, into data: UnsafeMutableRawBufferPointer) {

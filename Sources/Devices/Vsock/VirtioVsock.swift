@@ -31,6 +31,8 @@ public final class VirtioVsock: VirtioDevice, @unchecked Sendable {
     /// Closes every connection and the listening socket, and removes its file. Idempotent.
     public func close() { muxer.close() }
 
+    public func shutdown() { close() }
+
     public var statistics: VsockStatistics { muxer.stats }
     public var connectionCount: Int { muxer.connectionCount }
 
