@@ -6,12 +6,17 @@ let package = Package(
     products: [
         .executable(name: "kata-vmm", targets: ["kata-vmm"]),
         .executable(name: "kata-bench", targets: ["kata-bench"]),
+        .executable(name: "kata-runtime", targets: ["kata-runtime"]),
+        .executable(name: "kata-agent", targets: ["kata-agent"]),
         .library(name: "Machine", targets: ["Machine"]),
         .library(name: "Runtime", targets: ["Runtime"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.28.0"),
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
     ],
     targets: [
         // Thin C shim: one inline wrapper per ioctl/syscall Swift cannot call directly.
@@ -31,12 +36,51 @@ let package = Package(
             name: "Machine",
             dependencies: ["VMM", "Devices", "CKVM", .product(name: "Logging", package: "swift-log")]
         ),
-        // The OCI runtime (kata-runtime); grows in later issues.
-        .target(name: "Runtime", dependencies: ["Machine"]),
+        // Firecracker-compatible HTTP API over a Unix socket (SwiftNIO) and JSON config file.
+        .target(
+            name: "API",
+            dependencies: [
+                "Machine",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // Wire protocol between runtime and guest agent: ttrpc framing + protobuf messages.
+        .target(
+            name: "AgentProtocol",
+            dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")]
+        ),
+        // The guest agent: PID 1 inside every sandbox VM.
+        .executableTarget(
+            name: "kata-agent",
+            dependencies: ["AgentProtocol"],
+            path: "guest/agent"
+        ),
+        // The OCI runtime (kata-runtime): configuration, sandbox lifecycle, agent client.
+        .target(
+            name: "Runtime",
+            dependencies: [
+                "Machine",
+                "AgentProtocol",
+                .product(name: "TOMLKit", package: "TOMLKit"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "kata-runtime",
+            dependencies: [
+                "Runtime",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .executableTarget(
             name: "kata-vmm",
             dependencies: [
                 "Machine",
+                "API",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -53,6 +97,9 @@ let package = Package(
         .testTarget(name: "VMMTests", dependencies: ["VMM", "CKVM", "TestSupport"]),
         .testTarget(name: "DevicesTests", dependencies: ["Devices", "VMM", "CKVM", "TestSupport"]),
         .testTarget(name: "MachineTests", dependencies: ["Machine", "VMM", "Devices", "TestSupport", "kata-vmm"]),
+        .testTarget(name: "APITests", dependencies: ["API", "Machine", "TestSupport", "kata-vmm"]),
+        .testTarget(name: "AgentTests", dependencies: ["AgentProtocol", "Runtime", "TestSupport", "kata-agent"]),
+        .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "AgentProtocol", "TestSupport", "kata-runtime", "kata-agent"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -1,0 +1,1 @@
+// API: Firecracker-compatible HTTP API and config file (issue 5).

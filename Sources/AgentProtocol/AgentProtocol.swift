@@ -1,0 +1,1 @@
+// AgentProtocol: ttrpc framing and protobuf messages (issue 6).

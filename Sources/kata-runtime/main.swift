@@ -1,0 +1,1 @@
+// kata-runtime entry point (issue 7).

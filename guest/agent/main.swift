@@ -1,0 +1,1 @@
+// kata-agent entry point (issue 6).
