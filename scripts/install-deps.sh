@@ -10,6 +10,7 @@ packages=(
   util-linux                  # unshare/setpriv: the /dev/kvm error-path tests
   iproute2                    # network namespaces and taps for the virtio-net tests
   qemu-system-x86             # kata-bench measures QEMU microvm beside kata-vmm
+  gnuplot-nox                 # kata-bench --plot draws its PNG charts
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -67,8 +67,9 @@ import Testing
             return
         }
         let json = Fixtures.scratch.appendingPathComponent("bench-\(UUID().uuidString).json")
+        let plots = Fixtures.scratch.appendingPathComponent("bench-plots-\(UUID().uuidString)")
         let bench = Fixtures.productsDirectory.appendingPathComponent("kata-bench").path
-        let result = try Command.run("/bin/sh", ["-c", "cd '\(Fixtures.packageRoot.path)' && exec '\(bench)' all --runs 2 --json '\(json.path)' --vmm '\(Fixtures.kataVmm.path)'"],
+        let result = try Command.run("/bin/sh", ["-c", "cd '\(Fixtures.packageRoot.path)' && exec '\(bench)' all --runs 2 --vms 2 --concurrency 1,2 --json '\(json.path)' --plot '\(plots.path)' --vmm '\(Fixtures.kataVmm.path)'"],
                                      timeout: 300)
         #expect(result.status == 0, "\(result.stdout)\n\(result.stderr)")
         #expect(result.stdout.contains("| boot marker_ms |"))
@@ -95,6 +96,19 @@ import Testing
                 #expect(rss > 0 && guest >= 0 && guest < rss, "\(vmm): \(sample)")
             }
             #expect(memory[vmm]?.count == 2, "\(vmm)")
+        }
+        let creation = try #require(object["creationSamples"] as? [[String: Any]])
+        #expect(creation.count == 4, "\(creation)")
+        for sample in creation {
+            #expect(sample["failures"] as? Int == 0, "\(sample)")
+            #expect((sample["vmsPerSecond"] as? Double ?? 0) > 0, "\(sample)")
+            #expect((sample["perVmMs"] as? [Double])?.count == 2, "\(sample)")
+        }
+        #expect(result.stdout.contains("| VMs at once |"))
+        for chart in ["boot-marker_ms", "boot-cpu_ms", "memory", "creation-rate"] {
+            let png = try Data(contentsOf: plots.appendingPathComponent("\(chart).png"))
+            #expect(png.starts(with: [0x89, 0x50, 0x4E, 0x47]), "\(chart).png is not a PNG")
+            #expect(png.count > 2000, "\(chart).png is \(png.count) bytes")
         }
         let machine = try #require(object["machine"] as? [String: Any])
         #expect(["VMX", "SVM", "PVM", "unknown"].contains(machine["kvmFlavour"] as? String ?? ""))
