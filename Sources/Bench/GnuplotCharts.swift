@@ -3,7 +3,7 @@ import Foundation
 /// PNG charts of a kata-bench run, drawn by gnuplot (Debian's gnuplot-nox): the data goes
 /// to plain .dat files beside a .gp script, so a chart can be re-drawn or restyled by hand.
 public struct GnuplotCharts {
-    /// Boot-time samples per VMM (ms), one chart per metric.
+    /// Time samples per VMM (ms), one box-plot chart per metric ("boot-marker_ms", ...).
     public var boot: [(metric: String, samples: [BootBenchmark.Vmm: [Double]])] = []
     /// Median memory figures per VMM (KiB), by metric name.
     public var memory: [(metric: String, values: [BootBenchmark.Vmm: Double])] = []
@@ -26,7 +26,7 @@ public struct GnuplotCharts {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         var pngs: [String] = []
         for (metric, samples) in boot where !samples.isEmpty {
-            pngs.append(try render(directory, name: "boot-\(metric)", script: bootScript(directory, metric, samples)))
+            pngs.append(try render(directory, name: metric, script: bootScript(directory, metric, samples)))
         }
         if !memory.isEmpty { pngs.append(try render(directory, name: "memory", script: memoryScript(directory))) }
         if !creation.isEmpty { pngs.append(try render(directory, name: "creation-rate", script: creationScript(directory))) }
@@ -50,13 +50,13 @@ public struct GnuplotCharts {
         var labels: [String] = []
         for (index, vmm) in BootBenchmark.Vmm.allCases.enumerated() {
             guard let values = samples[vmm], !values.isEmpty else { continue }
-            let file = "\(dir)/boot-\(metric)-\(vmm.rawValue).dat"
+            let file = "\(dir)/\(metric)-\(vmm.rawValue).dat"
             try values.map { String(format: "%.3f", $0) }.joined(separator: "\n").write(toFile: file, atomically: true, encoding: .utf8)
             plots.append("'\(file)' using (\(index + 1)):1 with boxplot lc \(index + 1) title '\(vmm.rawValue)'")
             plots.append("'\(file)' using (\(index + 1) + (rand(0) - 0.5) * 0.3):1 with points pt 7 ps 0.6 lc \(index + 1) notitle")
             labels.append("'\(vmm.rawValue)' \(index + 1)")
         }
-        return header("\(dir)/boot-\(metric).png", "Boot: \(metric) (each sample, and its box plot)") + """
+        return header("\(dir)/\(metric).png", "\(metric.replacingOccurrences(of: "_", with: " ")): each sample, and its box plot") + """
             set style fill solid 0.25 border -1
             set style boxplot outliers pointtype 7
             set boxwidth 0.5
