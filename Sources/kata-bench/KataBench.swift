@@ -9,7 +9,7 @@ struct KataBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kata-bench",
         abstract: "Measure kata-vmm beside QEMU microvm (boot time, memory overhead).",
-        subcommands: [Start.self, Boot.self, Memory.self, Creation.self, Devices.self, All.self])
+        subcommands: [Start.self, Boot.self, Memory.self, Creation.self, Devices.self, Container.self, All.self])
 }
 
 struct CommonOptions: ParsableArguments {
@@ -30,6 +30,10 @@ struct CommonOptions: ParsableArguments {
     @Option(help: "Seconds a guest may take to reach its marker (a busy PVM host needs minutes for Linux).") var timeout: Double = 900
     @Option(help: "Device throughput: seconds per measurement.") var seconds: Int = 5
     @Option(help: "Device throughput: disk image size in MiB.") var diskMib: Int = 256
+    @Option(help: "Container start: kata-runtime binary; default: the one beside kata-bench.") var runtime: String?
+    @Option(help: "Container start: configuration.toml for kata-runtime (guest kernel and agent initrd); `all` measures container start only when this is given.") var runtimeConfig: String?
+    @Option(help: "Container start: runc binary to compare with (none: skip).") var runc: String = "/usr/sbin/runc"
+    @Option(help: "Container start: runs per runtime (each kata-runtime run boots a VM).") var containerRuns: Int = 3
 
     /// Builds guest/<folder>/init.c into an initramfs (guest) and a static binary (host).
     func buildBenchGuest() throws -> (initramfs: String, host: String) {
@@ -100,6 +104,7 @@ struct Report: Codable {
     var memorySamples: [String: [ProcessMemory]] = [:]
     var creationSamples: [CreationRateBenchmark.Sample] = []
     var devices: [DeviceThroughputBenchmark.Result] = []
+    var containerSamples: [ContainerStartBenchmark.Sample] = []
     var summary: [String: [String: Statistics]] = [:]
 }
 
@@ -225,6 +230,47 @@ enum Runner {
         progress(3, 3, "devices")
     }
 
+    static func container(_ options: CommonOptions, into report: inout Report) throws {
+        let runtime = options.runtime ?? URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+            .deletingLastPathComponent().appendingPathComponent("kata-runtime").path
+        guard FileManager.default.isExecutableFile(atPath: runtime) else { throw ValidationError("no kata-runtime at \(runtime)") }
+        let runc = FileManager.default.isExecutableFile(atPath: options.runc) ? options.runc : nil
+        if runc == nil { print("runc: not available at \(options.runc); its column says so") }
+        let work = FileManager.default.temporaryDirectory.appendingPathComponent("kata-bench-container-\(getpid())").path
+        defer { try? FileManager.default.removeItem(atPath: work) }
+        let bench = ContainerStartBenchmark(kataRuntime: runtime, kataConfig: options.runtimeConfig, runc: runc,
+                                            workDirectory: work, timeout: options.timeout)
+        try bench.makeBundle()
+        let total = options.containerRuns * bench.runtimes.count
+        for i in 0..<options.containerRuns {
+            for (j, r) in bench.runtimes.enumerated() {
+                progress(i * bench.runtimes.count + j, total, "container \(r.name)")
+                report.containerSamples.append(try bench.sample(i, runtime: r))
+            }
+        }
+        progress(total, total, "container")
+        for name in ["kata-runtime", "runc"] {
+            let ok = report.containerSamples.filter { $0.runtime == name && $0.exitStatus == 0 }
+            if let stats = Statistics(ok.map(\.wallMs)) { report.summary["container/\(name)"] = ["run_true_ms": stats] }
+        }
+    }
+
+    static func containerTable(_ report: Report) -> String {
+        guard !report.containerSamples.isEmpty else { return "" }
+        func cell(_ name: String) -> String {
+            let failed = report.containerSamples.filter { $0.runtime == name && $0.exitStatus != 0 }.count
+            guard let s = report.summary["container/\(name)"]?["run_true_ms"] else {
+                return report.containerSamples.contains { $0.runtime == name } ? "every run failed" : "not available"
+            }
+            return String(format: "%.1f / %.1f / %.1f", s.min, s.median, s.p90) + (failed > 0 ? " (\(failed) failed)" : "")
+        }
+        let ours = report.summary["container/kata-runtime"]?["run_true_ms"]?.median
+        let theirs = report.summary["container/runc"]?["run_true_ms"]?.median
+        let ratio = ours.flatMap { o in theirs.map { String(format: "%.1f", o / $0) } } ?? "n/a"
+        return "\n\n| container `run` of busybox true, ms (min / median / p90) | kata-runtime | runc | ratio |\n|---|---|---|---|\n"
+            + "| exec to exit | \(cell("kata-runtime")) | \(cell("runc")) | \(ratio) |"
+    }
+
     static func devicesTable(_ report: Report) -> String {
         guard !report.devices.isEmpty else { return "" }
         func figure(_ source: String, _ key: String) -> String {
@@ -294,7 +340,8 @@ enum Runner {
         return rows.joined(separator: "\n") + "\n\n\(m.date), \(m.cpuModel), \(m.cpus) CPUs, Linux \(m.kernel), KVM \(m.kvmFlavour); guest \(report.guest), \(report.cpus) vCPU, \(report.memoryMiB) MiB"
     }
 
-    static func run(_ options: CommonOptions, start: Bool = false, boot: Bool, memory: Bool, creation: Bool = false, devices: Bool = false) throws {
+    static func run(_ options: CommonOptions, start: Bool = false, boot: Bool, memory: Bool, creation: Bool = false, devices: Bool = false,
+                    container: Bool = false) throws {
         let bench = try options.benchmark()
         var report = Report(machine: .current(), guest: bench.guest.isProbe ? "probe" : bench.guest.kernel,
                             cpus: options.cpus, memoryMiB: options.memory)
@@ -303,7 +350,8 @@ enum Runner {
         if memory { try Runner.memory(bench, runs: options.runs, into: &report) }
         if creation { Runner.creation(bench, levels: try options.concurrencyLevels(), vms: options.vms, into: &report) }
         if devices { try Runner.devices(options, bench, into: &report) }
-        print((start || boot || memory ? table(report) : "") + creationTable(report) + devicesTable(report))
+        if container { try Runner.container(options, into: &report) }
+        print((start || boot || memory ? table(report) : "") + creationTable(report) + devicesTable(report) + containerTable(report))
         if let plot = options.plot {
             for png in try charts(report, into: plot) { print("chart: \(png)") }
         }
@@ -349,9 +397,18 @@ extension KataBench {
         func run() throws { try Runner.run(options, boot: false, memory: false, devices: true) }
     }
 
-    struct All: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Boot, memory and creation rate.")
+    struct Container: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "kata-runtime run of a busybox `true` bundle, beside runc run of the same bundle.")
         @OptionGroup var options: CommonOptions
-        func run() throws { try Runner.run(options, start: true, boot: true, memory: true, creation: true, devices: options.kernel != nil) }
+        func run() throws { try Runner.run(options, boot: false, memory: false, container: true) }
+    }
+
+    struct All: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Start, boot, memory and creation rate; device throughput with --kernel; container start with --runtime-config.")
+        @OptionGroup var options: CommonOptions
+        func run() throws {
+            try Runner.run(options, start: true, boot: true, memory: true, creation: true, devices: options.kernel != nil,
+                           container: options.runtimeConfig != nil)
+        }
     }
 }
