@@ -10,6 +10,7 @@ packages=(
   util-linux                  # unshare/setpriv: the /dev/kvm error-path tests
   iproute2                    # network namespaces and taps for the virtio-net tests
   qemu-system-x86             # kata-bench measures QEMU microvm beside kata-vmm
+  curl                        # the API tests drive kata-vmm's API socket with curl --unix-socket
 )
 missing=()
 for p in "${packages[@]}"; do
