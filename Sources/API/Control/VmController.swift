@@ -59,11 +59,6 @@ public final class VmController: @unchecked Sendable {
         }
     }
 
-    /// The same, waiting for the answer (tests and callers off the event loop).
-    public func handleSync(_ request: ApiRequest) -> ApiResponse {
-        queue.sync { respond(to: request) }
-    }
-
     /// Takes a whole configuration (config file or CLI flags): its logger and metrics
     /// settings apply at once. Only before `InstanceStart`.
     public func configure(_ newConfig: VmConfig) throws {
