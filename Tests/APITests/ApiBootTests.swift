@@ -80,7 +80,11 @@ import Testing
         #expect(logText.contains(" INFO "))
         #expect(!vmm.log.contains("first KVM_RUN"))
 
+        // Ctrl-Alt-Del reaches the guest's keyboard controller (the probe prints the scancodes).
+        #expect(!vmm.serial.contains("probe: key"))
         #expect(try Curl.request(s, "PUT", "/actions", body: #"{"action_type":"SendCtrlAltDel"}"#).status == 204)
+        #expect(vmm.wait { vmm.serial.contains("probe: key 0x14\nprobe: key 0x11\nprobe: key 0xe0\nprobe: key 0x71\n") },
+                "\(vmm.serial.suffix(500))")
         #expect(vmm.stop() == 128 + SIGTERM)
         #expect(!FileManager.default.fileExists(atPath: s), "the API socket is removed on exit")
     }

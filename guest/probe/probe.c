@@ -7,7 +7,8 @@
  *
  * Command line options: probe.exit=N (status to print), probe.mode=reset|triplefault|
  * hang|spin|poweroff|count (how to end; count prints "probe: tick N" about every 50 ms,
- * by the TSC, forever: progress a pause must stop and a resume restart).
+ * by the TSC, forever: progress a pause must stop and a resume restart; after each tick
+ * it prints "probe: key 0xNN" for every byte waiting in the i8042, e.g. Ctrl-Alt-Del).
  */
 typedef unsigned char u8;
 typedef unsigned short u16;
@@ -215,6 +216,11 @@ void probe_main(struct hvm_start_info *si) {
             puts_serial("probe: tick ");
             put_dec(tick);
             puts_serial("\n");
+            while (inb(0x64) & 1) {  /* i8042 output buffer: SendCtrlAltDel's scancodes */
+                puts_serial("probe: key ");
+                put_hex(inb(0x60));
+                puts_serial("\n");
+            }
             u64 start = rdtsc();
             while (rdtsc() - start < 100000000ull) __asm__ volatile("pause");
         }

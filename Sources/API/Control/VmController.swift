@@ -224,9 +224,8 @@ public final class VmController: @unchecked Sendable {
                     throw ApiError("InstanceStart: \(error)")
                 }
             case "SendCtrlAltDel":
-                let vm = try requireStarted()
-                guard state == .running else { throw ApiError("SendCtrlAltDel: the microVM is paused") }
-                vm.sendCtrlAltDel()
+                // While paused the scancodes wait in the i8042 until the guest runs again.
+                try requireStarted().sendCtrlAltDel()
             default:
                 guard metrics.isOpen else { throw ApiError("FlushMetrics: the metrics system is not initialized (PUT /metrics first)") }
                 guard metrics.flush(metricSections()) else { throw ApiError("FlushMetrics: writing to '\(metrics.path ?? "")' failed") }

@@ -64,7 +64,7 @@ public final class VcpuRunner: @unchecked Sendable {
                     continue
                 }
                 if let reason = handleExit() {
-                    exits.count(.failure)
+                    if reason != .poweroff && reason != .reset { exits.count(.failure) }
                     lifecycle.stop(reason)
                 }
             }
