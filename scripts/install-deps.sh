@@ -11,6 +11,7 @@ packages=(
   iproute2                    # network namespaces and taps for the virtio-net tests
   qemu-system-x86             # kata-bench measures QEMU microvm beside kata-vmm
   gnuplot-nox                 # kata-bench --plot draws its PNG charts
+  curl                        # the API tests drive kata-vmm's API socket with curl --unix-socket
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -10,6 +10,15 @@ public struct DiskConfig: Sendable, Equatable {
     public var id: String?
     public var engine: BlockEngine = .sync
     public var direct = false
+    /// The kernel's root file system (`root=` on its command line); must be the first disk.
+    public var isRootDevice = false
+    /// The root partition's PARTUUID, for `root=PARTUUID=` instead of `root=/dev/vda`.
+    public var partuuid: String?
+    /// Firecracker's cache_type: what the guest was promised about flushes. Both kinds
+    /// advertise VIRTIO_BLK_F_FLUSH here and honour it with fdatasync (Writeback).
+    public var cacheType: CacheType = .unsafe
+
+    public enum CacheType: String, Sendable, CaseIterable { case unsafe = "Unsafe", writeback = "Writeback" }
 
     public init(path: String, readOnly: Bool = false, id: String? = nil, engine: BlockEngine = .sync, direct: Bool = false) {
         self.path = path

@@ -56,7 +56,7 @@ public final class MicroVM: @unchecked Sendable {
         }
         loop = try EventLoop()
         for net in config.nets {
-            devices.append(try VirtioNet(tap: Tap(name: net.tap), mac: net.mac, loop: loop, logger: logger))
+            devices.append(try VirtioNet(tap: Tap(name: net.tap), mac: net.mac, mtu: net.mtu ?? 1500, loop: loop, logger: logger))
         }
         if let vsock = config.vsock {
             devices.append(try VirtioVsock(guestCid: vsock.guestCid, udsPath: vsock.udsPath, loop: loop, logger: logger))
@@ -64,7 +64,7 @@ public final class MicroVM: @unchecked Sendable {
         if config.rng { devices.append(VirtioRng(logger: logger)) }
         let slots = devices.indices.map { VirtioMmioSlot(index: $0) }
         virtioSlots = slots
-        var cmdline = config.cmdline
+        var cmdline = config.kernelCmdline
         if config.virtioDiscovery == .cmdline {
             cmdline += slots.map { " " + $0.kernelParameter }.joined()
         }
@@ -126,9 +126,14 @@ public final class MicroVM: @unchecked Sendable {
         }
         self.runners = runners
         runners[0].onFirstRun = { [logger] in
-            ProcessClock.markInstanceStart()
+            let now = ProcessClock.now()
             let start = ProcessClock.processStart
-            let now = ProcessClock.instanceStart ?? start
+            if let instanceStart = ProcessClock.instanceStart {
+                // InstanceStart came through the API: report the time since that request too.
+                logger.info("first KVM_RUN \((now.wallNanos &- instanceStart.wallNanos) / 1000) us after InstanceStart (\((now.cpuNanos &- instanceStart.cpuNanos) / 1000) CPU us)")
+            } else {
+                ProcessClock.markInstanceStart()
+            }
             logger.info("first KVM_RUN \((now.wallNanos &- start.wallNanos) / 1000) us after process start (\((now.cpuNanos &- start.cpuNanos) / 1000) CPU us)")
         }
     }
@@ -155,6 +160,74 @@ public final class MicroVM: @unchecked Sendable {
 
     public func sendCtrlAltDel() {
         i8042.sendCtrlAltDel()
+    }
+
+    /// Holds every vCPU out of the guest; returns once all are parked. Devices keep
+    /// running (as in Firecracker), so host-side I/O completes while paused.
+    public func pause() {
+        lifecycle.pause(expectedVcpus: runners.count)
+    }
+
+    /// Lets the vCPUs enter the guest again.
+    public func resume() {
+        lifecycle.resume()
+    }
+
+    public var isPaused: Bool { lifecycle.isPaused }
+
+    public enum DiskUpdateError: Error, CustomStringConvertible {
+        case noSuchDisk(String)
+        public var description: String {
+            switch self {
+            case .noSuchDisk(let id): return "no disk with the id '\(id)'"
+            }
+        }
+    }
+
+    /// Points the disk `id` at another file while the guest runs (same read-only mode),
+    /// then tells the guest driver to re-read the capacity.
+    public func replaceDisk(id: String, path: String) throws {
+        guard let index = config.diskIds.firstIndex(of: id) else { throw DiskUpdateError.noSuchDisk(id) }
+        let disk = config.disks[index]
+        let backend = try BlockBackend(path: path, readOnly: disk.readOnly, direct: disk.direct)
+        let transport = virtioDevices[index]
+        try transport.withDeviceLocked { device in
+            guard let block = device as? VirtioBlock else { throw DiskUpdateError.noSuchDisk(id) }
+            try block.replaceBackend(backend)
+        }
+        transport.configurationChanged()
+    }
+
+    /// A consistent reading of the counters the metrics report.
+    public func counters() -> MachineCounters {
+        var result = MachineCounters()
+        for runner in runners {
+            for kind in VcpuExitCounters.Kind.allCases {
+                result.vcpuExits[kind.metricName, default: 0] += runner.exits.value(kind)
+            }
+        }
+        var diskIndex = 0
+        var netIndex = 0
+        for transport in virtioDevices {
+            transport.withDeviceLocked { device in
+                switch device {
+                case let block as VirtioBlock:
+                    let id = config.diskIds[diskIndex]
+                    diskIndex += 1
+                    result.disks.append(.init(id: id, readBytes: block.readBytes, writeBytes: block.writtenBytes,
+                                              requests: block.requests, failedRequests: block.failedRequests))
+                case let net as VirtioNet:
+                    let c = net.counters
+                    let id = config.nets[netIndex].id ?? config.nets[netIndex].tap
+                    netIndex += 1
+                    result.nets.append(.init(id: id, rxBytes: c.rxBytes, txBytes: c.txBytes, rxPackets: c.rxFrames,
+                                             txPackets: c.txFrames, rxDropped: c.rxDropped, txDropped: c.txDropped))
+                default:
+                    break
+                }
+            }
+        }
+        return result
     }
 
     /// Stops everything and waits for the threads; restores the terminal.

@@ -6,11 +6,14 @@ public struct NetConfig: Sendable, Equatable {
     /// nil: a random locally administered address.
     public var mac: [UInt8]?
     public var id: String?
+    /// MTU offered to the guest; nil: 1500.
+    public var mtu: UInt16?
 
-    public init(tap: String, mac: [UInt8]? = nil, id: String? = nil) {
+    public init(tap: String, mac: [UInt8]? = nil, id: String? = nil, mtu: UInt16? = nil) {
         self.tap = tap
         self.mac = mac
         self.id = id
+        self.mtu = mtu
     }
 
     public typealias ParseError = OptionList.Error
@@ -40,7 +43,7 @@ public struct NetConfig: Sendable, Equatable {
         return config
     }
 
-    static func parseMac(_ text: String) -> [UInt8]? {
+    public static func parseMac(_ text: String) -> [UInt8]? {
         let octets = text.split(separator: ":", omittingEmptySubsequences: false)
         guard octets.count == 6 else { return nil }
         var mac: [UInt8] = []

@@ -29,6 +29,37 @@ public struct VmConfig: Sendable, Equatable {
     public var vsock: VsockConfig?
     public var rng = false
     public var virtioDiscovery: VirtioDiscovery = .acpi
+    /// Where the VMM's own log goes and how much of it (Firecracker's `logger`); nil: stderr.
+    public var logger: LogConfig?
+    /// Where metrics are flushed as JSON lines (Firecracker's `metrics`); nil: no metrics.
+    public var metricsPath: String?
+
+    /// The VMM log's destination and level.
+    public struct LogConfig: Sendable, Equatable {
+        public enum Level: String, Sendable, CaseIterable {
+            case off = "Off", error = "Error", warning = "Warning", info = "Info", debug = "Debug", trace = "Trace"
+        }
+        /// nil: stderr.
+        public var path: String?
+        public var level: Level
+        public var showLevel: Bool
+        public var showOrigin: Bool
+
+        public init(path: String? = nil, level: Level = .info, showLevel: Bool = false, showOrigin: Bool = false) {
+            self.path = path
+            self.level = level
+            self.showLevel = showLevel
+            self.showOrigin = showOrigin
+        }
+    }
+
+    /// The command line the kernel gets: `cmdline`, plus `root=` for the root disk the way
+    /// Firecracker adds it (`root=/dev/vda` or `root=PARTUUID=...`, then `ro` or `rw`).
+    public var kernelCmdline: String {
+        guard let root = disks.first(where: \.isRootDevice) else { return cmdline }
+        let device = root.partuuid.map { "PARTUUID=\($0)" } ?? "/dev/vda"
+        return cmdline + " root=\(device) " + (root.readOnly ? "ro" : "rw")
+    }
 
     /// How the guest finds its virtio-mmio devices.
     public enum VirtioDiscovery: String, Sendable, CaseIterable {
@@ -66,6 +97,7 @@ public struct VmConfig: Sendable, Equatable {
         case tooManyDevices(Int)
         case duplicateDiskId(String)
         case duplicateTap(String)
+        case rootDevice(String)
 
         public var description: String {
             switch self {
@@ -80,6 +112,8 @@ public struct VmConfig: Sendable, Equatable {
                 return "two disks have the id '\(id)'"
             case .duplicateTap(let tap):
                 return "two network interfaces use the tap '\(tap)'"
+            case .rootDevice(let why):
+                return why
             }
         }
     }
@@ -96,6 +130,9 @@ public struct VmConfig: Sendable, Equatable {
         guard deviceCount <= Self.maxVirtioDevices else { throw ValidationError.tooManyDevices(deviceCount) }
         var seen = Set<String>()
         for id in diskIds where !seen.insert(id).inserted { throw ValidationError.duplicateDiskId(id) }
+        let roots = disks.indices.filter { disks[$0].isRootDevice }
+        if roots.count > 1 { throw ValidationError.rootDevice("only one disk can be the root device") }
+        if let root = roots.first, root != 0 { throw ValidationError.rootDevice("the root device must be the first disk (/dev/vda)") }
         var taps = Set<String>()
         for net in nets where !taps.insert(net.tap).inserted { throw ValidationError.duplicateTap(net.tap) }
     }

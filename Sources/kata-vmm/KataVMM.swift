@@ -1,4 +1,6 @@
+import API
 import ArgumentParser
+import Foundation
 import Glibc
 import Logging
 import Machine
@@ -20,8 +22,24 @@ struct KataVMM: ParsableCommand {
             """,
         version: version)
 
-    @Option(help: "Guest kernel: ELF vmlinux (64-bit entry or PVH note) or bzImage.")
-    var kernel: String
+    @Option(help: "Guest kernel: ELF vmlinux (64-bit entry or PVH note) or bzImage. Not with --config-file.")
+    var kernel: String?
+
+    @Option(name: .customLong("api-sock"), help: ArgumentHelp(
+        "Serve Firecracker's REST API (HTTP/1.1) on this Unix socket; without a configuration, wait for InstanceStart.",
+        valueName: "PATH"))
+    var apiSock: String?
+
+    @Option(name: .customLong("config-file"), help: ArgumentHelp(
+        "Boot from a Firecracker JSON config file (boot-source, machine-config, drives, network-interfaces, vsock, entropy, logger, metrics).",
+        valueName: "PATH"))
+    var configFile: String?
+
+    @Flag(name: .customLong("no-api"), help: "Run without the API server (requires --config-file), as Firecracker's --no-api.")
+    var noApi = false
+
+    @Option(help: "Instance id reported by GET / (Firecracker's --id).")
+    var id: String = "anonymous-instance"
 
     @Option(help: "Initial ramdisk (e.g. an uncompressed cpio).")
     var initrd: String?
@@ -71,6 +89,14 @@ struct KataVMM: ParsableCommand {
     }
 
     func validate() throws {
+        if noApi && configFile == nil { throw ValidationError("--no-api requires --config-file") }
+        if noApi && apiSock != nil { throw ValidationError("--no-api and --api-sock exclude each other") }
+        if kernel != nil && configFile != nil {
+            throw ValidationError("--kernel and --config-file exclude each other: the config file's boot-source names the kernel")
+        }
+        if kernel == nil && configFile == nil && apiSock == nil {
+            throw ValidationError("missing --kernel (or --config-file, or --api-sock to configure through the API)")
+        }
         _ = try parsedSerial()
         _ = try parsedBootProtocol()
         _ = try parsedDisks()
@@ -124,14 +150,18 @@ struct KataVMM: ParsableCommand {
         return parsed
     }
 
-    func run() throws {
-        let level = Logger.Level(rawValue: logLevel) ?? .info
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
+    /// The configuration from the flags or the config file; nil when the API provides it.
+    func initialConfig() throws -> VmConfig? {
+        if let configFile {
+            guard let data = FileManager.default.contents(atPath: configFile) else {
+                throw ApiError("cannot read the config file '\(configFile)': \(String(cString: strerror(errno)))")
+            }
+            guard data.count <= 1 << 20 else { throw ApiError("the config file '\(configFile)' is larger than 1 MiB") }
+            do { return try FullVmConfiguration.parse(data) } catch let error as ApiError {
+                throw ApiError("config file '\(configFile)': \(error.message)")
+            }
         }
-        let logger = Logger(label: "kata-vmm")
+        guard let kernel else { return nil }
         var config = VmConfig(kernelPath: kernel, initrdPath: initrd, cmdline: cmdline, vcpuCount: cpus,
                               memoryMiB: memory, serial: try parsedSerial(), bootProtocol: try parsedBootProtocol())
         config.disks = try parsedDisks()
@@ -139,6 +169,13 @@ struct KataVMM: ParsableCommand {
         config.vsock = try parsedVsock()
         config.rng = rng
         config.virtioDiscovery = VmConfig.VirtioDiscovery(rawValue: virtioDiscovery) ?? .acpi
+        return config
+    }
+
+    func run() throws {
+        LogSink.shared.setDefault(level: Logger.Level(rawValue: logLevel) ?? .info)
+        LoggingSystem.bootstrap { label in VmmLogHandler(label: label) }
+        let logger = Logger(label: "kata-vmm")
 
         // SIGINT/SIGTERM/SIGHUP stop the VM cleanly; they are taken by sigwait on a thread
         // of their own, so they are blocked everywhere else (threads inherit the mask).
@@ -147,18 +184,28 @@ struct KataVMM: ParsableCommand {
         for signal in [SIGINT, SIGTERM, SIGHUP] { sigaddset(&stopSignals, signal) }
         pthread_sigmask(SIG_BLOCK, &stopSignals, nil)
 
-        let vm: MicroVM
+        // Flags, config file and API all produce one VmConfig, owned by the controller.
+        let controller = VmController(identity: .init(instanceId: id, vmmVersion: Self.version), logger: logger)
+        var server: ApiServer?
         do {
-            vm = try MicroVM(config: config, logger: logger)
-            try vm.start()
+            let config = try initialConfig()
+            if let config { try controller.configure(config) }
+            if let apiSock {
+                let api = ApiServer(socketPath: apiSock, controller: controller, logger: logger)
+                try api.start()
+                server = api
+            }
+            if config != nil { try controller.start() }
         } catch {
+            server?.close()
             FileHandleStderr.write("kata-vmm: error: \(error)\n")
             throw ExitCode(VmExitReason.vmmError("").exitCode)
         }
-        SignalWaiter.start(signals: stopSignals) { signal in vm.stop(.signal(signal)) }
+        SignalWaiter.start(signals: stopSignals) { signal in controller.stop(.signal(signal)) }
 
-        let reason = vm.waitForExit()
-        vm.shutdown()
+        let reason = controller.waitForExit()
+        controller.shutdown()
+        server?.close()
         switch reason {
         case .poweroff, .reset, .signal: logger.info("\(reason)")
         default: logger.error("\(reason)")

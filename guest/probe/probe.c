@@ -6,7 +6,9 @@
  * ends through an i8042 reset, falling back to a triple fault where there is no i8042.
  *
  * Command line options: probe.exit=N (status to print), probe.mode=reset|triplefault|
- * hang|spin|poweroff (how to end).
+ * hang|spin|poweroff|count (how to end; count prints "probe: tick N" about every 50 ms,
+ * by the TSC, forever: progress a pause must stop and a resume restart; after each tick
+ * it prints "probe: key 0xNN" for every byte waiting in the i8042, e.g. Ctrl-Alt-Del).
  */
 typedef unsigned char u8;
 typedef unsigned short u16;
@@ -26,6 +28,8 @@ static inline u8 inb(u16 port) { u8 v; __asm__ volatile("inb %1, %0" : "=a"(v) :
 static inline void cpuid(u32 leaf, u32 sub, u32 *a, u32 *b, u32 *c, u32 *d) {
     __asm__ volatile("cpuid" : "=a"(*a), "=b"(*b), "=c"(*c), "=d"(*d) : "a"(leaf), "c"(sub));
 }
+
+static inline u64 rdtsc(void) { u32 lo, hi; __asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi)); return ((u64)hi << 32) | lo; }
 
 static int failures;
 
@@ -206,6 +210,20 @@ void probe_main(struct hvm_start_info *si) {
     if (option_is(mode, "hang")) {
         puts_serial("probe: halting forever\n");
         for (;;) __asm__ volatile("cli; hlt");
+    }
+    if (option_is(mode, "count")) {
+        for (u32 tick = 0;; tick++) {
+            puts_serial("probe: tick ");
+            put_dec(tick);
+            puts_serial("\n");
+            while (inb(0x64) & 1) {  /* i8042 output buffer: SendCtrlAltDel's scancodes */
+                puts_serial("probe: key ");
+                put_hex(inb(0x60));
+                puts_serial("\n");
+            }
+            u64 start = rdtsc();
+            while (rdtsc() - start < 100000000ull) __asm__ volatile("pause");
+        }
     }
     if (option_is(mode, "spin")) {
         puts_serial("probe: spinning forever\n");

@@ -102,6 +102,22 @@ public final class VirtioMmioTransport: BusDevice, @unchecked Sendable {
         }
     }
 
+    /// Runs `body` with the device under the transport lock: no queue processing runs
+    /// meanwhile (backend swaps, consistent counter reads).
+    public func withDeviceLocked<T>(_ body: (any VirtioDevice) throws -> T) rethrows -> T {
+        try state.withLock { _ in try body(device) }
+    }
+
+    /// Tells the driver that the device's configuration space changed (virtio 1.2, 4.2.3.3:
+    /// a new generation and a configuration change interrupt), e.g. after a disk swap.
+    public func configurationChanged() {
+        let active = state.withLock { s -> Bool in
+            s.configGeneration &+= 1
+            return s.active
+        }
+        if active { interrupt.signal(VirtioInterrupt.configChange) }
+    }
+
     private var selectedQueue: VirtQueue? {
         let index = Int(state.withLock { $0.queueSelect })
         return index < queues.count ? queues[index] : nil

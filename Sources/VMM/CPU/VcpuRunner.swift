@@ -12,6 +12,8 @@ public final class VcpuRunner: @unchecked Sendable {
     let lifecycle: VmLifecycle
     let logger: Logger
     private var thread: pthread_t?
+    /// Exit counters (written by this vCPU's thread only, read by the metrics writer).
+    public let exits = VcpuExitCounters()
     /// Called on the first entry of vCPU 0, just before KVM_RUN (InstanceStart timing).
     public var onFirstRun: (@Sendable () -> Void)?
 
@@ -52,15 +54,22 @@ public final class VcpuRunner: @unchecked Sendable {
         sigemptyset(&kick)
         sigaddset(&kick, VmLifecycle.kickSignal)
         pthread_sigmask(SIG_UNBLOCK, &kick, nil)
+        defer { lifecycle.vcpuFinished() }
         onFirstRun?()
         do {
             while !lifecycle.isStopping {
-                guard try vcpu.runOnce() else { continue }
+                guard try vcpu.runOnce() else {
+                    exits.count(.interrupted)
+                    lifecycle.interrupted(vcpu)
+                    continue
+                }
                 if let reason = handleExit() {
+                    if reason != .poweroff && reason != .reset { exits.count(.failure) }
                     lifecycle.stop(reason)
                 }
             }
         } catch {
+            exits.count(.failure)
             lifecycle.stop(.vcpuFailure("\(error)"))
         }
     }
@@ -75,6 +84,7 @@ public final class VcpuRunner: @unchecked Sendable {
             let size = Int(io.size)
             let base = UnsafeMutableRawPointer(run) + Int(io.data_offset)
             let port = UInt64(io.port)
+            exits.count(io.direction == UInt8(KVM_EXIT_IO_OUT) ? .ioOut : .ioIn)
             for i in 0..<Int(io.count) {
                 let data = UnsafeMutableRawBufferPointer(start: base + i * size, count: size)
                 if io.direction == UInt8(KVM_EXIT_IO_OUT) {
@@ -87,6 +97,7 @@ public final class VcpuRunner: @unchecked Sendable {
         case KVM_EXIT_MMIO:
             let mmioExit = ckvm_run_mmio(run)
             let length = min(Int(mmioExit.pointee.len), 8)
+            exits.count(mmioExit.pointee.is_write != 0 ? .mmioWrite : .mmioRead)
             return withUnsafeMutableBytes(of: &mmioExit.pointee.data) { raw -> VmExitReason? in
                 let data = UnsafeMutableRawBufferPointer(rebasing: raw[0..<length])
                 if mmioExit.pointee.is_write != 0 {
@@ -97,6 +108,7 @@ public final class VcpuRunner: @unchecked Sendable {
                 return nil
             }
         case KVM_EXIT_INTR:
+            exits.count(.interrupted)
             return nil
         case KVM_EXIT_HLT:
             return .vcpuFailure("vCPU \(vcpu.id) halted (HLT exit with no interrupt source)")
@@ -104,6 +116,7 @@ public final class VcpuRunner: @unchecked Sendable {
             logger.error("vCPU \(vcpu.id): triple fault (KVM_EXIT_SHUTDOWN)\n\(registerDump())")
             return .tripleFault
         case KVM_EXIT_SYSTEM_EVENT:
+            exits.count(.systemEvent)
             let event = ckvm_run_system_event(run).pointee
             switch Int32(event.type) {
             case KVM_SYSTEM_EVENT_SHUTDOWN: return .poweroff

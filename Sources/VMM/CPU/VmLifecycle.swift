@@ -2,14 +2,21 @@ import CKVM
 import Glibc
 import Synchronization
 
-/// The one place that decides a VM is stopping: the first reason reported wins, every
-/// vCPU is kicked out of KVM_RUN (immediate_exit + a signal to its thread), and whoever
-/// waits in `waitForExit` wakes up.
+/// The one place that decides a VM is stopping or pausing: the first stop reason reported
+/// wins, every vCPU is kicked out of KVM_RUN (immediate_exit + a signal to its thread), and
+/// whoever waits in `waitForExit` wakes up. A pause kicks the vCPUs the same way and parks
+/// each thread on a condition until `resume`; `pause` returns once every vCPU is parked.
 public final class VmLifecycle: @unchecked Sendable {
     private struct State {
         var reason: VmExitReason?
         var vcpus: [(vcpu: Vcpu, thread: pthread_t)] = []
     }
+
+    /// Guarded by `mutex`: whether vCPUs must park, and how many are parked.
+    private var pauseRequested = false
+    private var parkedVcpus = 0
+    /// vCPU threads that have returned (they can no longer park).
+    private var finishedVcpus = 0
 
     private let state = Mutex(State())
     private let stopFlag = Atomic<Bool>(false)
@@ -56,7 +63,7 @@ public final class VmLifecycle: @unchecked Sendable {
             s.vcpus.append((vcpu, thread))
             return s.reason != nil
         }
-        if stopping { kick(vcpu, thread) }
+        if stopping || isPaused { kick(vcpu, thread) }
     }
 
     /// Records `reason` (unless one is already recorded) and stops every vCPU.
@@ -68,6 +75,61 @@ public final class VmLifecycle: @unchecked Sendable {
         stopFlag.store(true, ordering: .releasing)
         for (vcpu, thread) in vcpus { kick(vcpu, thread) }
         pthread_mutex_lock(mutex)
+        pthread_cond_broadcast(condition)
+        pthread_mutex_unlock(mutex)
+    }
+
+    /// Whether the vCPUs are (being) held out of the guest.
+    public var isPaused: Bool {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        return pauseRequested
+    }
+
+    /// Kicks every vCPU out of KVM_RUN and returns once each one is parked (or the VM is
+    /// stopping, or its thread has ended). `expectedVcpus`: how many vCPU threads run.
+    public func pause(expectedVcpus: Int) {
+        pthread_mutex_lock(mutex)
+        pauseRequested = true
+        pthread_mutex_unlock(mutex)
+        let vcpus = state.withLock { $0.vcpus }
+        for (vcpu, thread) in vcpus { kick(vcpu, thread) }
+        pthread_mutex_lock(mutex)
+        while !isStopping && parkedVcpus + finishedVcpus < expectedVcpus {
+            pthread_cond_wait(condition, mutex)
+        }
+        pthread_mutex_unlock(mutex)
+    }
+
+    /// Lets parked vCPUs enter the guest again.
+    public func resume() {
+        pthread_mutex_lock(mutex)
+        pauseRequested = false
+        pthread_cond_broadcast(condition)
+        pthread_mutex_unlock(mutex)
+    }
+
+    /// Called by a vCPU thread whose KVM_RUN was interrupted (or that is about to enter):
+    /// re-arms KVM_RUN, then parks while a pause is requested. Clearing immediate_exit
+    /// before looking at the flags means a kick that races with this call is never lost:
+    /// either its immediate_exit lands after the clear, or its flag is seen here.
+    public func interrupted(_ vcpu: Vcpu) {
+        guard !isStopping else { return }
+        vcpu.setImmediateExit(false)
+        pthread_mutex_lock(mutex)
+        if pauseRequested && !isStopping {
+            parkedVcpus += 1
+            pthread_cond_broadcast(condition)
+            while pauseRequested && !isStopping { pthread_cond_wait(condition, mutex) }
+            parkedVcpus -= 1
+        }
+        pthread_mutex_unlock(mutex)
+    }
+
+    /// Called by a vCPU thread as it returns, so that a pause does not wait for it.
+    public func vcpuFinished() {
+        pthread_mutex_lock(mutex)
+        finishedVcpus += 1
         pthread_cond_broadcast(condition)
         pthread_mutex_unlock(mutex)
     }

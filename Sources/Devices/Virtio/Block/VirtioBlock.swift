@@ -31,7 +31,8 @@ public final class VirtioBlock: VirtioDevice, @unchecked Sendable {
 
     public let deviceType = VirtioDeviceType.block
     public let queueMaxSizes: [UInt16] = [VirtioBlock.queueSize]
-    public let backend: BlockBackend
+    /// The open disk; replaced only through `replaceBackend` (under the transport lock).
+    public private(set) var backend: BlockBackend
     public let serial: String
     public let engineKind: BlockEngine
     let logger: Logger
@@ -119,14 +120,38 @@ public final class VirtioBlock: VirtioDevice, @unchecked Sendable {
         if completed { context.interrupt.signalUsed(queue, context.memory) }
     }
 
+    public enum ReplaceError: Error, CustomStringConvertible {
+        case readOnlyMismatch(path: String)
+        public var description: String {
+            switch self {
+            case .readOnlyMismatch(let path):
+                return "disk '\(path)' must be opened with the same read-only mode as the disk it replaces"
+            }
+        }
+    }
+
+    /// Points the disk at another file or block device while the guest runs (Firecracker's
+    /// PATCH /drives path_on_host). Requests already at the AIO engine complete on the old
+    /// file first; the caller then tells the driver that the capacity may have changed.
+    /// Must run under the transport lock, like queue processing.
+    public func replaceBackend(_ newBackend: BlockBackend) throws {
+        guard newBackend.readOnly == backend.readOnly else { throw ReplaceError.readOnlyMismatch(path: newBackend.path) }
+        if aio != nil, context != nil { try completeAio(wait: true) }
+        backend = newBackend
+    }
+
     /// Reaps AIO completions (event loop, under the transport lock).
     public func processBackendEvents() throws {
+        try completeAio(wait: false)
+    }
+
+    private func completeAio(wait: Bool) throws {
         guard let context, let aio else { return }
         let queue = context.queues[0]
         var completed = false
         var failure: Error?
-        aio.reap { request, success in
-            if !success { failedRequests += 1 }
+        let finish: (AioEngine.Pending, Bool) -> Void = { request, success in
+            if !success { self.failedRequests += 1 }
             do {
                 try context.memory.store((success ? Status.ok : Status.ioError).rawValue, at: request.statusAddress)
                 try queue.addUsed(context.memory, head: request.head, length: request.usedLength)
@@ -135,6 +160,7 @@ public final class VirtioBlock: VirtioDevice, @unchecked Sendable {
                 failure = error
             }
         }
+        if wait { aio.drain(finish) } else { aio.reap(finish) }
         if let failure { throw failure }
         if completed { context.interrupt.signalUsed(queue, context.memory) }
     }

@@ -1,1 +1,0 @@
-// API: Firecracker-compatible HTTP API and config file (issue 5).

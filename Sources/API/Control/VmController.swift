@@ -1,0 +1,323 @@
+import Foundation
+import Logging
+import Machine
+import VMM
+
+/// Owns the microVM behind the API: the configuration being built before boot (one
+/// `VmConfig`, the same value the config file and the CLI flags produce), the running
+/// `MicroVM` after `InstanceStart`, and the state machine Not started -> Running <-> Paused.
+/// Every request runs on one serial queue of its own, so that the NIO event loop never
+/// waits for the VM (a pause waits for the vCPUs to park) and vCPUs never wait for the API.
+public final class VmController: @unchecked Sendable {
+    public enum State: String, Sendable {
+        case notStarted = "Not started"
+        case running = "Running"
+        case paused = "Paused"
+    }
+
+    public struct Identity: Sendable {
+        public var instanceId: String
+        public var appName: String
+        public var vmmVersion: String
+
+        public init(instanceId: String = "anonymous-instance", appName: String = "kata-vmm", vmmVersion: String) {
+            self.instanceId = instanceId
+            self.appName = appName
+            self.vmmVersion = vmmVersion
+        }
+    }
+
+    /// Seconds between periodic metrics lines (Firecracker: 60).
+    public static let metricsInterval = 60
+
+    public let identity: Identity
+    let logger: Logger
+    private let queue = DispatchQueue(label: "kata-vmm.vm-controller")
+    // Confined to `queue`:
+    private var config = VmConfig(kernelPath: "")
+    private var vm: MicroVM?
+    private var state = State.notStarted
+    private let metrics = MetricsWriter()
+    private var metricsTimer: DispatchSourceTimer?
+    private var requestCounters: [String: [String: UInt64]] = [:]
+    // The end of the VM, for whoever waits in `waitForExit`:
+    private let exitCondition = NSCondition()
+    private var exitReason: VmExitReason?
+
+    public init(identity: Identity, logger: Logger) {
+        self.identity = identity
+        self.logger = logger
+    }
+
+    // MARK: Entry points
+
+    /// Runs `request` on the controller queue and hands the response to `completion`
+    /// (on that queue).
+    public func handle(_ request: ApiRequest, completion: @escaping @Sendable (ApiResponse) -> Void) {
+        queue.async {
+            completion(self.respond(to: request))
+        }
+    }
+
+    /// Takes a whole configuration (config file or CLI flags): its logger and metrics
+    /// settings apply at once. Only before `InstanceStart`.
+    public func configure(_ newConfig: VmConfig) throws {
+        try queue.sync {
+            guard state == .notStarted else { throw ApiError.notAllowedAfterStart }
+            if let log = newConfig.logger { try LogSink.shared.configure(log) }
+            if let path = newConfig.metricsPath { try openMetrics(path) }
+            config = newConfig
+        }
+    }
+
+    /// InstanceStart without the API (config file, CLI flags). The boot-time reference
+    /// stays the first KVM_RUN, as before the API existed.
+    public func start() throws {
+        try queue.sync { try startInstance(marksInstanceStart: false) }
+    }
+
+    public var currentState: State { queue.sync { state } }
+
+    /// Blocks until the guest ends or `stop` is called; returns why.
+    public func waitForExit() -> VmExitReason {
+        exitCondition.lock()
+        while exitReason == nil { exitCondition.wait() }
+        let reason = exitReason!
+        exitCondition.unlock()
+        return reason
+    }
+
+    /// Stops the VM (a signal, say); before InstanceStart it ends `waitForExit` directly.
+    public func stop(_ reason: VmExitReason) {
+        queue.async {
+            if let vm = self.vm { vm.stop(reason) } else { self.finish(reason) }
+        }
+    }
+
+    /// Releases the VM's threads and resources and writes a last metrics line.
+    public func shutdown() {
+        queue.sync {
+            metricsTimer?.cancel()
+            metricsTimer = nil
+            vm?.shutdown()
+            if metrics.isOpen { metrics.flush(metricSections()) }
+        }
+    }
+
+    private func finish(_ reason: VmExitReason) {
+        exitCondition.lock()
+        if exitReason == nil { exitReason = reason }
+        exitCondition.broadcast()
+        exitCondition.unlock()
+    }
+
+    // MARK: Requests
+
+    private func respond(to request: ApiRequest) -> ApiResponse {
+        let endpoint: ApiEndpoint
+        do {
+            endpoint = try ApiEndpoint.route(method: request.method, uri: request.uri)
+        } catch let error as ApiError {
+            logger.debug("API \(request.method) \(request.uri): \(error.message)")
+            return .fault(error)
+        } catch {
+            return .fault(ApiError("\(error)"))
+        }
+        let (section, name) = endpoint.metric
+        requestCounters[section, default: [:]][name + "_count", default: 0] += 1
+        do {
+            let body: JSONValue = endpoint.takesBody ? try JSONValue.parse(Data(request.body)) : .null
+            return try execute(endpoint, body: body)
+        } catch {
+            requestCounters[section, default: [:]][name + "_fails", default: 0] += 1
+            let apiError = error as? ApiError ?? ApiError("\(error)")
+            logger.info("API \(request.method) \(request.uri) refused: \(apiError.message)")
+            return .fault(apiError)
+        }
+    }
+
+    private func requireNotStarted() throws {
+        guard state == .notStarted else { throw ApiError.notAllowedAfterStart }
+    }
+
+    private func requireStarted() throws -> MicroVM {
+        guard state != .notStarted, let vm else { throw ApiError.notAllowedBeforeStart }
+        return vm
+    }
+
+    /// Applies `change` to a copy of the configuration and keeps it only if it validates:
+    /// a refused request changes nothing.
+    private func update(_ change: (inout VmConfig) throws -> Void) throws {
+        var candidate = config
+        try change(&candidate)
+        do { try candidate.validate() } catch { throw ApiError("\(error)") }
+        config = candidate
+    }
+
+    private func execute(_ endpoint: ApiEndpoint, body: JSONValue) throws -> ApiResponse {
+        switch endpoint {
+        case .instanceInfo:
+            return .json(.object(["id": .string(identity.instanceId), "state": .string(state.rawValue),
+                                  "vmm_version": .string(identity.vmmVersion), "app_name": .string(identity.appName)]))
+        case .version:
+            return .json(.object(["firecracker_version": .string(identity.vmmVersion)]))
+        case .vmConfig:
+            return .json(FullVmConfiguration.describe(config))
+        case .getMachineConfig:
+            return .json(MachineConfiguration.describe(config))
+        case .putMachineConfig, .patchMachineConfig:
+            try requireNotStarted()
+            let partial = endpoint == .patchMachineConfig
+            let machine = try MachineConfiguration(body, path: "", partial: partial)
+            try update { machine.apply(to: &$0, partial: partial) }
+        case .putBootSource:
+            try requireNotStarted()
+            let source = try BootSource(body, path: "")
+            try update { source.apply(to: &$0) }
+        case .putDrive(let id):
+            try requireNotStarted()
+            let drive = try Drive(body, path: "", pathId: id)
+            try update { drive.apply(to: &$0) }
+        case .patchDrive(let id):
+            let vm = try requireStarted()
+            let patch = try PartialDrive(body, pathId: id)
+            guard let index = config.diskIds.firstIndex(of: id) else { throw ApiError("drive_id: no drive '\(id)'") }
+            if let path = patch.pathOnHost {
+                do { try vm.replaceDisk(id: id, path: path) } catch { throw ApiError("path_on_host: \(error)") }
+                config.disks[index].path = path
+            }
+        case .putNetworkInterface(let id):
+            try requireNotStarted()
+            let net = try NetworkInterface(body, path: "", pathId: id)
+            try update { try net.apply(to: &$0) }
+        case .patchNetworkInterface(let id):
+            _ = try requireStarted()
+            let patch = try PartialNetworkInterface(body, pathId: id)
+            guard config.nets.contains(where: { $0.id == patch.id }) else { throw ApiError("iface_id: no network interface '\(id)'") }
+        case .putVsock:
+            try requireNotStarted()
+            let vsock = try VsockSection(body, path: "")
+            try update { $0.vsock = vsock.vsock }
+        case .putEntropy:
+            try requireNotStarted()
+            _ = try EntropySection(body, path: "")
+            try update { $0.rng = true }
+        case .putLogger:
+            try requireNotStarted()
+            let section = try LoggerSection(body, path: "")
+            try LogSink.shared.configure(section.log)
+            config.logger = section.log
+        case .putMetrics:
+            try requireNotStarted()
+            let section = try MetricsSection(body, path: "")
+            guard config.metricsPath == nil else { throw ApiError("metrics_path: the metrics system is already initialized") }
+            try openMetrics(section.path)
+            config.metricsPath = section.path
+        case .putActions:
+            let object = try StrictObject(body, path: "", allowed: ["action_type"])
+            guard let action = try object.choice("action_type", ["InstanceStart", "SendCtrlAltDel", "FlushMetrics"]) else {
+                throw ApiError("action_type: missing required field")
+            }
+            switch action {
+            case "InstanceStart":
+                do { try startInstance(marksInstanceStart: true) } catch let error as ApiError { throw error } catch {
+                    throw ApiError("InstanceStart: \(error)")
+                }
+            case "SendCtrlAltDel":
+                // While paused the scancodes wait in the i8042 until the guest runs again.
+                try requireStarted().sendCtrlAltDel()
+            default:
+                guard metrics.isOpen else { throw ApiError("FlushMetrics: the metrics system is not initialized (PUT /metrics first)") }
+                guard metrics.flush(metricSections()) else { throw ApiError("FlushMetrics: writing to '\(metrics.path ?? "")' failed") }
+            }
+        case .patchVm:
+            let object = try StrictObject(body, path: "", allowed: ["state"])
+            guard let wanted = try object.choice("state", ["Paused", "Resumed"]) else { throw ApiError("state: missing required field") }
+            let vm = try requireStarted()
+            if wanted == "Paused" {
+                if state != .paused {
+                    vm.pause()
+                    state = .paused
+                    logger.info("microVM paused")
+                }
+            } else if state != .running {
+                vm.resume()
+                state = .running
+                logger.info("microVM resumed")
+            }
+        }
+        return .noContent
+    }
+
+    private func startInstance(marksInstanceStart: Bool) throws {
+        guard state == .notStarted else { throw ApiError("InstanceStart: the microVM is already started") }
+        guard !config.kernelPath.isEmpty else {
+            throw ApiError("InstanceStart: no boot source (PUT /boot-source with kernel_image_path first)")
+        }
+        if marksInstanceStart { ProcessClock.markInstanceStart() }
+        let vm: MicroVM
+        do {
+            vm = try MicroVM(config: config, logger: logger)
+            try vm.start()
+        } catch {
+            if marksInstanceStart { ProcessClock.instanceStart = nil }
+            throw error
+        }
+        self.vm = vm
+        state = .running
+        let thread = Thread { [weak self] in
+            let reason = vm.waitForExit()
+            self?.finish(reason)
+        }
+        thread.name = "vm-exit-waiter"
+        thread.start()
+    }
+
+    // MARK: Metrics
+
+    private func openMetrics(_ path: String) throws {
+        try metrics.open(path)
+        let timer = DispatchSource.makeTimerSource(queue: queue)
+        let interval = DispatchTimeInterval.seconds(Self.metricsInterval)
+        timer.schedule(deadline: .now() + interval, repeating: interval)
+        timer.setEventHandler { [weak self] in
+            guard let self else { return }
+            self.metrics.flush(self.metricSections())
+        }
+        timer.resume()
+        metricsTimer?.cancel()
+        metricsTimer = timer
+    }
+
+    /// Cumulative counters by section; the writer turns them into deltas.
+    private func metricSections() -> [String: [String: UInt64]] {
+        var sections = requestCounters
+        for section in ["get_api_requests", "put_api_requests", "patch_api_requests"] where sections[section] == nil {
+            sections[section] = [:]
+        }
+        let counters = vm?.counters() ?? MachineCounters()
+        var vcpu = counters.vcpuExits
+        for kind in VcpuExitCounters.Kind.allCases where vcpu[kind.metricName] == nil { vcpu[kind.metricName] = 0 }
+        sections["vcpu"] = vcpu
+        var block: [String: UInt64] = ["read_bytes": 0, "write_bytes": 0, "queue_event_count": 0, "execute_fails": 0]
+        for disk in counters.disks {
+            let fields: [String: UInt64] = ["read_bytes": disk.readBytes, "write_bytes": disk.writeBytes,
+                                            "queue_event_count": disk.requests, "execute_fails": disk.failedRequests]
+            sections["block_" + disk.id] = fields
+            for (key, value) in fields { block[key, default: 0] += value }
+        }
+        sections["block"] = block
+        var net: [String: UInt64] = ["rx_bytes_count": 0, "tx_bytes_count": 0, "rx_packets_count": 0, "tx_packets_count": 0,
+                                     "rx_dropped": 0, "tx_dropped": 0]
+        for iface in counters.nets {
+            let fields: [String: UInt64] = ["rx_bytes_count": iface.rxBytes, "tx_bytes_count": iface.txBytes,
+                                            "rx_packets_count": iface.rxPackets, "tx_packets_count": iface.txPackets,
+                                            "rx_dropped": iface.rxDropped, "tx_dropped": iface.txDropped]
+            sections["net_" + iface.id] = fields
+            for (key, value) in fields { net[key, default: 0] += value }
+        }
+        sections["net"] = net
+        sections["logger"] = ["missed_metrics_count": metrics.failedWrites]
+        return sections
+    }
+}

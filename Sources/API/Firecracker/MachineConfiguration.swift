@@ -1,0 +1,43 @@
+import Machine
+
+/// `GET|PUT|PATCH /machine-config` and the config file's `machine-config`. PUT resets what
+/// it omits to the defaults (1 vCPU, 128 MiB); PATCH changes only what it names. SMT,
+/// CPU templates, dirty-page tracking and huge pages are refused when asked for.
+struct MachineConfiguration {
+    static let fields = ["vcpu_count", "mem_size_mib", "smt", "cpu_template", "track_dirty_pages", "huge_pages"]
+    var vcpuCount: Int?
+    var memoryMiB: Int?
+
+    init(_ json: JSONValue, path: String, partial: Bool) throws {
+        let object = try StrictObject(json, path: path, allowed: Self.fields)
+        let vcpuRange: ClosedRange<Int64> = 1...Int64(VmConfig.maxVcpus)
+        let memoryRange: ClosedRange<Int64> = Int64(VmConfig.minMemoryMiB)...Int64(VmConfig.maxMemoryMiB)
+        if partial {
+            vcpuCount = try object.int("vcpu_count", in: vcpuRange).map(Int.init)
+            memoryMiB = try object.int("mem_size_mib", in: memoryRange).map(Int.init)
+        } else {
+            vcpuCount = Int(try object.int(required: "vcpu_count", in: vcpuRange))
+            memoryMiB = Int(try object.int(required: "mem_size_mib", in: memoryRange))
+        }
+        if try object.bool("smt") == true { throw ApiError("\(object.name("smt")): SMT is not supported (each vCPU is a core)") }
+        if try object.bool("track_dirty_pages") == true {
+            throw ApiError("\(object.name("track_dirty_pages")): dirty page tracking is not supported (no snapshots)")
+        }
+        if let template = try object.choice("cpu_template", ["C3", "T2", "T2S", "T2CL", "T2A", "V1N1", "None"]), template != "None" {
+            throw ApiError("\(object.name("cpu_template")): CPU templates are not supported (only None)")
+        }
+        if let pages = try object.choice("huge_pages", ["None", "Transparent", "2M"]), pages != "None" {
+            throw ApiError("\(object.name("huge_pages")): huge pages are not supported (only None)")
+        }
+    }
+
+    func apply(to config: inout VmConfig, partial: Bool) {
+        if let vcpuCount { config.vcpuCount = vcpuCount } else if !partial { config.vcpuCount = 1 }
+        if let memoryMiB { config.memoryMiB = memoryMiB } else if !partial { config.memoryMiB = 128 }
+    }
+
+    static func describe(_ config: VmConfig) -> JSONValue {
+        .object(["vcpu_count": .int(Int64(config.vcpuCount)), "mem_size_mib": .int(Int64(config.memoryMiB)),
+                 "smt": false, "track_dirty_pages": false, "huge_pages": "None"])
+    }
+}

@@ -1,0 +1,100 @@
+/// One operation of Firecracker's API, recognised from the method and the path.
+/// Unknown paths and methods are refused the way Firecracker does (400, fault_message).
+public enum ApiEndpoint: Equatable, Sendable {
+    case instanceInfo, version, vmConfig
+    case getMachineConfig, putMachineConfig, patchMachineConfig
+    case putBootSource
+    case putDrive(String), patchDrive(String)
+    case putNetworkInterface(String), patchNetworkInterface(String)
+    case putVsock, putEntropy, putLogger, putMetrics
+    case putActions
+    case patchVm
+
+    public static func route(method: String, uri: String) throws -> ApiEndpoint {
+        let path = uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? uri
+        let parts = path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
+        func unsupported() -> ApiError { ApiError("Invalid request method and/or path: \(method) \(path)") }
+        switch (method, parts.count, parts.first ?? "") {
+        case ("GET", 0, _): return .instanceInfo
+        case ("GET", 1, "version"): return .version
+        case ("GET", 2, "vm") where parts[1] == "config": return .vmConfig
+        case ("GET", 1, "machine-config"): return .getMachineConfig
+        case ("PUT", 1, "machine-config"): return .putMachineConfig
+        case ("PATCH", 1, "machine-config"): return .patchMachineConfig
+        case ("PUT", 1, "boot-source"): return .putBootSource
+        case ("PUT", 2, "drives"): return .putDrive(parts[1])
+        case ("PATCH", 2, "drives"): return .patchDrive(parts[1])
+        case ("PUT", 2, "network-interfaces"): return .putNetworkInterface(parts[1])
+        case ("PATCH", 2, "network-interfaces"): return .patchNetworkInterface(parts[1])
+        case ("PUT", 1, "vsock"): return .putVsock
+        case ("PUT", 1, "entropy"): return .putEntropy
+        case ("PUT", 1, "logger"): return .putLogger
+        case ("PUT", 1, "metrics"): return .putMetrics
+        case ("PUT", 1, "actions"): return .putActions
+        case ("PATCH", 1, "vm"): return .patchVm
+        case (_, 1, "drives"), (_, 1, "network-interfaces"):
+            throw ApiError("\(method) \(path): the id is missing from the path")
+        default: throw unsupported()
+        }
+    }
+
+    /// Whether the body is parsed (GET requests have none).
+    var takesBody: Bool {
+        switch self {
+        case .instanceInfo, .version, .vmConfig, .getMachineConfig: return false
+        default: return true
+        }
+    }
+
+    /// Metrics: (section, counter prefix), Firecracker's names where it has them.
+    var metric: (section: String, name: String) {
+        switch self {
+        case .instanceInfo: return ("get_api_requests", "instance_info")
+        case .version: return ("get_api_requests", "vmm_version")
+        case .vmConfig: return ("get_api_requests", "vm_config")
+        case .getMachineConfig: return ("get_api_requests", "machine_cfg")
+        case .putMachineConfig: return ("put_api_requests", "machine_cfg")
+        case .patchMachineConfig: return ("patch_api_requests", "machine_cfg")
+        case .putBootSource: return ("put_api_requests", "boot_source")
+        case .putDrive: return ("put_api_requests", "drive")
+        case .patchDrive: return ("patch_api_requests", "drive")
+        case .putNetworkInterface: return ("put_api_requests", "network")
+        case .patchNetworkInterface: return ("patch_api_requests", "network")
+        case .putVsock: return ("put_api_requests", "vsock")
+        case .putEntropy: return ("put_api_requests", "entropy")
+        case .putLogger: return ("put_api_requests", "logger")
+        case .putMetrics: return ("put_api_requests", "metrics")
+        case .putActions: return ("put_api_requests", "actions")
+        case .patchVm: return ("patch_api_requests", "vm")
+        }
+    }
+}
+
+/// An HTTP request the server has read completely (body bounded by the server's limits).
+public struct ApiRequest: Sendable {
+    public var method: String
+    public var uri: String
+    public var body: [UInt8]
+
+    public init(method: String, uri: String, body: [UInt8]) {
+        self.method = method
+        self.uri = uri
+        self.body = body
+    }
+}
+
+/// What the server sends back: a status and, except for 204, a JSON body.
+public struct ApiResponse: Sendable, Equatable {
+    public var status: Int
+    public var body: String?
+
+    public static let noContent = ApiResponse(status: 204, body: nil)
+
+    public static func json(_ value: JSONValue, status: Int = 200) -> ApiResponse {
+        ApiResponse(status: status, body: value.serialized)
+    }
+
+    public static func fault(_ error: ApiError) -> ApiResponse {
+        .json(.object(["fault_message": .string(error.message)]), status: error.status)
+    }
+}

@@ -1,0 +1,28 @@
+/// One reading of a running microVM's counters (vCPU exits by kind, bytes and requests per
+/// device): what the metrics writer turns into Firecracker-shaped JSON.
+public struct MachineCounters: Sendable, Equatable {
+    public struct Disk: Sendable, Equatable {
+        public var id: String
+        public var readBytes: UInt64
+        public var writeBytes: UInt64
+        public var requests: UInt64
+        public var failedRequests: UInt64
+    }
+
+    public struct Net: Sendable, Equatable {
+        public var id: String
+        public var rxBytes: UInt64
+        public var txBytes: UInt64
+        public var rxPackets: UInt64
+        public var txPackets: UInt64
+        public var rxDropped: UInt64
+        public var txDropped: UInt64
+    }
+
+    /// Summed over all vCPUs, keyed by metric name (`exit_io_in`, ...).
+    public var vcpuExits: [String: UInt64] = [:]
+    public var disks: [Disk] = []
+    public var nets: [Net] = []
+
+    public init() {}
+}

@@ -1,0 +1,75 @@
+import Foundation
+import TestSupport
+import Testing
+
+/// The test of this target that boots the shared Linux kernel. Serialized like the
+/// MachineTests Linux suites: one Linux boot at a time keeps both cores for it.
+@Suite(.serialized) enum ApiLinuxGuestTests {}
+
+extension ApiLinuxGuestTests {
+    /// A Firecracker config file boots Linux with a virtio-blk drive and an entropy
+    /// device (guest/virtio-test as /init), while the API answers beside it. The guest
+    /// finds both devices, reads the host's pattern from the drive and writes its own,
+    /// which must be in the host file after the guest powers off; the metrics lines
+    /// (periodic and at exit) count the drive's bytes.
+    @Suite struct ConfigFileLinuxTests {
+        static func pattern(count: Int, offset: Int, seed: Int) -> [UInt8] {
+            (0..<count).map { UInt8(truncatingIfNeeded: $0 + (offset / 512) * 7 + seed) }
+        }
+
+        @Test(.timeLimit(.minutes(10)))
+        func configFileBootsLinuxWithADrive() throws {
+            guard let kernel = try Fixtures.sharedKernel() else {
+                #expect(!Fixtures.isCI, "shared/guest-kernel/vmlinux.xz is missing in CI")
+                return
+            }
+            let initramfs = try Fixtures.virtioInitramfs()
+            let dir = Fixtures.scratch.appendingPathComponent("api-linux-\(UUID().uuidString.prefix(8))")
+            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+            let disk = dir.appendingPathComponent("data0.img")
+            let seed = "data0".utf8.reduce(0) { $0 + Int($1) }
+            try Data(Self.pattern(count: 512, offset: 0, seed: seed) + [UInt8](repeating: 0, count: (8 << 20) - 512)).write(to: disk)
+            let metrics = dir.appendingPathComponent("metrics.json").path
+            let cmdline = "console=ttyS0 reboot=k panic=-1 pci=off \(Fixtures.sharedKernelCmdline)"
+            let config = dir.appendingPathComponent("vm.json")
+            try Data("""
+                {
+                  "boot-source": {"kernel_image_path": "\(kernel.path)", "initrd_path": "\(initramfs.path)",
+                                  "boot_args": "\(cmdline)"},
+                  "machine-config": {"vcpu_count": 2, "mem_size_mib": 256},
+                  "drives": [{"drive_id": "data0", "path_on_host": "\(disk.path)", "is_root_device": false,
+                              "is_read_only": false, "io_engine": "Async"}],
+                  "entropy": {},
+                  "metrics": {"metrics_path": "\(metrics)"}
+                }
+                """.utf8).write(to: config)
+
+            let vmm = try VmmProcess(extra: ["--config-file", config.path])
+            let info = try UnixHTTPClient.request(vmm.socket, "GET", "/")
+            #expect(info.json?["state"] as? String == "Running")
+            let drives = try UnixHTTPClient.request(vmm.socket, "GET", "/vm/config").json?["drives"] as? [[String: Any]]
+            #expect(drives?.first?["io_engine"] as? String == "Async")
+
+            let status = vmm.waitForExit(timeout: 480)
+            let serial = vmm.serial.replacingOccurrences(of: "\r\n", with: "\n")
+            #expect(status == 0, "exit \(String(describing: status))\n\(vmm.log)\n\(serial.suffix(3000))")
+            #expect(serial.contains("KATA-VIRTIO devices=2\n"), "\(serial.suffix(3000))")
+            #expect(serial.contains("KATA-VIRTIO rng_current=virtio_rng.0\n"))
+            #expect(serial.contains("size=8388608 ro=0 sector0=pattern write4k=ok write1m=skipped\n"), "\(serial.suffix(3000))")
+            #expect(serial.contains("KATA-VIRTIO end=1\n"))
+            let data = try [UInt8](Data(contentsOf: disk))
+            #expect(Array(data[64 * 512..<64 * 512 + 4096]) == Self.pattern(count: 4096, offset: 64 * 512, seed: seed))
+
+            // Summed over every line (periodic and at exit), the drive's counters saw the I/O.
+            var read = 0, written = 0, exits = 0
+            for line in try String(contentsOfFile: metrics, encoding: .utf8).split(separator: "\n") {
+                let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+                let block = object?["block_data0"] as? [String: Any]
+                read += block?["read_bytes"] as? Int ?? 0
+                written += block?["write_bytes"] as? Int ?? 0
+                exits += (object?["vcpu"] as? [String: Any])?["exit_mmio_write"] as? Int ?? 0
+            }
+            #expect(read >= 512 && written >= 4096 && exits > 0, "read \(read) written \(written) mmio writes \(exits)")
+        }
+    }
+}

@@ -1,0 +1,83 @@
+import Foundation
+import TestSupport
+
+/// A `kata-vmm` process running beside a test: its serial output (stdout) and log
+/// (stderr) go to files the test reads while it runs; the API socket is waited for.
+final class VmmProcess {
+    let process = Process()
+    let directory: URL
+    let socket: String
+    let serialFile: URL
+    let logFile: URL
+
+    /// Starts `kata-vmm --api-sock <dir>/api.sock` plus `extra` arguments.
+    init(extra: [String] = [], api: Bool = true) throws {
+        directory = Fixtures.scratch.appendingPathComponent("api-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        socket = directory.appendingPathComponent("api.sock").path
+        serialFile = directory.appendingPathComponent("serial.out")
+        logFile = directory.appendingPathComponent("vmm.log")
+        FileManager.default.createFile(atPath: serialFile.path, contents: nil)
+        FileManager.default.createFile(atPath: logFile.path, contents: nil)
+        process.executableURL = Fixtures.kataVmm
+        process.arguments = (api ? ["--api-sock", socket] : []) + extra
+        process.standardOutput = try FileHandle(forWritingTo: serialFile)
+        process.standardError = try FileHandle(forWritingTo: logFile)
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        if api {
+            let deadline = Date().addingTimeInterval(20)
+            while !FileManager.default.fileExists(atPath: socket) {
+                guard process.isRunning, Date() < deadline else {
+                    throw UnixHTTPClient.ClientError(description: "kata-vmm did not open its API socket: \(log)")
+                }
+                usleep(10_000)
+            }
+        }
+    }
+
+    var serial: String { (try? String(contentsOf: serialFile, encoding: .utf8)) ?? "" }
+    var log: String { (try? String(contentsOf: logFile, encoding: .utf8)) ?? "" }
+    var serialBytes: Int { (try? FileManager.default.attributesOfItem(atPath: serialFile.path)[.size] as? Int) ?? 0 }
+
+    func path(_ name: String) -> String { directory.appendingPathComponent(name).path }
+
+    /// The highest "probe: tick N" printed so far (probe.mode=count), or -1.
+    var lastTick: Int {
+        serial.split(separator: "\n").reversed().lazy.compactMap { line -> Int? in
+            guard line.hasPrefix("probe: tick ") else { return nil }
+            return Int(line.dropFirst("probe: tick ".count))
+        }.first ?? -1
+    }
+
+    /// Waits until `condition` holds (polling), up to `timeout` seconds.
+    @discardableResult
+    func wait(timeout: Double = 20, _ condition: () -> Bool) -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if condition() { return true }
+            usleep(20_000)
+        }
+        return condition()
+    }
+
+    /// Waits for the process to end by itself; returns its status, or nil on timeout.
+    func waitForExit(timeout: Double = 30) -> Int32? {
+        wait(timeout: timeout) { !process.isRunning }
+        guard !process.isRunning else { return nil }
+        return process.terminationStatus
+    }
+
+    /// SIGTERM, then SIGKILL after a grace period; returns the exit status.
+    @discardableResult
+    func stop() -> Int32 {
+        if process.isRunning {
+            process.terminate()
+            if waitForExit(timeout: 10) == nil { kill(process.processIdentifier, SIGKILL) }
+        }
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+
+    deinit { stop() }
+}
