@@ -86,7 +86,7 @@ import Testing
         }
         #expect(samples.filter { $0["vmm"] as? String == "kata-vmm" }.allSatisfy { ($0["bootTimerMs"] as? Double ?? 0) > 0 })
         let summary = try #require(object["summary"] as? [String: [String: Any]])
-        for key in ["boot/kata-vmm", "boot/qemu", "memory/kata-vmm", "memory/qemu"] {
+        for key in ["start/kata-vmm", "start/qemu", "boot/kata-vmm", "boot/qemu", "memory/kata-vmm", "memory/qemu"] {
             #expect(summary[key] != nil, "\(key) missing in \(summary.keys)")
         }
         let memory = try #require(object["memorySamples"] as? [String: [[String: Any]]])
@@ -97,6 +97,12 @@ import Testing
             }
             #expect(memory[vmm]?.count == 2, "\(vmm)")
         }
+        let starts = try #require(object["startSamples"] as? [[String: Any]])
+        #expect(starts.count == 4, "\(starts)")
+        for sample in starts {
+            #expect((sample["apiReadyMs"] as? Double ?? 0) > 0, "\(sample)")
+            #expect((sample["cpuMs"] as? Double ?? 0) > 0, "\(sample)")
+        }
         let creation = try #require(object["creationSamples"] as? [[String: Any]])
         #expect(creation.count == 4, "\(creation)")
         for sample in creation {
@@ -105,7 +111,7 @@ import Testing
             #expect((sample["perVmMs"] as? [Double])?.count == 2, "\(sample)")
         }
         #expect(result.stdout.contains("| VMs at once |"))
-        for chart in ["boot-marker_ms", "boot-cpu_ms", "memory", "creation-rate"] {
+        for chart in ["start-api_ready_ms", "boot-marker_ms", "boot-cpu_ms", "memory", "creation-rate"] {
             let png = try Data(contentsOf: plots.appendingPathComponent("\(chart).png"))
             #expect(png.starts(with: [0x89, 0x50, 0x4E, 0x47]), "\(chart).png is not a PNG")
             #expect(png.count > 2000, "\(chart).png is \(png.count) bytes")
