@@ -56,7 +56,7 @@ public struct GnuplotCharts {
             plots.append("'\(file)' using (\(index + 1) + (rand(0) - 0.5) * 0.3):1 with points pt 7 ps 0.6 lc \(index + 1) notitle")
             labels.append("'\(vmm.rawValue)' \(index + 1)")
         }
-        return header("\(dir)/\(metric).png", "\(metric.replacingOccurrences(of: "_", with: " ")): each sample, and its box plot") + """
+        return header("\(dir)/\(metric).png", "\(Self.title(metric)): each sample, and its box plot") + """
             set style fill solid 0.25 border -1
             set style boxplot outliers pointtype 7
             set boxwidth 0.5
@@ -67,6 +67,16 @@ public struct GnuplotCharts {
             plot \(plots.joined(separator: ", \\\n     "))
 
             """
+    }
+
+    static func title(_ metric: String) -> String {
+        switch metric {
+        case "start-api_ready_ms": "VMM start: exec to API socket ready (QEMU: QMP, -S), ms"
+        case "boot-marker_ms": "Boot: process start to the guest's marker line, ms"
+        case "boot-boot_timer_ms": "Boot: process start to the boot-timer write, ms"
+        case "boot-cpu_ms": "Boot: CPU time of the VMM process, ms"
+        default: metric.replacingOccurrences(of: "_", with: " ")
+        }
     }
 
     private func memoryScript(_ dir: String) throws -> String {
