@@ -127,7 +127,7 @@ extension LinuxGuestTests {
             #expect(exit == 0, "\(console.suffix(3000))")
             #expect(console.contains("kata-agent: powering off"), "\(console.suffix(3000))")
             #expect(!console.contains("Kernel panic"), "\(console.suffix(3000))")
-            let lines = console.split(separator: "\n")
+            let lines = console.split(whereSeparator: \.isNewline)
             let initLine = lines.first { $0.contains("Run /init as init process") } ?? ""
             let listening = lines.first { $0.contains(ready) } ?? ""
             print("MEASURE guest: VMM start to agent answering Check over vsock: \(String(format: "%.1f", agentUp)) s")
