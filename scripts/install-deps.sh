@@ -12,6 +12,7 @@ packages=(
   qemu-system-x86             # kata-bench measures QEMU microvm beside kata-vmm
   gnuplot-nox                 # kata-bench --plot draws its PNG charts
   curl                        # the API tests drive kata-vmm's API socket with curl --unix-socket
+  e2fsprogs                   # mke2fs -d: the agent's end-to-end virtio-block rootfs image
 )
 missing=()
 for p in "${packages[@]}"; do
