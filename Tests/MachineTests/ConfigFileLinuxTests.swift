@@ -2,11 +2,9 @@ import Foundation
 import TestSupport
 import Testing
 
-/// The test of this target that boots the shared Linux kernel. Serialized like the
-/// MachineTests Linux suites: one Linux boot at a time keeps both cores for it.
-@Suite(.serialized) enum ApiLinuxGuestTests {}
-
-extension ApiLinuxGuestTests {
+/// kata-vmm's Firecracker config file with a real Linux guest, nested in the serialized
+/// LinuxGuestTests so that it never boots beside another Linux guest.
+extension LinuxGuestTests {
     /// A Firecracker config file boots Linux with a virtio-blk drive and an entropy
     /// device (guest/virtio-test as /init), while the API answers beside it. The guest
     /// finds both devices, reads the host's pattern from the drive and writes its own,

@@ -4,34 +4,41 @@ import Glibc
 /// A small HTTP/1.1 client over a Unix socket (plain POSIX sockets, written for the
 /// tests): sends one request per connection or several on one, reads the status, the
 /// headers and a Content-Length body. Also exposes the raw socket for hostile clients.
-final class UnixHTTPClient {
-    struct Response: CustomStringConvertible {
-        var status: Int
-        var headers: [String: String]
-        var body: String
-        var description: String { "\(status) \(body)" }
+public final class UnixHTTPClient {
+    public struct Response: CustomStringConvertible {
+        public var status: Int
+        public var headers: [String: String]
+        public var body: String
+        public var description: String { "\(status) \(body)" }
+
+        public init(status: Int, headers: [String: String], body: String) {
+            self.status = status
+            self.headers = headers
+            self.body = body
+        }
 
         /// The fault_message of an error body, if any.
-        var faultMessage: String? {
+        public var faultMessage: String? {
             guard let data = body.data(using: .utf8),
                   let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return nil }
             return object["fault_message"] as? String
         }
 
-        var json: [String: Any]? {
+        public var json: [String: Any]? {
             guard let data = body.data(using: .utf8) else { return nil }
             return try? JSONSerialization.jsonObject(with: data) as? [String: Any]
         }
     }
 
-    struct ClientError: Error, CustomStringConvertible {
-        var description: String
+    public struct ClientError: Error, CustomStringConvertible {
+        public var description: String
+        public init(description: String) { self.description = description }
     }
 
-    let fd: Int32
+    public let fd: Int32
 
     /// Connects to `path`; `timeout` bounds every read and write.
-    init(path: String, timeout: Double = 10) throws {
+    public init(path: String, timeout: Double = 10) throws {
         fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw ClientError(description: "socket: errno \(errno)") }
         var tv = timeval(tv_sec: Int(timeout), tv_usec: Int((timeout - Double(Int(timeout))) * 1_000_000))
@@ -61,7 +68,7 @@ final class UnixHTTPClient {
 
     /// Writes raw bytes; false when the peer closed.
     @discardableResult
-    func send(_ bytes: [UInt8]) -> Bool {
+    public func send(_ bytes: [UInt8]) -> Bool {
         var offset = 0
         while offset < bytes.count {
             let n = bytes[offset...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
@@ -71,7 +78,7 @@ final class UnixHTTPClient {
         return true
     }
 
-    func send(_ text: String) -> Bool { send(Array(text.utf8)) }
+    public func send(_ text: String) -> Bool { send(Array(text.utf8)) }
 
     private var buffer: [UInt8] = []
 
@@ -87,7 +94,7 @@ final class UnixHTTPClient {
     }
 
     /// True when the server closed the connection (EOF) within the receive timeout.
-    func waitForClose() -> Bool {
+    public func waitForClose() -> Bool {
         var chunk = [UInt8](repeating: 0, count: 4096)
         while true {
             let n = recv(fd, &chunk, chunk.count, 0)
@@ -96,7 +103,7 @@ final class UnixHTTPClient {
         }
     }
 
-    func readResponse() throws -> Response {
+    public func readResponse() throws -> Response {
         var headerEnd: Int?
         while headerEnd == nil {
             if let range = findHeaderEnd() { headerEnd = range; break }
@@ -128,7 +135,7 @@ final class UnixHTTPClient {
     }
 
     /// One request on this connection (kept alive).
-    func request(_ method: String, _ path: String, body: String? = nil) throws -> Response {
+    public func request(_ method: String, _ path: String, body: String? = nil) throws -> Response {
         var text = "\(method) \(path) HTTP/1.1\r\nHost: localhost\r\nAccept: application/json\r\n"
         if let body {
             text += "Content-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n" + body
@@ -140,7 +147,7 @@ final class UnixHTTPClient {
     }
 
     /// One request on a fresh connection.
-    static func request(_ socket: String, _ method: String, _ path: String, body: String? = nil) throws -> Response {
+    public static func request(_ socket: String, _ method: String, _ path: String, body: String? = nil) throws -> Response {
         try UnixHTTPClient(path: socket).request(method, path, body: body)
     }
 }

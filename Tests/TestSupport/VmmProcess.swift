@@ -1,17 +1,16 @@
 import Foundation
-import TestSupport
 
 /// A `kata-vmm` process running beside a test: its serial output (stdout) and log
 /// (stderr) go to files the test reads while it runs; the API socket is waited for.
-final class VmmProcess {
-    let process = Process()
-    let directory: URL
-    let socket: String
-    let serialFile: URL
-    let logFile: URL
+public final class VmmProcess {
+    public let process = Process()
+    public let directory: URL
+    public let socket: String
+    public let serialFile: URL
+    public let logFile: URL
 
     /// Starts `kata-vmm --api-sock <dir>/api.sock` plus `extra` arguments.
-    init(extra: [String] = [], api: Bool = true) throws {
+    public init(extra: [String] = [], api: Bool = true) throws {
         directory = Fixtures.scratch.appendingPathComponent("api-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         socket = directory.appendingPathComponent("api.sock").path
@@ -36,14 +35,14 @@ final class VmmProcess {
         }
     }
 
-    var serial: String { (try? String(contentsOf: serialFile, encoding: .utf8)) ?? "" }
-    var log: String { (try? String(contentsOf: logFile, encoding: .utf8)) ?? "" }
-    var serialBytes: Int { (try? FileManager.default.attributesOfItem(atPath: serialFile.path)[.size] as? Int) ?? 0 }
+    public var serial: String { (try? String(contentsOf: serialFile, encoding: .utf8)) ?? "" }
+    public var log: String { (try? String(contentsOf: logFile, encoding: .utf8)) ?? "" }
+    public var serialBytes: Int { (try? FileManager.default.attributesOfItem(atPath: serialFile.path)[.size] as? Int) ?? 0 }
 
-    func path(_ name: String) -> String { directory.appendingPathComponent(name).path }
+    public func path(_ name: String) -> String { directory.appendingPathComponent(name).path }
 
     /// The highest "probe: tick N" printed so far (probe.mode=count), or -1.
-    var lastTick: Int {
+    public var lastTick: Int {
         serial.split(separator: "\n").reversed().lazy.compactMap { line -> Int? in
             guard line.hasPrefix("probe: tick ") else { return nil }
             return Int(line.dropFirst("probe: tick ".count))
@@ -52,7 +51,7 @@ final class VmmProcess {
 
     /// Waits until `condition` holds (polling), up to `timeout` seconds.
     @discardableResult
-    func wait(timeout: Double = 20, _ condition: () -> Bool) -> Bool {
+    public func wait(timeout: Double = 20, _ condition: () -> Bool) -> Bool {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
             if condition() { return true }
@@ -62,7 +61,7 @@ final class VmmProcess {
     }
 
     /// Waits for the process to end by itself; returns its status, or nil on timeout.
-    func waitForExit(timeout: Double = 30) -> Int32? {
+    public func waitForExit(timeout: Double = 30) -> Int32? {
         wait(timeout: timeout) { !process.isRunning }
         guard !process.isRunning else { return nil }
         return process.terminationStatus
@@ -70,7 +69,7 @@ final class VmmProcess {
 
     /// SIGTERM, then SIGKILL after a grace period; returns the exit status.
     @discardableResult
-    func stop() -> Int32 {
+    public func stop() -> Int32 {
         if process.isRunning {
             process.terminate()
             if waitForExit(timeout: 10) == nil { kill(process.processIdentifier, SIGKILL) }
