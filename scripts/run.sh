@@ -7,8 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -d /opt/swift/usr/bin ] && export PATH=/opt/swift/usr/bin:$PATH
 scripts/install-deps.sh
-swift build -c release --product kata-vmm
-vmm=$(swift build -c release --show-bin-path)/kata-vmm
+swift build -c release --static-swift-stdlib --product kata-vmm
+vmm=$(swift build -c release --static-swift-stdlib --show-bin-path)/kata-vmm
 work=${KATA_WORK_DIR:-$PWD/.build/run}
 mkdir -p "$work"
 
@@ -28,7 +28,7 @@ fi
 echo "== Linux $(basename "$shared")/guest-kernel (64-bit boot protocol, 2 vCPUs; about a minute here) =="
 [ -f "$work/vmlinux" ] || xz -dc "$shared/guest-kernel/vmlinux.xz" > "$work/vmlinux"
 guest/linux-test/build-initramfs.sh "$work/initramfs.cpio"
-options="noxsave nokaslr clearcpuid=popcnt,cx16,rdrand,rdseed,sse4_2,pclmulqdq,aes,avx,avx2,avx512f,movbe,smap,pku,ospke,fsgsbase,rdpid,pcid,invpcid,serialize,waitpkg,rdtscp,xsave,xsaves,xsaveopt,xsavec"
+options="nopvspin noxsave nokaslr clearcpuid=popcnt,cx16,rdrand,rdseed,sse4_2,pclmulqdq,aes,avx,avx2,avx512f,movbe,smap,pku,ospke,fsgsbase,rdpid,pcid,invpcid,serialize,waitpkg,rdtscp,xsave,xsaves,xsaveopt,xsavec"
 "$vmm" --kernel "$work/vmlinux" --initrd "$work/initramfs.cpio" --cpus 2 --memory 256 \
   --cmdline "console=ttyS0 reboot=k panic=-1 pci=off quiet $options"
 echo "kata-vmm exited with $? (0 = guest powered off)"
