@@ -52,10 +52,13 @@ let package = Package(
             name: "AgentProtocol",
             dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")]
         ),
-        // The guest agent: PID 1 inside every sandbox VM.
+        // The agent's post-clone child path (async-signal-safe C) and thin syscall wrappers.
+        .target(name: "CAgentSpawn", path: "guest/agent-spawn"),
+        // The guest agent: PID 1 inside every sandbox VM. guest/build-agent.sh links it
+        // as a static executable for the initramfs.
         .executableTarget(
             name: "kata-agent",
-            dependencies: ["AgentProtocol"],
+            dependencies: ["AgentProtocol", "CAgentSpawn"],
             path: "guest/agent"
         ),
         // The OCI runtime (kata-runtime): configuration, sandbox lifecycle, agent client.

@@ -1,1 +1,40 @@
-// kata-agent entry point (issue 6).
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+// kata-agent: PID 1 of the sandbox VM (or a plain process in host tests) serving the
+// agent API over ttrpc.
+
+let options: AgentOptions
+do {
+    options = try AgentOptions(arguments: CommandLine.arguments)
+} catch {
+    AgentLog.write("kata-agent: \(error)\n")
+    exit(2)
+}
+let log = AgentLog(verbose: options.verbose)
+// Writes to a closed stdin pipe must fail with EPIPE, not kill the agent (children get
+// SIG_DFL back before execve).
+signal(SIGPIPE, SIG_IGN)
+
+GuestInit.active = options.runsAsInit
+if options.runsAsInit {
+    GuestInit.setUp(log: log)
+}
+
+let processes = ProcessTable()
+Reaper.start(table: processes, log: log)
+
+var router = RPCRouter()
+HealthService.register(in: &router)
+
+let listener: Int32
+do {
+    listener = try options.listen.listen()
+} catch {
+    AgentLog.fatal("cannot listen on \(options.listen): \(error)")
+}
+log.info("listening on \(options.listen) (pid \(getpid()))")
+AgentServer(router: router, log: log).serve(listener: listener)

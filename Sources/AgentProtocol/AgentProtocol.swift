@@ -1,1 +1,0 @@
-// AgentProtocol: ttrpc framing and protobuf messages (issue 6).

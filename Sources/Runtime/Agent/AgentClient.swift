@@ -1,0 +1,281 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import AgentProtocol
+import SwiftProtobuf
+import Synchronization
+
+/// The runtime's connection to one guest agent (ttrpc over a Unix or hybrid vsock socket).
+///
+/// API: every RPC of `grpc.AgentService` and `grpc.Health` is one `async throws` method
+/// taking the typed request message and returning the typed response message. Calls may
+/// run concurrently from any task: each gets its own ttrpc stream id on the one
+/// connection, and a reader thread hands every response to its caller (so a blocking
+/// `readStdout` does not hold up a `signalProcess`). A call fails with
+/// `AgentClientError.rpc` carrying the agent's ttrpc status (code and message), with
+/// `.connectionClosed` once the connection is gone, or with `.timedOut` when a timeout
+/// was given and passed (the timeout also travels to the agent as `timeout_nano`).
+public final class AgentClient: Sendable {
+    private let channel: FrameChannel
+    private let state = Mutex(State())
+    /// Default timeout for calls that do not pass their own; nil waits indefinitely.
+    public let defaultTimeout: Duration?
+
+    private struct State {
+        var nextStream: UInt32 = 1
+        var pending: [UInt32: CheckedContinuation<Ttrpc_Response, any Error>] = [:]
+        var closedReason: String?
+    }
+
+    /// Connects to the agent at `endpoint` and starts the response reader.
+    public convenience init(connectingTo endpoint: AgentEndpoint, defaultTimeout: Duration? = nil) throws(AgentClientError) {
+        let fd = try endpoint.connect()
+        self.init(socket: fd, defaultTimeout: defaultTimeout)
+    }
+
+    /// Takes over a connected stream socket (closed when the client goes away).
+    public init(socket fd: Int32, defaultTimeout: Duration? = nil) {
+        channel = FrameChannel(fd: fd)
+        self.defaultTimeout = defaultTimeout
+        let reader = ResponseReader(client: self)
+        reader.start()
+    }
+
+    deinit {
+        channel.shutdownBoth()
+    }
+
+    /// Ends the connection; pending calls fail with `.connectionClosed`.
+    public func close() {
+        channel.shutdownBoth()
+    }
+
+    // MARK: grpc.Health
+
+    public func check(_ request: Grpc_CheckRequest = .init(), timeout: Duration? = nil) async throws -> Grpc_HealthCheckResponse {
+        try await call(AgentServiceName.health, "Check", request, timeout: timeout)
+    }
+
+    public func version(_ request: Grpc_CheckRequest = .init(), timeout: Duration? = nil) async throws -> Grpc_VersionCheckResponse {
+        try await call(AgentServiceName.health, "Version", request, timeout: timeout)
+    }
+
+    // MARK: grpc.AgentService
+
+    public func createSandbox(_ request: Grpc_CreateSandboxRequest, timeout: Duration? = nil) async throws -> Grpc_Empty {
+        try await call(AgentServiceName.agent, "CreateSandbox", request, timeout: timeout)
+    }
+
+    public func destroySandbox(_ request: Grpc_DestroySandboxRequest = .init(), timeout: Duration? = nil) async throws -> Grpc_Empty {
+        try await call(AgentServiceName.agent, "DestroySandbox", request, timeout: timeout)
+    }
+
+    public func createContainer(_ request: Grpc_CreateContainerRequest, timeout: Duration? = nil) async throws -> Grpc_Empty {
+        try await call(AgentServiceName.agent, "CreateContainer", request, timeout: timeout)
+    }
+
+    public func startContainer(_ request: Grpc_StartContainerRequest, timeout: Duration? = nil) async throws -> Grpc_Empty {
+        try await call(AgentServiceName.agent, "StartContainer", request, timeout: timeout)
+    }
+
+    public func removeContainer(_ request: Grpc_RemoveContainerRequest, timeout: Duration? = nil) async throws -> Grpc_Empty {
+        try await call(AgentServiceName.agent, "RemoveContainer", request, timeout: timeout)
+    }
+
+    public func execProcess(_ request: Grpc_ExecProcessRequest, timeout: Duration? = nil) async throws -> Grpc_Empty {
+        try await call(AgentServiceName.agent, "ExecProcess", request, timeout: timeout)
+    }
+
+    public func signalProcess(_ request: Grpc_SignalProcessRequest, timeout: Duration? = nil) async throws -> Grpc_Empty {
+        try await call(AgentServiceName.agent, "SignalProcess", request, timeout: timeout)
+    }
+
+    public func waitProcess(_ request: Grpc_WaitProcessRequest, timeout: Duration? = nil) async throws -> Grpc_WaitProcessResponse {
+        try await call(AgentServiceName.agent, "WaitProcess", request, timeout: timeout)
+    }
+
+    public func writeStdin(_ request: Grpc_WriteStreamRequest, timeout: Duration? = nil) async throws -> Grpc_WriteStreamResponse {
+        try await call(AgentServiceName.agent, "WriteStdin", request, timeout: timeout)
+    }
+
+    /// Blocks in the agent until data is available; empty `data` means end of stream.
+    public func readStdout(_ request: Grpc_ReadStreamRequest, timeout: Duration? = nil) async throws -> Grpc_ReadStreamResponse {
+        try await call(AgentServiceName.agent, "ReadStdout", request, timeout: timeout)
+    }
+
+    /// Blocks in the agent until data is available; empty `data` means end of stream.
+    public func readStderr(_ request: Grpc_ReadStreamRequest, timeout: Duration? = nil) async throws -> Grpc_ReadStreamResponse {
+        try await call(AgentServiceName.agent, "ReadStderr", request, timeout: timeout)
+    }
+
+    public func closeStdin(_ request: Grpc_CloseStdinRequest, timeout: Duration? = nil) async throws -> Grpc_Empty {
+        try await call(AgentServiceName.agent, "CloseStdin", request, timeout: timeout)
+    }
+
+    public func ttyWinResize(_ request: Grpc_TtyWinResizeRequest, timeout: Duration? = nil) async throws -> Grpc_Empty {
+        try await call(AgentServiceName.agent, "TtyWinResize", request, timeout: timeout)
+    }
+
+    public func updateInterface(_ request: Grpc_UpdateInterfaceRequest, timeout: Duration? = nil) async throws -> Grpc_Interface {
+        try await call(AgentServiceName.agent, "UpdateInterface", request, timeout: timeout)
+    }
+
+    public func updateRoutes(_ request: Grpc_UpdateRoutesRequest, timeout: Duration? = nil) async throws -> Grpc_Routes {
+        try await call(AgentServiceName.agent, "UpdateRoutes", request, timeout: timeout)
+    }
+
+    public func listProcesses(_ request: Grpc_ListProcessesRequest, timeout: Duration? = nil) async throws -> Grpc_ListProcessesResponse {
+        try await call(AgentServiceName.agent, "ListProcesses", request, timeout: timeout)
+    }
+
+    public func statsContainer(_ request: Grpc_StatsContainerRequest, timeout: Duration? = nil) async throws -> Grpc_StatsContainerResponse {
+        try await call(AgentServiceName.agent, "StatsContainer", request, timeout: timeout)
+    }
+
+    public func copyFile(_ request: Grpc_CopyFileRequest, timeout: Duration? = nil) async throws -> Grpc_Empty {
+        try await call(AgentServiceName.agent, "CopyFile", request, timeout: timeout)
+    }
+
+    public func getGuestDetails(_ request: Grpc_GuestDetailsRequest = .init(), timeout: Duration? = nil) async throws -> Grpc_GuestDetailsResponse {
+        try await call(AgentServiceName.agent, "GetGuestDetails", request, timeout: timeout)
+    }
+
+    // MARK: Generic call
+
+    /// One unary ttrpc call: `service`/`method` with `request`, decoding the response
+    /// payload as `Response`. The per-RPC methods above are the API; this is public for
+    /// tests and for methods an agent may add later.
+    public func call<Request: SwiftProtobuf.Message, Response: SwiftProtobuf.Message>(
+        _ service: String, _ method: String, _ request: Request, timeout: Duration? = nil
+    ) async throws -> Response {
+        let limit = timeout ?? defaultTimeout
+        var envelope = Ttrpc_Request()
+        envelope.service = service
+        envelope.method = method
+        envelope.payload = try request.serializedBytes()
+        if let limit {
+            let (seconds, attoseconds) = limit.components
+            envelope.timeoutNano = seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+        }
+        let bytes: [UInt8] = try envelope.serializedBytes()
+        let stream = try state.withLock { state throws(AgentClientError) -> UInt32 in
+            if let reason = state.closedReason { throw .connectionClosed(reason) }
+            let id = state.nextStream
+            state.nextStream &+= 2
+            return id
+        }
+
+        let timer: Task<Void, Never>? = limit.map { limit in
+            Task { [weak self] in
+                try? await Task.sleep(for: limit)
+                guard !Task.isCancelled else { return }
+                self?.fail(stream: stream, with: .timedOut(method: "\(service)/\(method)"))
+            }
+        }
+        defer { timer?.cancel() }
+
+        let response: Ttrpc_Response = try await withCheckedThrowingContinuation { continuation in
+            let registered = state.withLock { state -> String? in
+                if let reason = state.closedReason { return reason }
+                state.pending[stream] = continuation
+                return nil
+            }
+            if let reason = registered {
+                continuation.resume(throwing: AgentClientError.connectionClosed(reason))
+                return
+            }
+            do {
+                try channel.writeFrame(TTRPCFrame(streamID: stream, type: .request, payload: bytes))
+            } catch {
+                fail(stream: stream, with: .connectionClosed("\(error)"))
+            }
+        }
+        if response.hasStatus && response.status.code != 0 {
+            throw AgentClientError.rpc(RPCError(code: response.status.code, message: response.status.message))
+        }
+        do {
+            return try Response(serializedBytes: response.payload)
+        } catch {
+            throw AgentClientError.protocolViolation("\(method) response payload: \(error)")
+        }
+    }
+
+    private func fail(stream: UInt32, with error: AgentClientError) {
+        let continuation = state.withLock { $0.pending.removeValue(forKey: stream) }
+        continuation?.resume(throwing: error)
+    }
+
+    fileprivate func deliver(_ frame: TTRPCFrame) {
+        guard frame.type == TTRPCFrame.MessageType.response.rawValue else { return }
+        let continuation = state.withLock { $0.pending.removeValue(forKey: frame.streamID) }
+        guard let continuation else { return }  // timed out already, or an unknown stream
+        do {
+            continuation.resume(returning: try Ttrpc_Response(serializedBytes: frame.payload))
+        } catch {
+            continuation.resume(throwing: AgentClientError.protocolViolation("undecodable ttrpc response: \(error)"))
+        }
+    }
+
+    fileprivate func failOversized(stream: UInt32, length: UInt32) {
+        fail(stream: stream, with: .protocolViolation("response of \(length) bytes exceeds the \(TTRPCFrame.maxPayload)-byte limit"))
+    }
+
+    fileprivate func connectionEnded(_ reason: String) {
+        let pending = state.withLock { state -> [CheckedContinuation<Ttrpc_Response, any Error>] in
+            state.closedReason = state.closedReason ?? reason
+            let all = Array(state.pending.values)
+            state.pending.removeAll()
+            return all
+        }
+        for continuation in pending { continuation.resume(throwing: AgentClientError.connectionClosed(reason)) }
+    }
+
+    fileprivate var frameChannel: FrameChannel { channel }
+}
+
+/// The thread that reads response frames for one `AgentClient`. It holds the client
+/// weakly (so that dropping the client closes the connection) and the channel strongly.
+private final class ResponseReader: @unchecked Sendable {
+    weak var client: AgentClient?
+    let channel: FrameChannel
+
+    init(client: AgentClient) {
+        self.client = client
+        self.channel = client.frameChannel
+    }
+
+    func start() {
+        let box = Unmanaged.passRetained(self).toOpaque()
+        var thread = pthread_t()
+        let result = pthread_create(&thread, nil, { raw in
+            let reader = Unmanaged<ResponseReader>.fromOpaque(raw!).takeRetainedValue()
+            reader.run()
+            return nil
+        }, box)
+        if result == 0 {
+            pthread_detach(thread)
+        } else {
+            Unmanaged<ResponseReader>.fromOpaque(box).release()
+            client?.connectionEnded("cannot start the reader thread (error \(result))")
+        }
+    }
+
+    private func run() {
+        while true {
+            do {
+                guard let frame = try channel.readFrame() else {
+                    client?.connectionEnded("end of stream")
+                    return
+                }
+                guard let client else { return }
+                client.deliver(frame)
+            } catch .oversized(let stream, let length) {
+                // Skipped without buffering; only that call fails.
+                client?.failOversized(stream: stream, length: length)
+            } catch {
+                client?.connectionEnded("\(error)")
+                return
+            }
+        }
+    }
+}

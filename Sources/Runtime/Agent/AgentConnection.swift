@@ -1,0 +1,77 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import AgentProtocol
+
+/// How the runtime reaches a guest agent: a Unix socket it serves directly (host tests),
+/// or a hybrid vsock socket of the VMM (Firecracker's: connect to the UDS, send
+/// "CONNECT <port>\n", read "OK <hostport>\n", then the stream is the guest's).
+public enum AgentEndpoint: Sendable, Equatable {
+    case unix(path: String)
+    case hybridVsock(udsPath: String, port: UInt32)
+
+    /// Opens a connected stream socket to the agent.
+    func connect() throws(AgentClientError) -> Int32 {
+        switch self {
+        case .unix(let path):
+            return try AgentEndpoint.connectUnix(path)
+        case .hybridVsock(let udsPath, let port):
+            let fd = try AgentEndpoint.connectUnix(udsPath)
+            do {
+                try AgentEndpoint.handshake(fd: fd, port: port)
+            } catch {
+                close(fd)
+                throw error
+            }
+            return fd
+        }
+    }
+
+    static func connectUnix(_ path: String) throws(AgentClientError) -> Int32 {
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
+            throw .connectionClosed("socket path too long: \(path)")
+        }
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            raw.copyBytes(from: bytes)
+            raw[bytes.count] = 0
+        }
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw .system(errno: errno, operation: "socket(AF_UNIX)") }
+        let result = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
+        }
+        if result != 0 {
+            let error = errno
+            close(fd)
+            throw .connectionClosed("connect(\(path)): \(String(cString: strerror(error)))")
+        }
+        return fd
+    }
+
+    /// Firecracker's hybrid vsock handshake; reads the reply one byte at a time so that no
+    /// byte of the agent's stream is consumed. The reply line is bounded (64 bytes).
+    static func handshake(fd: Int32, port: UInt32) throws(AgentClientError) {
+        let request = Array("CONNECT \(port)\n".utf8)
+        let sent = request.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        guard sent == request.count else { throw .system(errno: errno, operation: "send(CONNECT)") }
+        var line: [UInt8] = []
+        var byte: UInt8 = 0
+        while line.count < 64 {
+            let n = read(fd, &byte, 1)
+            if n < 0 && errno == EINTR { continue }
+            guard n == 1 else { throw .connectionClosed("hybrid vsock: no reply to CONNECT \(port)") }
+            if byte == UInt8(ascii: "\n") {
+                let text = String(decoding: line, as: UTF8.self)
+                guard text.hasPrefix("OK ") else { throw .connectionClosed("hybrid vsock: \(text)") }
+                return
+            }
+            line.append(byte)
+        }
+        throw .protocolViolation("hybrid vsock: reply line longer than 64 bytes")
+    }
+}

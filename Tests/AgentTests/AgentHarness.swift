@@ -1,0 +1,59 @@
+import AgentProtocol
+import Foundation
+import Runtime
+import TestSupport
+
+/// A kata-agent running on the host as PID 1 of fresh mount, UTS, IPC and PID
+/// namespaces (`unshare`), listening on a Unix socket in the scratch directory, and an
+/// `AgentClient` connected to it. `stop()` kills it (unshare --kill-child).
+final class AgentHarness {
+    let socketPath: String
+    let stateDirectory: String
+    let client: AgentClient
+    private let process: BackgroundCommand
+
+    static var agentBinary: URL {
+        let candidate = Fixtures.productsDirectory.appendingPathComponent("kata-agent")
+        if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
+        return Fixtures.packageRoot.appendingPathComponent(".build/debug/kata-agent")
+    }
+
+    init(verbose: Bool = false) throws {
+        let name = UUID().uuidString.prefix(8)
+        socketPath = Fixtures.scratch.appendingPathComponent("agent-\(name).sock").path
+        stateDirectory = Fixtures.scratch.appendingPathComponent("agent-\(name)-state").path
+        var arguments = ["--mount", "--uts", "--ipc", "--pid", "--fork", "--kill-child", "--mount-proc",
+                         AgentHarness.agentBinary.path, "--listen", "unix:\(socketPath)", "--state-dir", stateDirectory]
+        if verbose { arguments.append("--verbose") }
+        process = try BackgroundCommand("/usr/bin/unshare", arguments)
+        let deadline = Date().addingTimeInterval(20)
+        var lastError: Error?
+        while Date() < deadline {
+            if FileManager.default.fileExists(atPath: socketPath) {
+                do {
+                    client = try AgentClient(connectingTo: .unix(path: socketPath), defaultTimeout: .seconds(60))
+                    return
+                } catch {
+                    lastError = error
+                }
+            }
+            usleep(20_000)
+        }
+        let output = process.finish(timeout: 0)
+        throw Fixtures.FixtureError("kata-agent did not come up on \(socketPath): \(String(describing: lastError))\n\(output)")
+    }
+
+    /// A second, independent connection to the same agent.
+    func connect() throws -> AgentClient {
+        try AgentClient(connectingTo: .unix(path: socketPath), defaultTimeout: .seconds(60))
+    }
+
+    /// Stops the agent and returns what it printed.
+    @discardableResult
+    func stop() -> String {
+        client.close()
+        return process.finish(timeout: 0)
+    }
+
+    deinit { _ = process.finish(timeout: 0) }
+}

@@ -1,0 +1,371 @@
+// See include/agent_spawn.h. Everything after the clone below is async-signal-safe:
+// raw system calls, no allocation, no locks, no stdio.
+#define _GNU_SOURCE
+#include "agent_spawn.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/capability.h>
+#include <net/if.h>
+#include <net/route.h>
+#include <netinet/in.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/reboot.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+
+static void report(int fd, int err, const char *step) {
+    struct agent_spawn_report message;
+    memset(&message, 0, sizeof message);
+    message.err = err;
+    size_t n = strlen(step);
+    if (n >= sizeof message.step) n = sizeof message.step - 1;
+    memcpy(message.step, step, n);
+    ssize_t ignored = write(fd, &message, sizeof message);
+    (void)ignored;
+}
+
+static void fail(const struct agent_spawn_config *c, const char *step) {
+    report(c->sync_fd, errno ? errno : EINVAL, step);
+    _exit(127);
+}
+
+// mkdir -p on a path (copied into a stack buffer); the last component is created as a
+// directory unless as_file, then as an empty file.
+static int make_path(const char *path, int as_file) {
+    char buffer[4096];
+    size_t n = strlen(path);
+    if (n == 0 || n >= sizeof buffer) { errno = ENAMETOOLONG; return -1; }
+    memcpy(buffer, path, n + 1);
+    for (size_t i = 1; i < n; i++) {
+        if (buffer[i] == '/') {
+            buffer[i] = 0;
+            if (mkdir(buffer, 0755) != 0 && errno != EEXIST) return -1;
+            buffer[i] = '/';
+        }
+    }
+    if (as_file) {
+        int fd = open(buffer, O_CREAT | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0644);
+        if (fd < 0) {
+            if (errno == EEXIST || errno == EISDIR) return 0;
+            return -1;
+        }
+        close(fd);
+        return 0;
+    }
+    if (mkdir(buffer, 0755) != 0 && errno != EEXIST) return -1;
+    return 0;
+}
+
+static void set_up_filesystem(const struct agent_spawn_config *c) {
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) fail(c, "make / private");
+    if (mount(c->rootfs, c->rootfs, NULL, MS_BIND | MS_REC, NULL) != 0) fail(c, "bind rootfs");
+    for (int i = 0; i < c->mount_count; i++) {
+        const struct agent_mount *m = &c->mounts[i];
+        if (make_path(m->target, m->is_file) != 0) fail(c, "create mount point");
+        if (mount(m->source, m->target, m->fstype, m->flags, m->data) != 0) fail(c, "mount");
+        if (m->remount_flags && mount(NULL, m->target, NULL, MS_REMOUNT | MS_BIND | m->remount_flags, NULL) != 0)
+            fail(c, "remount bind mount");
+        if (m->propagation && mount(NULL, m->target, NULL, m->propagation, NULL) != 0) fail(c, "mount propagation");
+    }
+    for (int i = 0; i < c->symlink_count; i++) {
+        if (symlink(c->symlinks[i].target, c->symlinks[i].path) != 0 && errno != EEXIST) fail(c, "symlink");
+    }
+    if (chdir(c->rootfs) != 0) fail(c, "chdir rootfs");
+    if (syscall(SYS_pivot_root, ".", ".") != 0) fail(c, "pivot_root");
+    if (umount2(".", MNT_DETACH) != 0) fail(c, "detach old root");
+    if (chdir("/") != 0) fail(c, "chdir /");
+    for (int i = 0; i < c->masked_count; i++) {
+        const char *path = c->masked_paths[i];
+        struct stat st;
+        if (stat(path, &st) != 0) continue;
+        if (S_ISDIR(st.st_mode)) {
+            if (mount("tmpfs", path, "tmpfs", MS_RDONLY, NULL) != 0) fail(c, "mask directory");
+        } else if (mount("/dev/null", path, NULL, MS_BIND, NULL) != 0) {
+            fail(c, "mask file");
+        }
+    }
+    for (int i = 0; i < c->readonly_count; i++) {
+        const char *path = c->readonly_paths[i];
+        if (mount(path, path, NULL, MS_BIND | MS_REC, NULL) != 0) {
+            if (errno == ENOENT) continue;
+            fail(c, "bind readonly path");
+        }
+        if (mount(NULL, path, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_REC, NULL) != 0) fail(c, "remount readonly path");
+    }
+    if (c->readonly_rootfs && mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL) != 0)
+        fail(c, "readonly rootfs");
+}
+
+static void set_up_process(const struct agent_spawn_config *c) {
+    if (c->oom_score_adj_set) {
+        char text[16];
+        int v = c->oom_score_adj, n = 0;
+        char digits[12];
+        int negative = v < 0;
+        unsigned int u = negative ? (unsigned int)(-v) : (unsigned int)v;
+        do { digits[n++] = (char)('0' + u % 10); u /= 10; } while (u && n < 11);
+        int k = 0;
+        if (negative) text[k++] = '-';
+        while (n) text[k++] = digits[--n];
+        int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+        if (fd < 0 || write(fd, text, k) != k) fail(c, "oom_score_adj");
+        close(fd);
+    }
+    for (int i = 0; i < c->rlimit_count; i++) {
+        struct rlimit limit = { .rlim_cur = c->rlimits[i].soft, .rlim_max = c->rlimits[i].hard };
+        if (setrlimit(c->rlimits[i].resource, &limit) != 0) fail(c, "setrlimit");
+    }
+    if (setsid() < 0) fail(c, "setsid");
+    int fds[3] = { c->stdin_fd, c->stdout_fd, c->stderr_fd };
+    for (int i = 0; i < 3; i++) {
+        if (fds[i] == i) {
+            int flags = fcntl(i, F_GETFD);
+            if (flags >= 0) fcntl(i, F_SETFD, flags & ~FD_CLOEXEC);
+        } else if (dup2(fds[i], i) < 0) {
+            fail(c, "dup2 stdio");
+        }
+    }
+    if (c->terminal && ioctl(0, TIOCSCTTY, 0) != 0) fail(c, "TIOCSCTTY");
+}
+
+static void set_up_user_and_exec(const struct agent_spawn_config *c) {
+    if (c->start_fd >= 0) {
+        report(c->sync_fd, 0, "ready");
+        char byte;
+        ssize_t n;
+        do { n = read(c->start_fd, &byte, 1); } while (n < 0 && errno == EINTR);
+        if (n != 1) _exit(127);  // the container was removed before it started
+    }
+    if (c->cwd && chdir(c->cwd) != 0) fail(c, "chdir to the process cwd");
+    if (c->set_capabilities) {
+        for (int cap = 0; cap <= c->cap_last; cap++) {
+            if (cap < 64 && (c->cap_bounding & (1ULL << cap))) continue;
+            if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL) fail(c, "drop bounding capability");
+        }
+        if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0) fail(c, "PR_SET_KEEPCAPS");
+    }
+    if (setgroups((size_t)c->group_count, c->groups) != 0) fail(c, "setgroups");
+    if (setresgid(c->gid, c->gid, c->gid) != 0) fail(c, "setresgid");
+    if (setresuid(c->uid, c->uid, c->uid) != 0) fail(c, "setresuid");
+    if (c->set_capabilities) {
+        struct __user_cap_header_struct header = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
+        struct __user_cap_data_struct data[2];
+        data[0].effective = (uint32_t)c->cap_effective;
+        data[1].effective = (uint32_t)(c->cap_effective >> 32);
+        data[0].permitted = (uint32_t)c->cap_permitted;
+        data[1].permitted = (uint32_t)(c->cap_permitted >> 32);
+        data[0].inheritable = (uint32_t)c->cap_inheritable;
+        data[1].inheritable = (uint32_t)(c->cap_inheritable >> 32);
+        if (syscall(SYS_capset, &header, data) != 0) fail(c, "capset");
+        if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0 && errno != EINVAL) fail(c, "clear ambient");
+        for (int cap = 0; cap <= c->cap_last && cap < 64; cap++) {
+            if (!(c->cap_ambient & (1ULL << cap))) continue;
+            if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) != 0) fail(c, "raise ambient capability");
+        }
+    }
+    if (c->no_new_privileges && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) fail(c, "no_new_privs");
+
+    const char *file = c->argv[0];
+    if (strchr(file, '/') != NULL || c->search_path == NULL) {
+        execve(file, (char *const *)c->argv, (char *const *)c->envp);
+        fail(c, "execve");
+    }
+    // PATH search (execvpe is not async-signal-safe in every libc).
+    char candidate[4096];
+    int saved = ENOENT;
+    const char *p = c->search_path;
+    size_t file_length = strlen(file);
+    while (1) {
+        const char *end = strchr(p, ':');
+        size_t dir_length = end ? (size_t)(end - p) : strlen(p);
+        if (dir_length + 1 + file_length + 1 <= sizeof candidate) {
+            size_t k = 0;
+            if (dir_length == 0) { candidate[k++] = '.'; }
+            else { memcpy(candidate, p, dir_length); k = dir_length; }
+            candidate[k++] = '/';
+            memcpy(candidate + k, file, file_length + 1);
+            execve(candidate, (char *const *)c->argv, (char *const *)c->envp);
+            if (errno != ENOENT && errno != ENOTDIR) saved = errno;
+        }
+        if (!end) break;
+        p = end + 1;
+    }
+    errno = saved;
+    fail(c, "execve (PATH search)");
+}
+
+pid_t agent_spawn(const struct agent_spawn_config *c) {
+    pid_t pid = (pid_t)syscall(SYS_clone, (unsigned long)c->clone_flags | SIGCHLD, NULL, NULL, NULL, 0);
+    if (pid != 0) return pid;  // parent (or -1)
+
+    // Child.
+    if (c->parent_death_signal) prctl(PR_SET_PDEATHSIG, c->parent_death_signal, 0, 0, 0);
+    sigset_t all;
+    sigemptyset(&all);
+    sigprocmask(SIG_SETMASK, &all, NULL);
+    for (int s = 1; s < NSIG; s++) {
+        if (s == SIGKILL || s == SIGSTOP) continue;
+        signal(s, SIG_DFL);
+    }
+    if (c->join_ns_count > 0) {
+        for (int i = 0; i < c->join_ns_count; i++) {
+            if (setns(c->join_ns_fds[i], 0) != 0) fail(c, "setns");
+        }
+        pid_t grandchild = fork();
+        if (grandchild < 0) fail(c, "fork into the PID namespace");
+        if (grandchild > 0) {
+            int32_t value = grandchild;
+            ssize_t ignored = write(c->pid_fd, &value, sizeof value);
+            (void)ignored;
+            _exit(0);
+        }
+        if (c->parent_death_signal) prctl(PR_SET_PDEATHSIG, c->parent_death_signal, 0, 0, 0);
+    }
+    for (int i = 0; i < c->cgroup_procs_count; i++) {
+        if (write(c->cgroup_procs_fds[i], "0", 1) != 1) fail(c, "join cgroup");
+    }
+    if (c->rootfs) set_up_filesystem(c);
+    if (c->hostname && sethostname(c->hostname, strlen(c->hostname)) != 0) fail(c, "sethostname");
+    set_up_process(c);
+    set_up_user_and_exec(c);
+    _exit(127);
+}
+
+// MARK: thin wrappers
+
+static int inet_socket(void) { return socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0); }
+
+int agent_if_up(const char *name) {
+    int fd = inet_socket();
+    if (fd < 0) return -1;
+    struct ifreq request;
+    memset(&request, 0, sizeof request);
+    strncpy(request.ifr_name, name, IFNAMSIZ - 1);
+    int result = ioctl(fd, SIOCGIFFLAGS, &request);
+    if (result == 0) {
+        request.ifr_flags |= IFF_UP | IFF_RUNNING;
+        result = ioctl(fd, SIOCSIFFLAGS, &request);
+    }
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return result;
+}
+
+int agent_if_set_mtu(const char *name, int mtu) {
+    int fd = inet_socket();
+    if (fd < 0) return -1;
+    struct ifreq request;
+    memset(&request, 0, sizeof request);
+    strncpy(request.ifr_name, name, IFNAMSIZ - 1);
+    request.ifr_mtu = mtu;
+    int result = ioctl(fd, SIOCSIFMTU, &request);
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return result;
+}
+
+int agent_if_add_ipv4(const char *name, uint32_t address_be, uint32_t netmask_be) {
+    int fd = inet_socket();
+    if (fd < 0) return -1;
+    struct ifreq request;
+    memset(&request, 0, sizeof request);
+    strncpy(request.ifr_name, name, IFNAMSIZ - 1);
+    struct sockaddr_in *in = (struct sockaddr_in *)&request.ifr_addr;
+    in->sin_family = AF_INET;
+    in->sin_addr.s_addr = address_be;
+    int result = ioctl(fd, SIOCSIFADDR, &request);
+    if (result == 0) {
+        in = (struct sockaddr_in *)&request.ifr_netmask;
+        in->sin_family = AF_INET;
+        in->sin_addr.s_addr = netmask_be;
+        result = ioctl(fd, SIOCSIFNETMASK, &request);
+    }
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return result;
+}
+
+int agent_route_add_ipv4(uint32_t dest_be, uint32_t netmask_be, uint32_t gateway_be, const char *device) {
+    int fd = inet_socket();
+    if (fd < 0) return -1;
+    struct rtentry route;
+    memset(&route, 0, sizeof route);
+    struct sockaddr_in *in = (struct sockaddr_in *)&route.rt_dst;
+    in->sin_family = AF_INET;
+    in->sin_addr.s_addr = dest_be;
+    in = (struct sockaddr_in *)&route.rt_genmask;
+    in->sin_family = AF_INET;
+    in->sin_addr.s_addr = netmask_be;
+    in = (struct sockaddr_in *)&route.rt_gateway;
+    in->sin_family = AF_INET;
+    in->sin_addr.s_addr = gateway_be;
+    route.rt_flags = RTF_UP | (gateway_be ? RTF_GATEWAY : 0) | (netmask_be == 0xffffffffu ? RTF_HOST : 0);
+    char name[IFNAMSIZ];
+    if (device && device[0]) {
+        strncpy(name, device, IFNAMSIZ - 1);
+        name[IFNAMSIZ - 1] = 0;
+        route.rt_dev = name;
+    }
+    int result = ioctl(fd, SIOCADDRT, &route);
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return result;
+}
+
+int agent_power_off(void) {
+    sync();
+    return reboot(RB_POWER_OFF);
+}
+
+int agent_set_winsize(int fd, unsigned short rows, unsigned short columns) {
+    struct winsize size = { .ws_row = rows, .ws_col = columns };
+    return ioctl(fd, TIOCSWINSZ, &size);
+}
+
+int agent_open_pty(int *controller, int *terminal) {
+    int m = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (m < 0) return -1;
+    char name[128];
+    if (grantpt(m) != 0 || unlockpt(m) != 0 || ptsname_r(m, name, sizeof name) != 0) {
+        int saved = errno;
+        close(m);
+        errno = saved;
+        return -1;
+    }
+    int s = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (s < 0) {
+        int saved = errno;
+        close(m);
+        errno = saved;
+        return -1;
+    }
+    *controller = m;
+    *terminal = s;
+    return 0;
+}
+
+int agent_set_subreaper(void) {
+    return prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+}
+
+int agent_accept_cloexec(int listener) {
+    return accept4(listener, NULL, NULL, SOCK_CLOEXEC);
+}

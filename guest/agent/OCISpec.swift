@@ -1,0 +1,115 @@
+import FoundationEssentials
+
+/// The part of the OCI runtime spec (config.json) the agent implements, decoded from the
+/// JSON the runtime sends in CreateContainerRequest.oci_spec_json. Unknown fields are
+/// ignored, as OCI requires; fields the agent would have to act on but cannot (a user
+/// namespace, joining namespaces by path) are rejected by `ContainerPlan`.
+struct OCISpec: Decodable {
+    var ociVersion: String?
+    var process: OCIProcess?
+    var root: OCIRoot?
+    var hostname: String?
+    var mounts: [OCIMount]?
+    var linux: OCILinux?
+
+    /// Decodes the JSON, mapping decoding failures to INVALID_ARGUMENT.
+    static func decode(_ bytes: [UInt8]) throws(AgentError) -> OCISpec {
+        do {
+            return try JSONDecoder().decode(OCISpec.self, from: Data(bytes))
+        } catch {
+            throw .invalid("bad OCI spec: \(error)")
+        }
+    }
+}
+
+struct OCIProcess: Decodable {
+    var terminal: Bool?
+    var consoleSize: OCIConsoleSize?
+    var user: OCIUser?
+    var args: [String]?
+    var env: [String]?
+    var cwd: String?
+    var capabilities: OCICapabilities?
+    var rlimits: [OCIRlimit]?
+    var noNewPrivileges: Bool?
+    var oomScoreAdj: Int?
+
+    static func decode(_ bytes: [UInt8]) throws(AgentError) -> OCIProcess {
+        do {
+            return try JSONDecoder().decode(OCIProcess.self, from: Data(bytes))
+        } catch {
+            throw .invalid("bad OCI process: \(error)")
+        }
+    }
+}
+
+struct OCIConsoleSize: Decodable {
+    var height: UInt32
+    var width: UInt32
+}
+
+struct OCIUser: Decodable {
+    var uid: UInt32?
+    var gid: UInt32?
+    var additionalGids: [UInt32]?
+}
+
+struct OCICapabilities: Decodable {
+    var bounding: [String]?
+    var effective: [String]?
+    var inheritable: [String]?
+    var permitted: [String]?
+    var ambient: [String]?
+}
+
+struct OCIRlimit: Decodable {
+    var type: String
+    var hard: UInt64
+    var soft: UInt64
+}
+
+struct OCIRoot: Decodable {
+    var path: String
+    var readonly: Bool?
+}
+
+struct OCIMount: Decodable {
+    var destination: String
+    var type: String?
+    var source: String?
+    var options: [String]?
+}
+
+struct OCILinux: Decodable {
+    var namespaces: [OCINamespace]?
+    var resources: OCIResources?
+    var maskedPaths: [String]?
+    var readonlyPaths: [String]?
+    var cgroupsPath: String?
+}
+
+struct OCINamespace: Decodable {
+    var type: String
+    var path: String?
+}
+
+struct OCIResources: Decodable {
+    var memory: OCIMemory?
+    var cpu: OCICPU?
+    var pids: OCIPids?
+}
+
+struct OCIMemory: Decodable {
+    var limit: Int64?
+    var swap: Int64?
+}
+
+struct OCICPU: Decodable {
+    var quota: Int64?
+    var period: UInt64?
+    var shares: UInt64?
+}
+
+struct OCIPids: Decodable {
+    var limit: Int64
+}
