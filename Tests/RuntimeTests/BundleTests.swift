@@ -14,7 +14,7 @@ import Testing
     func expectError(_ config: String?, _ fragment: String, rootfs: Bool = true, sourceLocation: SourceLocation = #_sourceLocation) throws {
         let dir = try bundle(config, rootfs: rootfs)
         do {
-            _ = try Bundle(path: dir)
+            _ = try OCIBundle(path: dir)
             Issue.record("accepted", sourceLocation: sourceLocation)
         } catch {
             #expect("\(error)".contains(fragment), "\(error)", sourceLocation: sourceLocation)
@@ -27,7 +27,7 @@ import Testing
         let encoder = JSONEncoder()
         let data = try encoder.encode(DefaultSpec.make())
         let dir = try bundle(String(decoding: data, as: UTF8.self))
-        let loaded = try Bundle(path: dir)
+        let loaded = try OCIBundle(path: dir)
         #expect(loaded.spec == DefaultSpec.make())
         #expect(loaded.configData == data)
         #expect(loaded.rootfsPath == dir + "/rootfs")
@@ -36,7 +36,7 @@ import Testing
 
     @Test func extensionsAndUnknownFieldsAreIgnored() throws {
         let dir = try bundle(#"{"ociVersion":"1.1.0","process":{"user":{"uid":0,"gid":0},"args":["true"],"cwd":"/","ioPriority":{"class":"IOPRIO_CLASS_RT"}},"root":{"path":"rootfs"},"vm":{"hypervisor":{}},"linux":{"namespaces":[{"type":"network","path":"/var/run/netns/x"}],"resources":{"memory":{"limit":1048576}}}}"#)
-        let loaded = try Bundle(path: dir)
+        let loaded = try OCIBundle(path: dir)
         #expect(loaded.spec.networkNamespacePath == "/var/run/netns/x")
         #expect(loaded.spec.linux?.resources?.memory?.limit == 1_048_576)
     }
@@ -64,7 +64,7 @@ import Testing
                         "linux.namespaces[0].type: unknown namespace 'net'")
         try expectError(#"{"ociVersion":"1.0.2"}"#, "root: missing")
         try expectError(Self.minimal, "root.path", rootfs: false)
-        #expect(throws: Bundle.LoadError.self) { try Bundle(path: "/nonexistent-bundle") }
+        #expect(throws: OCIBundle.LoadError.self) { try OCIBundle(path: "/nonexistent-bundle") }
     }
 
     @Test func guestSpecRewritesRootHooksNetnsAndBindMounts() throws {

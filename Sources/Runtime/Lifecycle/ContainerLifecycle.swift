@@ -34,7 +34,7 @@ public struct ContainerLifecycle {
     @discardableResult
     public func create(id: String, options: CreateOptions) throws -> Int32 {
         try StateStore.validate(id: id)
-        let bundle = try Bundle(path: options.bundle)
+        let bundle = try OCIBundle(path: options.bundle)
         guard let process = bundle.spec.process else { throw RuntimeError("\(bundle.path)/config.json: process: missing") }
         let terminal = process.terminal ?? false
         if terminal && options.consoleSocket == nil && !options.useCallerTerminal {
@@ -58,7 +58,7 @@ public struct ContainerLifecycle {
         }
     }
 
-    private func createLocked(_ record: inout ContainerRecord, bundle: Bundle, terminal: Bool, options: CreateOptions) throws -> Int32 {
+    private func createLocked(_ record: inout ContainerRecord, bundle: OCIBundle, terminal: Bool, options: CreateOptions) throws -> Int32 {
         let debugSocket = context.config.agent.debugAgentSocket
         record.agentSocket = debugSocket ?? record.vsockSocketPath
         record.agentViaHybridVsock = debugSocket == nil
@@ -104,7 +104,7 @@ public struct ContainerLifecycle {
             storage.mountPoint = guestRoot
             request.storages = [storage]
         }
-        try session.call("CreateContainer") { try await $0.createContainer(request) }
+        try session.call("CreateContainer") { [request] client in try await client.createContainer(request) }
 
         // The init process shim: the pid the caller sees.
         guard mkfifo(record.startFifoPath, 0o600) == 0 else { throw SystemCallError("mkfifo \(record.startFifoPath)") }
@@ -139,7 +139,7 @@ public struct ContainerLifecycle {
         request.dirMode = 0o755
         request.offset = 0
         request.data = data
-        try session.call("CopyFile \(file.hostPath)") { try await $0.copyFile(request) }
+        try session.call("CopyFile \(file.hostPath)") { [request] client in try await client.copyFile(request) }
     }
 
     static func writePidFile(_ path: String, pid: Int32) throws {
@@ -222,7 +222,7 @@ public struct ContainerLifecycle {
             defer { session.close() }
             var request = Grpc_StartContainerRequest()
             request.containerID = id
-            try session.call("StartContainer") { try await $0.startContainer(request) }
+            try session.call("StartContainer") { [request] client in try await client.startContainer(request) }
             // Let the init shim relay: it waits on the start fifo.
             let fd = open(record.startFifoPath, O_WRONLY | O_NONBLOCK | O_CLOEXEC)
             if fd >= 0 {
@@ -240,7 +240,7 @@ public struct ContainerLifecycle {
         guard let data = FileManager.default.contents(atPath: record.configCopyPath) else {
             throw RuntimeError("\(record.configCopyPath): missing")
         }
-        return try Bundle.decode(data, file: record.configCopyPath)
+        return try OCIBundle.decode(data, file: record.configCopyPath)
     }
 
     // MARK: kill
@@ -256,7 +256,7 @@ public struct ContainerLifecycle {
                 var request = Grpc_SignalProcessRequest()
                 request.containerID = id
                 request.signal = UInt32(signal)
-                try session.call("SignalProcess") { try await $0.signalProcess(request) }
+                try session.call("SignalProcess") { [request] client in try await client.signalProcess(request) }
                 if status == .created && (signal == SIGKILL || signal == SIGTERM), let shim = record.initProcess, shim.isAlive {
                     // Not started yet: the shim waits on the start fifo, not on the process.
                     Glibc.kill(shim.pid, SIGKILL)
@@ -298,7 +298,7 @@ public struct ContainerLifecycle {
                 var request = Grpc_RemoveContainerRequest()
                 request.containerID = record.id
                 request.timeout = 5
-                _ = try? session.call("RemoveContainer") { try await $0.removeContainer(request) }
+                _ = try? session.call("RemoveContainer") { [request] client in try await client.removeContainer(request) }
                 session.close()
             }
         }
@@ -379,7 +379,7 @@ public struct ContainerLifecycle {
             request.containerID = id
             request.execID = execId
             request.processJson = options.processJSON
-            try session.call("ExecProcess") { try await $0.execProcess(request) }
+            try session.call("ExecProcess") { [request] client in try await client.execProcess(request) }
             let shim = try startShim(record, execId: execId, terminal: options.terminal, consoleSocket: options.consoleSocket,
                                      stdio: options.stdio, startFifo: nil, consoleSize: nil)
             record.execProcesses[execId] = shim
@@ -405,6 +405,6 @@ public struct ContainerLifecycle {
         var request = Grpc_ListProcessesRequest()
         request.containerID = id
         request.format = format
-        return try session.call("ListProcesses") { try await $0.listProcesses(request).processList }
+        return try session.call("ListProcesses") { [request] client in try await client.listProcesses(request).processList }
     }
 }

@@ -53,7 +53,7 @@ public struct ProcessShim {
             request.containerID = cid
             request.execID = eid
             request.len = length
-            return try session.call("ReadStdout") { try await $0.readStdout(request).data }
+            return try session.call("ReadStdout") { [request] client in try await client.readStdout(request).data }
         }
         if !terminal {
             pump(into: STDERR_FILENO, group: outputDone) { length in
@@ -61,7 +61,7 @@ public struct ProcessShim {
                 request.containerID = cid
                 request.execID = eid
                 request.len = length
-                return try session.call("ReadStderr") { try await $0.readStderr(request).data }
+                return try session.call("ReadStderr") { [request] client in try await client.readStderr(request).data }
             }
         }
         let stdinThread = Thread {
@@ -74,13 +74,13 @@ public struct ProcessShim {
                 request.containerID = cid
                 request.execID = eid
                 request.data = Data(buffer[0..<count])
-                guard (try? session.call("WriteStdin") { try await $0.writeStdin(request) }) != nil else { return }
+                guard (try? session.call("WriteStdin") { [request] client in try await client.writeStdin(request) }) != nil else { return }
             }
             guard !self.terminal else { return }
             var request = Grpc_CloseStdinRequest()
             request.containerID = cid
             request.execID = eid
-            _ = try? session.call("CloseStdin") { try await $0.closeStdin(request) }
+            _ = try? session.call("CloseStdin") { [request] client in try await client.closeStdin(request) }
         }
         stdinThread.start()
 
@@ -89,7 +89,7 @@ public struct ProcessShim {
             var request = Grpc_WaitProcessRequest()
             request.containerID = cid
             request.execID = eid
-            status = try session.call("WaitProcess") { try await $0.waitProcess(request).status }
+            status = try session.call("WaitProcess") { [request] client in try await client.waitProcess(request).status }
         } catch {
             log("\(error)")
         }

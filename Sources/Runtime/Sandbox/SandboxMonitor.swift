@@ -39,7 +39,7 @@ public struct SandboxMonitor {
             guard let data = FileManager.default.contents(atPath: record.configCopyPath) else {
                 throw RuntimeError("\(record.configCopyPath): missing")
             }
-            spec = try Bundle.decode(data, file: record.configCopyPath)
+            spec = try OCIBundle.decode(data, file: record.configCopyPath)
         } catch {
             report(readyFd, "error: \(error)")
             return 1
@@ -119,13 +119,13 @@ public struct SandboxMonitor {
         var request = Grpc_CreateSandboxRequest()
         request.hostname = spec.hostname ?? ""
         request.sandboxID = id
-        try session.call("CreateSandbox") { try await $0.createSandbox(request) }
+        try session.call("CreateSandbox") { [request] client in try await client.createSandbox(request) }
         guard config.agent.debugAgentSocket == nil else { return }
         let plan = NetworkPlan.load(from: record.stateDir)
         for (index, interface) in plan.enumerated() {
             var update = Grpc_UpdateInterfaceRequest()
             update.interface = interface.agentInterface(guestDevice: "eth\(index)")
-            try session.call("UpdateInterface") { try await $0.updateInterface(update) }
+            try session.call("UpdateInterface") { [update] client in try await client.updateInterface(update) }
         }
         let routes = plan.flatMap { $0.routes }
         if !routes.isEmpty {
@@ -133,7 +133,7 @@ public struct SandboxMonitor {
             var list = Grpc_Routes()
             list.routes = routes
             update.routes = list
-            try session.call("UpdateRoutes") { try await $0.updateRoutes(update) }
+            try session.call("UpdateRoutes") { [update] client in try await client.updateRoutes(update) }
         }
     }
 }

@@ -171,7 +171,7 @@ struct Exec: ParsableCommand {
         let record = try store.load(id)
         var base = Spec.Process(args: arguments)
         if let data = FileManager.default.contents(atPath: record.configCopyPath),
-           let spec = try? Bundle.decode(data, file: record.configCopyPath), let process = spec.process {
+           let spec = try? OCIBundle.decode(data, file: record.configCopyPath), let process = spec.process {
             base = process
             base.args = arguments
             base.terminal = false
@@ -235,8 +235,9 @@ enum ProcessWaiter {
         sigemptyset(&signals)
         for signal in [SIGINT, SIGTERM, SIGHUP, SIGQUIT] { sigaddset(&signals, signal) }
         pthread_sigmask(SIG_BLOCK, &signals, nil)
+        let blocked = signals
         let thread = Thread {
-            var set = signals
+            var set = blocked
             while true {
                 var signal: Int32 = 0
                 if sigwait(&set, &signal) == 0 { forward(signal) }

@@ -3,7 +3,7 @@ import Foundation
 /// An OCI bundle on disk: the directory, its `config.json` (parsed and as raw bytes), and
 /// the resolved rootfs path. Loading checks what the runtime depends on, and every problem
 /// is reported with the file and the field.
-public struct Bundle: Sendable {
+public struct OCIBundle: Sendable {
     public let path: String
     public let spec: Spec
     /// `config.json` exactly as the caller wrote it (what the guest receives).
