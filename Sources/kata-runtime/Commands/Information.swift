@@ -89,7 +89,9 @@ struct Env: ParsableCommand {
     @OptionGroup var global: GlobalOptions
     @Flag(help: "Print as JSON.") var json = false
 
-    func run() throws {
+    func run() throws { try Self.report(global: global, json: json) }
+
+    static func report(global: GlobalOptions, json: Bool) throws {
         let invocation = Invocation(global)
         var failed = false
         try invocation.perform {
@@ -117,11 +119,9 @@ struct Check: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Check that this host can run sandboxes (same as env).")
     @OptionGroup var global: GlobalOptions
 
-    func run() throws {
-        var env = Env()
-        env.global = global
-        try env.run()
-    }
+    @Flag(help: "Print as JSON.") var json = false
+
+    func run() throws { try Env.report(global: global, json: json) }
 }
 
 struct SandboxMonitorCommand: ParsableCommand {

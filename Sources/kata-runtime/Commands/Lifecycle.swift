@@ -142,6 +142,7 @@ struct Exec: ParsableCommand {
         var status: Int32 = 0
         try invocation.perform {
             let context = try invocation.context()
+            _ = try context.store.load(id)  // runc checks the container before the process
             let (json, terminal) = try processJSON(store: context.store)
             let lifecycle = ContainerLifecycle(context: context)
             var options = ContainerLifecycle.ExecOptions(processJSON: json, terminal: terminal, detach: detach,
