@@ -10,7 +10,6 @@ packages=(
   util-linux                  # unshare/setpriv: the /dev/kvm error-path tests
   iproute2                    # network namespaces and taps for the virtio-net tests
   qemu-system-x86             # kata-bench measures QEMU microvm beside kata-vmm
-  e2fsprogs                   # kata-runtime: mke2fs -d builds the container's rootfs image
   e2fsprogs                   # mke2fs -d: the agent's end-to-end virtio-block rootfs image
 )
 missing=()
