@@ -97,7 +97,7 @@ public struct SandboxMonitor {
         let sizing = SandboxSizing(config: hypervisor, resources: spec.linux?.resources)
         var cmdline = VmConfig.defaultCmdline
         if !hypervisor.kernelParams.isEmpty { cmdline += " " + hypervisor.kernelParams }
-        if config.agent.debug || hypervisor.enableDebug { cmdline += " agent.log=debug" } else { cmdline += " quiet" }
+        if config.agent.debug || hypervisor.enableDebug { cmdline += " agent.verbose" }
         var vmConfig = VmConfig(kernelPath: hypervisor.kernel, initrdPath: hypervisor.initrd, cmdline: cmdline,
                                 vcpuCount: sizing.vcpus, memoryMiB: sizing.memoryMiB, serial: .file(record.consoleLogPath))
         if !hypervisor.disableBlockDeviceUse {
