@@ -112,3 +112,14 @@ import Testing
         #expect(SandboxSizing(config: hypervisor, resources: resources, hostCpus: 2) == SandboxSizing(vcpus: 1, memoryMiB: 512))
     }
 }
+
+extension ConfigurationTests {
+    /// The example the docs tell users to copy parses and equals the defaults.
+    @Test func theDocumentedExampleIsTheDefaults() throws {
+        let path = Fixtures.packageRoot.appendingPathComponent("docs/configuration.toml.example").path
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        var parsed = try RuntimeConfiguration.parse(text, file: path)
+        parsed.source = RuntimeConfiguration().source
+        #expect(parsed == RuntimeConfiguration())
+    }
+}
