@@ -129,3 +129,16 @@ public enum FileDescriptors {
         }
     }
 }
+
+/// The fds a process inherited from its caller.
+public enum InheritedDescriptors {
+    /// Marks every fd above 2 close-on-exec (except `keep`, e.g. the monitor's ready pipe).
+    public static func closeOnExecAboveStdio(keep: Set<Int32> = []) {
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd") else { return }
+        for entry in entries {
+            guard let fd = Int32(entry), fd > 2, !keep.contains(fd) else { continue }
+            let flags = fcntl(fd, F_GETFD)
+            if flags >= 0 { _ = fcntl(fd, F_SETFD, flags | FD_CLOEXEC) }
+        }
+    }
+}
