@@ -57,3 +57,20 @@ final class AgentHarness {
 
     deinit { _ = process.finish(timeout: 0) }
 }
+
+extension AgentHarness {
+    /// VmRSS of the agent process (found by its socket path on its command line).
+    func residentSetKiB() -> Int? {
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return nil }
+        for entry in entries where Int(entry) != nil {
+            guard let cmdline = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline") else { continue }
+            let arguments = cmdline.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+            guard arguments.first?.hasSuffix("kata-agent") == true, arguments.contains("unix:\(socketPath)") else { continue }
+            guard let status = try? String(contentsOfFile: "/proc/\(entry)/status", encoding: .utf8) else { continue }
+            for line in status.split(separator: "\n") where line.hasPrefix("VmRSS:") {
+                return Int(line.split(separator: " ").dropFirst().first ?? "")
+            }
+        }
+        return nil
+    }
+}

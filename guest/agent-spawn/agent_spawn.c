@@ -1,5 +1,7 @@
 // See include/agent_spawn.h. Everything after the clone below is async-signal-safe:
-// raw system calls, no allocation, no locks, no stdio.
+// raw system calls, no allocation, no locks, no stdio. The child is a raw clone of a
+// multi-threaded process, so glibc still believes the other threads exist: nothing here
+// may call a glibc function that talks to them (setuid family, fork, abort).
 #define _GNU_SOURCE
 #include "agent_spawn.h"
 
@@ -17,6 +19,7 @@
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/random.h>
 #include <sys/reboot.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -158,9 +161,11 @@ static void set_up_user_and_exec(const struct agent_spawn_config *c) {
         }
         if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0) fail(c, "PR_SET_KEEPCAPS");
     }
-    if (setgroups((size_t)c->group_count, c->groups) != 0) fail(c, "setgroups");
-    if (setresgid(c->gid, c->gid, c->gid) != 0) fail(c, "setresgid");
-    if (setresuid(c->uid, c->uid, c->uid) != 0) fail(c, "setresuid");
+    // Raw system calls: glibc's wrappers would broadcast SIGSETXID to the agent's other
+    // threads, which do not exist in this child, and wait for them forever.
+    if (syscall(SYS_setgroups, (size_t)c->group_count, c->groups) != 0) fail(c, "setgroups");
+    if (syscall(SYS_setresgid, c->gid, c->gid, c->gid) != 0) fail(c, "setresgid");
+    if (syscall(SYS_setresuid, c->uid, c->uid, c->uid) != 0) fail(c, "setresuid");
     if (c->set_capabilities) {
         struct __user_cap_header_struct header = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
         struct __user_cap_data_struct data[2];
@@ -225,7 +230,9 @@ pid_t agent_spawn(const struct agent_spawn_config *c) {
         for (int i = 0; i < c->join_ns_count; i++) {
             if (setns(c->join_ns_fds[i], 0) != 0) fail(c, "setns");
         }
-        pid_t grandchild = fork();
+        // A raw clone, not fork(): glibc's fork runs atfork handlers and takes locks that
+        // another agent thread may have held at the time of the first clone.
+        pid_t grandchild = (pid_t)syscall(SYS_clone, (unsigned long)SIGCHLD, NULL, NULL, NULL, 0);
         if (grandchild < 0) fail(c, "fork into the PID namespace");
         if (grandchild > 0) {
             int32_t value = grandchild;
@@ -368,4 +375,18 @@ int agent_set_subreaper(void) {
 
 int agent_accept_cloexec(int listener) {
     return accept4(listener, NULL, NULL, SOCK_CLOEXEC);
+}
+
+int agent_pipe_cloexec(int fds[2]) {
+    return pipe2(fds, O_CLOEXEC);
+}
+
+int agent_set_pipe_size(int fd, int size) {
+    return fcntl(fd, F_SETPIPE_SZ, size);
+}
+
+uint32_t agent_random_u32(void) {
+    uint32_t value = 0;
+    if (getrandom(&value, sizeof value, 0) != sizeof value) value = (uint32_t)getpid() * 2654435761u;
+    return value;
 }

@@ -21,7 +21,7 @@ final class Monitor: @unchecked Sendable {
     }
 
     @discardableResult
-    func locked<T>(_ body: () throws -> T) rethrows -> T {
+    func locked<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
         pthread_mutex_lock(&mutex)
         defer { pthread_mutex_unlock(&mutex) }
         return try body()

@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
+import CAgentSpawn
 
 // kata-agent: PID 1 of the sandbox VM (or a plain process in host tests) serving the
 // agent API over ttrpc.
@@ -27,8 +28,13 @@ if options.runsAsInit {
 let processes = ProcessTable()
 Reaper.start(table: processes, log: log)
 
+// Host tests run several agents beside each other: each gets its own cgroup parent.
+let cgroupParent = options.runsAsInit ? "kata-containers" : "kata-agent-\(randomSuffix())"
+let sandbox = Sandbox(processes: processes, log: log, stateDirectory: options.stateDirectory, cgroupParent: cgroupParent)
 var router = RPCRouter()
 HealthService.register(in: &router)
+AgentService(sandbox: sandbox, files: FileCopier(root: options.stateDirectory), runsAsInit: options.runsAsInit)
+    .register(in: &router)
 
 let listener: Int32
 do {
@@ -38,3 +44,10 @@ do {
 }
 log.info("listening on \(options.listen) (pid \(getpid()))")
 AgentServer(router: router, log: log).serve(listener: listener)
+
+/// Eight hex digits from the kernel's random pool.
+func randomSuffix() -> String {
+    let value = agent_random_u32()
+    let digits = String(value, radix: 16)
+    return String(repeating: "0", count: 8 - digits.count) + digits
+}

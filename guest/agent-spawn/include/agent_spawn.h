@@ -103,5 +103,8 @@ int agent_set_winsize(int fd, unsigned short rows, unsigned short columns);
 int agent_open_pty(int *controller, int *terminal);
 int agent_set_subreaper(void);
 int agent_accept_cloexec(int listener);
+int agent_pipe_cloexec(int fds[2]);
+int agent_set_pipe_size(int fd, int size);
+uint32_t agent_random_u32(void);
 
 #endif

@@ -1,0 +1,144 @@
+import AgentProtocol
+import Foundation
+import Runtime
+import TestSupport
+
+/// A busybox root filesystem (busybox-static with `--install -s`) in the scratch
+/// directory, and OCI specs for containers running in it.
+enum ContainerFixture {
+    static var busybox: String? {
+        for candidate in ["/bin/busybox", "/usr/bin/busybox"] where FileManager.default.isExecutableFile(atPath: candidate) {
+            return candidate
+        }
+        return nil
+    }
+
+    /// A fresh rootfs directory: bin/busybox with its applets as symlinks, and the empty
+    /// directories the spec mounts on.
+    static func makeRootfs() throws -> String {
+        guard let busybox else { throw Fixtures.FixtureError("busybox-static is not installed") }
+        let root = Fixtures.scratch.appendingPathComponent("rootfs-\(UUID().uuidString.prefix(8))").path
+        for directory in ["bin", "sbin", "usr/bin", "usr/sbin", "proc", "sys", "dev", "tmp", "etc", "root"] {
+            try FileManager.default.createDirectory(atPath: root + "/" + directory, withIntermediateDirectories: true)
+        }
+        try FileManager.default.copyItem(atPath: busybox, toPath: root + "/bin/busybox")
+        let install = try Command.run("/usr/sbin/chroot", [root, "/bin/busybox", "--install", "-s"])
+        guard install.status == 0 else { throw Fixtures.FixtureError("busybox --install: \(install.stderr)") }
+        try "root:x:0:0:root:/root:/bin/sh\n".write(toFile: root + "/etc/passwd", atomically: true, encoding: .utf8)
+        return root
+    }
+
+    /// The OCI process object.
+    static func process(_ args: [String], terminal: Bool = false, env: [String]? = nil, cwd: String = "/",
+                        uid: Int = 0, gid: Int = 0, extra: [String: Any] = [:]) -> [String: Any] {
+        var process: [String: Any] = [
+            "terminal": terminal,
+            "user": ["uid": uid, "gid": gid],
+            "args": args,
+            "env": env ?? ["PATH=/usr/sbin:/usr/bin:/sbin:/bin", "TERM=xterm"],
+            "cwd": cwd,
+        ]
+        for (key, value) in extra { process[key] = value }
+        return process
+    }
+
+    /// A config.json like `runc spec` writes (mount, pid, uts, ipc namespaces; proc, /dev
+    /// tmpfs, devpts, shm, sysfs; masked and read-only paths), for `rootfs`.
+    static func spec(rootfs: String, process: [String: Any], hostname: String = "agent-test",
+                     resources: [String: Any]? = nil, readonlyRootfs: Bool = false) throws -> Data {
+        var linux: [String: Any] = [
+            "namespaces": [["type": "mount"], ["type": "pid"], ["type": "uts"], ["type": "ipc"], ["type": "network"]],
+            "maskedPaths": ["/proc/kcore", "/proc/keys", "/proc/timer_list", "/sys/firmware"],
+            "readonlyPaths": ["/proc/sys", "/proc/sysrq-trigger", "/proc/bus"],
+        ]
+        if let resources { linux["resources"] = resources }
+        let spec: [String: Any] = [
+            "ociVersion": "1.0.2",
+            "process": process,
+            "root": ["path": rootfs, "readonly": readonlyRootfs],
+            "hostname": hostname,
+            "mounts": [
+                ["destination": "/proc", "type": "proc", "source": "proc"],
+                ["destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]],
+                ["destination": "/dev/pts", "type": "devpts", "source": "devpts",
+                 "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]],
+                ["destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]],
+                ["destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]],
+                ["destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev"]],
+            ],
+            "linux": linux,
+        ]
+        return try JSONSerialization.data(withJSONObject: spec)
+    }
+}
+
+extension AgentClient {
+    /// Creates and starts a container whose spec is `spec`.
+    func run(_ id: String, spec: Data) async throws {
+        var create = Grpc_CreateContainerRequest()
+        create.containerID = id
+        create.ociSpecJson = spec
+        _ = try await createContainer(create)
+        var start = Grpc_StartContainerRequest()
+        start.containerID = id
+        _ = try await startContainer(start)
+    }
+
+    /// Everything a process writes to stdout (or stderr) until end of stream.
+    func readAll(_ id: String, exec: String = "", stderr: Bool = false) async throws -> Data {
+        var collected = Data()
+        var request = Grpc_ReadStreamRequest()
+        request.containerID = id
+        request.execID = exec
+        request.len = 1 << 20
+        while true {
+            let chunk = stderr ? try await readStderr(request).data : try await readStdout(request).data
+            if chunk.isEmpty { return collected }
+            collected.append(chunk)
+        }
+    }
+
+    func wait(_ id: String, exec: String = "") async throws -> Int32 {
+        var request = Grpc_WaitProcessRequest()
+        request.containerID = id
+        request.execID = exec
+        return try await waitProcess(request).status
+    }
+
+    func remove(_ id: String) async throws {
+        var request = Grpc_RemoveContainerRequest()
+        request.containerID = id
+        _ = try await removeContainer(request)
+    }
+
+    func exec(_ id: String, exec: String, process: [String: Any]) async throws {
+        var request = Grpc_ExecProcessRequest()
+        request.containerID = id
+        request.execID = exec
+        request.processJson = try JSONSerialization.data(withJSONObject: process)
+        _ = try await execProcess(request)
+    }
+
+    func signal(_ id: String, exec: String = "", _ signal: Int32) async throws {
+        var request = Grpc_SignalProcessRequest()
+        request.containerID = id
+        request.execID = exec
+        request.signal = UInt32(signal)
+        _ = try await signalProcess(request)
+    }
+
+    func write(_ id: String, exec: String = "", _ text: String) async throws -> UInt32 {
+        var request = Grpc_WriteStreamRequest()
+        request.containerID = id
+        request.execID = exec
+        request.data = Data(text.utf8)
+        return try await writeStdin(request).len
+    }
+
+    func closeStdin(_ id: String, exec: String = "") async throws {
+        var request = Grpc_CloseStdinRequest()
+        request.containerID = id
+        request.execID = exec
+        _ = try await closeStdin(request)
+    }
+}

@@ -1,0 +1,157 @@
+import AgentProtocol
+import Foundation
+import Runtime
+import Testing
+import TestSupport
+
+/// Containers run by a real agent (host process in fresh namespaces) from a busybox
+/// rootfs directory, driven through AgentClient.
+@Suite struct ContainerTests {
+    @Test func outputErrorsAndExitCode() async throws {
+        let agent = try AgentHarness()
+        defer { agent.stop() }
+        let rootfs = try ContainerFixture.makeRootfs()
+        let process = ContainerFixture.process(["sh", "-c", "echo hello from $(hostname) pid $$; echo oops >&2; exit 3"])
+        let began = Date()
+        try await agent.client.run("c1", spec: try ContainerFixture.spec(rootfs: rootfs, process: process))
+        var request = Grpc_ReadStreamRequest()
+        request.containerID = "c1"
+        request.len = 4096
+        let first = try await agent.client.readStdout(request).data
+        let latency = Date().timeIntervalSince(began)
+        let rest = try await agent.client.readAll("c1")
+        #expect(String(decoding: first + rest, as: UTF8.self) == "hello from agent-test pid 1\n")
+        #expect(String(decoding: try await agent.client.readAll("c1", stderr: true), as: UTF8.self) == "oops\n")
+        #expect(try await agent.client.wait("c1") == 3)
+        try await agent.client.remove("c1")
+        print("MEASURE container start latency (CreateContainer+StartContainer to first output): \(String(format: "%.1f", latency * 1000)) ms")
+    }
+
+    @Test func stdinRoundTripAndExec() async throws {
+        let agent = try AgentHarness()
+        defer { agent.stop() }
+        let rootfs = try ContainerFixture.makeRootfs()
+        // The init copies stdin to stdout until stdin closes.
+        try await agent.client.run("cat", spec: try ContainerFixture.spec(rootfs: rootfs, process: ContainerFixture.process(["cat"])))
+        #expect(try await agent.client.write("cat", "line one\n") == 9)
+        #expect(try await agent.client.write("cat", "line two\n") == 9)
+
+        // Exec into the running container: same PID, UTS and mount namespaces, user
+        // and cwd as asked, exact exit code.
+        let script = "echo pid1=$(cat /proc/1/comm) host=$(hostname) id=$(id -u):$(id -g) cwd=$(pwd); echo to-stderr >&2; exit 42"
+        try await agent.client.exec("cat", exec: "e1", process: ContainerFixture.process(["sh", "-c", script], cwd: "/tmp", uid: 1000, gid: 1000))
+        #expect(String(decoding: try await agent.client.readAll("cat", exec: "e1"), as: UTF8.self)
+                == "pid1=cat host=agent-test id=1000:1000 cwd=/tmp\n")
+        #expect(String(decoding: try await agent.client.readAll("cat", exec: "e1", stderr: true), as: UTF8.self) == "to-stderr\n")
+        #expect(try await agent.client.wait("cat", exec: "e1") == 42)
+
+        // An exec whose program does not exist fails with an error, not a hang.
+        await #expect(throws: AgentClientError.self) {
+            try await agent.client.exec("cat", exec: "e2", process: ContainerFixture.process(["/no/such/program"]))
+        }
+
+        try await agent.client.closeStdin("cat")
+        #expect(String(decoding: try await agent.client.readAll("cat"), as: UTF8.self) == "line one\nline two\n")
+        #expect(try await agent.client.wait("cat") == 0)
+        try await agent.client.remove("cat")
+    }
+
+    @Test func terminalProcess() async throws {
+        let agent = try AgentHarness()
+        defer { agent.stop() }
+        let rootfs = try ContainerFixture.makeRootfs()
+        var process = ContainerFixture.process(["sh", "-c", "tty; stty size; read line; echo got:$line"], terminal: true)
+        process["consoleSize"] = ["height": 30, "width": 100]
+        try await agent.client.run("tty", spec: try ContainerFixture.spec(rootfs: rootfs, process: process))
+        _ = try await agent.client.write("tty", "typed\n")
+        let output = String(decoding: try await agent.client.readAll("tty"), as: UTF8.self)
+        // The terminal echoes input and writes CRLF line ends.
+        #expect(output.contains("/dev/pts/0\r\n"))
+        #expect(output.contains("30 100\r\n"))
+        #expect(output.contains("got:typed\r\n"))
+        #expect(try await agent.client.wait("tty") == 0)
+
+        // TtyWinResize reaches the terminal of an exec'd process.
+        try await agent.client.remove("tty")
+    }
+
+    @Test func signalsAndExitCodes() async throws {
+        let agent = try AgentHarness()
+        defer { agent.stop() }
+        let rootfs = try ContainerFixture.makeRootfs()
+        let trap = "trap 'echo got TERM; exit 7' TERM; echo ready; while true; do sleep 0.1; done"
+        try await agent.client.run("sig", spec: try ContainerFixture.spec(rootfs: rootfs, process: ContainerFixture.process(["sh", "-c", trap])))
+        var request = Grpc_ReadStreamRequest()
+        request.containerID = "sig"
+        request.len = 64
+        #expect(String(decoding: try await agent.client.readStdout(request).data, as: UTF8.self) == "ready\n")
+
+        // An exec'd process killed by a signal: 128 + signal number.
+        try await agent.client.exec("sig", exec: "sleeper", process: ContainerFixture.process(["sleep", "1000"]))
+        try await agent.client.signal("sig", exec: "sleeper", SIGTERM)
+        #expect(try await agent.client.wait("sig", exec: "sleeper") == 128 + SIGTERM)
+        try await agent.client.exec("sig", exec: "killed", process: ContainerFixture.process(["sleep", "1000"]))
+        try await agent.client.signal("sig", exec: "killed", SIGKILL)
+        #expect(try await agent.client.wait("sig", exec: "killed") == 128 + SIGKILL)
+
+        // The init handles TERM itself and exits 7.
+        try await agent.client.signal("sig", SIGTERM)
+        #expect(String(decoding: try await agent.client.readAll("sig"), as: UTF8.self) == "got TERM\n")
+        #expect(try await agent.client.wait("sig") == 7)
+        try await agent.client.remove("sig")
+    }
+
+    @Test func memoryLimitKillsTheProcess() async throws {
+        let agent = try AgentHarness()
+        defer { agent.stop() }
+        let rootfs = try ContainerFixture.makeRootfs()
+        let limit = 32 << 20
+        // dd allocates a 128 MiB buffer and fills it: over the limit, the OOM killer ends it.
+        let process = ContainerFixture.process(["dd", "if=/dev/zero", "of=/dev/null", "bs=128M", "count=1"])
+        let spec = try ContainerFixture.spec(rootfs: rootfs, process: process,
+                                             resources: ["memory": ["limit": limit, "swap": limit], "pids": ["limit": 64]])
+        try await agent.client.run("oom", spec: spec)
+        #expect(try await agent.client.wait("oom") == 128 + SIGKILL)
+        var stats = Grpc_StatsContainerRequest()
+        stats.containerID = "oom"
+        let reply = try await agent.client.statsContainer(stats)
+        #expect(reply.cgroupStats.memoryStats.limit == UInt64(limit))
+        #expect(reply.cgroupStats.pidsStats.limit == 64)
+        try await agent.client.remove("oom")
+
+        // The same program under a limit it fits in completes.
+        let fits = ContainerFixture.process(["dd", "if=/dev/zero", "of=/dev/null", "bs=1M", "count=1"])
+        try await agent.client.run("fits", spec: try ContainerFixture.spec(rootfs: rootfs, process: fits,
+                                                                           resources: ["memory": ["limit": limit, "swap": limit]]))
+        #expect(try await agent.client.wait("fits") == 0)
+        try await agent.client.remove("fits")
+    }
+
+    @Test func stdout100MiBArrivesIntact() async throws {
+        let agent = try AgentHarness()
+        defer { agent.stop() }
+        let rootfs = try ContainerFixture.makeRootfs()
+        // 100 MiB of a pseudo-random pattern, written into the rootfs and cat'ed.
+        let size = 100 << 20
+        var pattern = Data(count: size)
+        pattern.withUnsafeMutableBytes { raw in
+            let words = raw.bindMemory(to: UInt64.self)
+            var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+            for index in words.indices {
+                state = state &* 6364136223846793005 &+ 1442695040888963407
+                words[index] = state
+            }
+        }
+        try pattern.write(to: URL(fileURLWithPath: rootfs + "/data.bin"))
+        let began = Date()
+        try await agent.client.run("big", spec: try ContainerFixture.spec(rootfs: rootfs, process: ContainerFixture.process(["cat", "/data.bin"])))
+        let received = try await agent.client.readAll("big")
+        let seconds = Date().timeIntervalSince(began)
+        #expect(received.count == size)
+        #expect(received == pattern)
+        #expect(try await agent.client.wait("big") == 0)
+        try await agent.client.remove("big")
+        print("MEASURE stdout throughput: 100 MiB in \(String(format: "%.2f", seconds)) s = \(String(format: "%.0f", 100 / seconds)) MiB/s")
+        if let rss = agent.residentSetKiB() { print("MEASURE agent RSS after streaming: \(rss) KiB") }
+    }
+}
