@@ -43,7 +43,7 @@ struct RuntimeHarness {
             try FileManager.default.createDirectory(atPath: bundle + "/rootfs/" + dir, withIntermediateDirectories: true)
         }
         try FileManager.default.copyItem(atPath: "/bin/busybox", toPath: bin + "/busybox")
-        for applet in ["sh", "echo", "cat", "sleep", "true", "false", "ls", "ps", "hostname", "id", "tty", "wc", "head", "env", "pwd"] {
+        for applet in ["sh", "echo", "cat", "sleep", "true", "false", "ls", "ps", "hostname", "id", "tty", "wc", "head", "env", "pwd", "stty"] {
             try FileManager.default.createSymbolicLink(atPath: bin + "/" + applet, withDestinationPath: "busybox")
         }
         try "root:x:0:0:root:/root:/bin/sh\n".write(toFile: bundle + "/rootfs/etc/passwd", atomically: true, encoding: .utf8)

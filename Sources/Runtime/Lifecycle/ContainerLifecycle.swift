@@ -223,16 +223,29 @@ public struct ContainerLifecycle {
             var request = Grpc_StartContainerRequest()
             request.containerID = id
             try session.call("StartContainer") { [request] client in try await client.startContainer(request) }
-            // Let the init shim relay: it waits on the start fifo.
-            let fd = open(record.startFifoPath, O_WRONLY | O_NONBLOCK | O_CLOEXEC)
-            if fd >= 0 {
-                _ = try? FileDescriptors.writeAll(fd, [0])
-                close(fd)
-            }
-            unlink(record.startFifoPath)
+            try releaseInitShim(record)
             record.status = .running
             try store.save(record)
             try? runner.run(.poststart, hooks: spec.hooks, state: StateStore.ociState(record))
+        }
+    }
+
+    /// Lets the init shim relay: it blocks opening the start fifo for reading. It may not
+    /// have got there yet (just spawned), so opening for writing is retried while it lives.
+    func releaseInitShim(_ record: ContainerRecord) throws {
+        defer { unlink(record.startFifoPath) }
+        let deadline = Date().addingTimeInterval(30)
+        while true {
+            let fd = open(record.startFifoPath, O_WRONLY | O_NONBLOCK | O_CLOEXEC)
+            if fd >= 0 {
+                defer { close(fd) }
+                try FileDescriptors.writeAll(fd, [0])
+                return
+            }
+            guard errno == ENXIO, let shim = record.initProcess, shim.isAlive, Date() < deadline else {
+                throw SystemCallError("releasing the container's process (\(record.startFifoPath))")
+            }
+            usleep(2_000)
         }
     }
 

@@ -83,6 +83,7 @@ public struct ProcessShim {
             _ = try? session.call("CloseStdin") { [request] client in try await client.closeStdin(request) }
         }
         stdinThread.start()
+        if terminal { followWindowSize(session: session) }
 
         var status: Int32 = 255
         do {
@@ -99,6 +100,30 @@ public struct ProcessShim {
         if execId.isEmpty { recordExit(status) }
         session.close()
         return status & 0xff
+    }
+
+    /// The guest's terminal follows the size of the host pty the caller holds: checked
+    /// twice a second (the shim has no controlling terminal to get SIGWINCH from).
+    func followWindowSize(session: AgentSession) {
+        let cid = containerId, eid = execId
+        let thread = Thread {
+            var last: (UInt16, UInt16) = (0, 0)
+            while true {
+                var size = winsize()
+                if ioctl(STDIN_FILENO, UInt(TIOCGWINSZ), &size) == 0, size.ws_row > 0, (size.ws_row, size.ws_col) != last {
+                    var request = Grpc_TtyWinResizeRequest()
+                    request.containerID = cid
+                    request.execID = eid
+                    request.row = UInt32(size.ws_row)
+                    request.column = UInt32(size.ws_col)
+                    if (try? session.call("TtyWinResize") { [request] client in try await client.ttyWinResize(request) }) != nil {
+                        last = (size.ws_row, size.ws_col)
+                    }
+                }
+                usleep(500_000)
+            }
+        }
+        thread.start()
     }
 
     func pump(into fd: Int32, group: DispatchGroup, read: @escaping (UInt32) throws -> Data) {
