@@ -70,9 +70,25 @@ import TestSupport
         #expect(output.contains("30 100\r\n"))
         #expect(output.contains("got:typed\r\n"))
         #expect(try await agent.client.wait("tty") == 0)
-
-        // TtyWinResize reaches the terminal of an exec'd process.
         try await agent.client.remove("tty")
+
+        // A terminal exec'd into a running container; TtyWinResize reaches it.
+        try await agent.client.run("tty2", spec: try ContainerFixture.spec(rootfs: rootfs, process: ContainerFixture.process(["sleep", "1000"])))
+        try await agent.client.exec("tty2", exec: "shell", process: ContainerFixture.process(["sh", "-c", "read x; tty; stty size; exit 5"], terminal: true))
+        var resize = Grpc_TtyWinResizeRequest()
+        resize.containerID = "tty2"
+        resize.execID = "shell"
+        resize.row = 40
+        resize.column = 120
+        _ = try await agent.client.ttyWinResize(resize)
+        _ = try await agent.client.write("tty2", exec: "shell", "go\n")
+        let shell = String(decoding: try await agent.client.readAll("tty2", exec: "shell"), as: UTF8.self)
+        #expect(shell.contains("/dev/pts/0\r\n40 120\r\n"))
+        #expect(try await agent.client.wait("tty2", exec: "shell") == 5)
+        // A pipe process has no terminal to resize.
+        resize.execID = ""
+        await #expect(throws: AgentClientError.self) { _ = try await agent.client.ttyWinResize(resize) }
+        try await agent.client.remove("tty2")
     }
 
     @Test func signalsAndExitCodes() async throws {

@@ -113,6 +113,40 @@ static void set_up_filesystem(const struct agent_spawn_config *c) {
         fail(c, "readonly rootfs");
 }
 
+static int send_fd(int socket, int fd) {
+    char byte = 'c';
+    struct iovec io = { .iov_base = &byte, .iov_len = 1 };
+    union { char buffer[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } control;
+    memset(&control, 0, sizeof control);
+    struct msghdr message = { .msg_iov = &io, .msg_iovlen = 1, .msg_control = control.buffer,
+                              .msg_controllen = sizeof control.buffer };
+    struct cmsghdr *header = CMSG_FIRSTHDR(&message);
+    header->cmsg_level = SOL_SOCKET;
+    header->cmsg_type = SCM_RIGHTS;
+    header->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(header), &fd, sizeof(int));
+    return sendmsg(socket, &message, MSG_NOSIGNAL) == 1 ? 0 : -1;
+}
+
+// Opens a pty in the process's own /dev/pts, hands the controller to the agent, and
+// returns the terminal side.
+static int open_console(const struct agent_spawn_config *c) {
+    int controller = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (controller < 0 && errno == ENOENT) controller = open("/dev/pts/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (controller < 0) fail(c, "open /dev/ptmx");
+    int unlock = 0;
+    if (ioctl(controller, TIOCSPTLCK, &unlock) != 0) fail(c, "unlock pty");
+    int terminal = ioctl(controller, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (terminal < 0) fail(c, "open the pty peer");
+    if (c->console_rows || c->console_columns) {
+        struct winsize size = { .ws_row = c->console_rows, .ws_col = c->console_columns };
+        if (ioctl(controller, TIOCSWINSZ, &size) != 0) fail(c, "set the console size");
+    }
+    if (send_fd(c->console_socket, controller) != 0) fail(c, "send the pty to the agent");
+    close(controller);
+    return terminal;
+}
+
 static void set_up_process(const struct agent_spawn_config *c) {
     if (c->oom_score_adj_set) {
         char text[16];
@@ -134,6 +168,10 @@ static void set_up_process(const struct agent_spawn_config *c) {
     }
     if (setsid() < 0) fail(c, "setsid");
     int fds[3] = { c->stdin_fd, c->stdout_fd, c->stderr_fd };
+    if (c->terminal && c->console_socket >= 0) {
+        int terminal = open_console(c);
+        fds[0] = fds[1] = fds[2] = terminal;
+    }
     for (int i = 0; i < 3; i++) {
         if (fds[i] == i) {
             int flags = fcntl(i, F_GETFD);
@@ -347,28 +385,6 @@ int agent_set_winsize(int fd, unsigned short rows, unsigned short columns) {
     return ioctl(fd, TIOCSWINSZ, &size);
 }
 
-int agent_open_pty(int *controller, int *terminal) {
-    int m = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
-    if (m < 0) return -1;
-    char name[128];
-    if (grantpt(m) != 0 || unlockpt(m) != 0 || ptsname_r(m, name, sizeof name) != 0) {
-        int saved = errno;
-        close(m);
-        errno = saved;
-        return -1;
-    }
-    int s = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
-    if (s < 0) {
-        int saved = errno;
-        close(m);
-        errno = saved;
-        return -1;
-    }
-    *controller = m;
-    *terminal = s;
-    return 0;
-}
-
 int agent_set_subreaper(void) {
     return prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
 }
@@ -389,4 +405,28 @@ uint32_t agent_random_u32(void) {
     uint32_t value = 0;
     if (getrandom(&value, sizeof value, 0) != sizeof value) value = (uint32_t)getpid() * 2654435761u;
     return value;
+}
+
+int agent_socketpair_cloexec(int fds[2]) {
+    return socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds);
+}
+
+int agent_receive_fd(int socket) {
+    char byte;
+    struct iovec io = { .iov_base = &byte, .iov_len = 1 };
+    union { char buffer[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } control;
+    struct msghdr message = { .msg_iov = &io, .msg_iovlen = 1, .msg_control = control.buffer,
+                              .msg_controllen = sizeof control.buffer };
+    ssize_t n;
+    do { n = recvmsg(socket, &message, MSG_CMSG_CLOEXEC); } while (n < 0 && errno == EINTR);
+    if (n <= 0) { if (n == 0) errno = 0; return -1; }
+    for (struct cmsghdr *h = CMSG_FIRSTHDR(&message); h; h = CMSG_NXTHDR(&message, h)) {
+        if (h->cmsg_level == SOL_SOCKET && h->cmsg_type == SCM_RIGHTS && h->cmsg_len == CMSG_LEN(sizeof(int))) {
+            int fd;
+            memcpy(&fd, CMSG_DATA(h), sizeof fd);
+            return fd;
+        }
+    }
+    errno = EPROTO;
+    return -1;
 }

@@ -6,8 +6,8 @@ import Musl
 import CAgentSpawn
 
 /// The stdio of one container process: a pty (terminal processes: stdin, stdout and
-/// stderr all on the terminal, read and written through the controller side) or three
-/// pipes. The agent keeps its ends; the child's ends are closed once it is spawned so
+/// stderr all on the terminal, opened by the child inside the container and read and
+/// written here through the controller side) or three pipes. The agent keeps its ends; the child's ends are closed once it is spawned so
 /// that end of file reaches the readers when the process (and its children) exit.
 final class ProcessIO: @unchecked Sendable {
     enum Stream { case stdout, stderr }
@@ -25,16 +25,18 @@ final class ProcessIO: @unchecked Sendable {
     private(set) var childStdout: Int32 = -1
     private(set) var childStderr: Int32 = -1
 
+    /// The agent's end of the socket on which a terminal process's child sends the pty
+    /// controller it opened in the container's own devpts (so that ttyname works inside).
+    private var consoleSocket: Int32 = -1
+    private(set) var childConsoleSocket: Int32 = -1
+
     init(terminal: Bool) throws(AgentError) {
         self.terminal = terminal
         if terminal {
-            var controllerFd: Int32 = -1
-            var terminalFd: Int32 = -1
-            guard agent_open_pty(&controllerFd, &terminalFd) == 0 else { throw .errno("open a pty") }
-            controller = controllerFd
-            childStdin = terminalFd
-            childStdout = terminalFd
-            childStderr = terminalFd
+            var fds: [Int32] = [-1, -1]
+            guard agent_socketpair_cloexec(&fds) == 0 else { throw .errno("socketpair") }
+            consoleSocket = fds[0]
+            childConsoleSocket = fds[1]
         } else {
             var fds: [Int32] = [-1, -1]
             guard agent_pipe_cloexec(&fds) == 0 else { throw .errno("pipe") }
@@ -57,8 +59,22 @@ final class ProcessIO: @unchecked Sendable {
             if childStdin >= 0 { close(childStdin) }
             if childStdout >= 0 && childStdout != childStdin { close(childStdout) }
             if childStderr >= 0 && childStderr != childStdin && childStderr != childStdout { close(childStderr) }
-            childStdin = -1; childStdout = -1; childStderr = -1
+            if childConsoleSocket >= 0 { close(childConsoleSocket) }
+            childStdin = -1; childStdout = -1; childStderr = -1; childConsoleSocket = -1
         }
+    }
+
+    /// Receives the pty controller from a terminal process's child (after the spawn,
+    /// before it execs). Fails if the child ended without sending one.
+    func receiveTerminal() throws(AgentError) {
+        guard terminal else { return }
+        let fd = agent_receive_fd(consoleSocket)
+        close(consoleSocket)
+        consoleSocket = -1
+        guard fd >= 0 else {
+            throw errno == 0 ? .system(errno: EPIPE, "the process ended before sending its terminal") : .errno("receive the terminal")
+        }
+        lock.locked { controller = fd }
     }
 
     /// Blocks until data (at most `limit` bytes) is available; empty at end of stream.
@@ -119,7 +135,7 @@ final class ProcessIO: @unchecked Sendable {
 
     private func closeAll() {
         closeChildEnds()
-        for fd in [stdinWriter, stdoutReader, stderrReader, controller] where fd >= 0 { close(fd) }
-        stdinWriter = -1; stdoutReader = -1; stderrReader = -1; controller = -1
+        for fd in [stdinWriter, stdoutReader, stderrReader, controller, consoleSocket] where fd >= 0 { close(fd) }
+        stdinWriter = -1; stdoutReader = -1; stderrReader = -1; controller = -1; consoleSocket = -1
     }
 }

@@ -110,6 +110,14 @@ enum ProcessSpawner {
             throw readReport(syncFd) ?? .system(errno: ECHILD, "the exec helper child exited early")
         }
         table.watch(pid)
+        if io.terminal {
+            do {
+                try io.receiveTerminal()
+            } catch {
+                if let failure = readReport(syncFd) { _ = table.waitForExit(pid); throw failure }
+                throw error
+            }
+        }
         if let failure = readReport(syncFd) {
             _ = table.waitForExit(pid)
             throw failure
@@ -157,6 +165,11 @@ enum ProcessSpawner {
         config.stdout_fd = io.childStdout
         config.stderr_fd = io.childStderr
         config.terminal = io.terminal ? 1 : 0
+        config.console_socket = io.terminal ? io.childConsoleSocket : -1
+        if let size = process.consoleSize {
+            config.console_rows = UInt16(clamping: size.rows)
+            config.console_columns = UInt16(clamping: size.columns)
+        }
         config.sync_fd = pipes.syncWriter
         config.start_fd = pipes.startReader
 
@@ -177,6 +190,8 @@ enum ProcessSpawner {
                 _ = table.waitForExit(pid)
                 throw failure
             }
+            // Sent before the ready report.
+            try io.receiveTerminal()
         }
         return pid
     }

@@ -108,9 +108,6 @@ final class Sandbox: @unchecked Sendable {
             let group = try ContainerCgroup(layout: cgroupLayout, parentName: cgroupParent, name: id, resources: plan.resources)
             cgroup = group
             let io = try ProcessIO(terminal: plan.process.terminal)
-            if let size = plan.process.consoleSize, plan.process.terminal {
-                try io.resize(rows: size.rows, columns: size.columns)
-            }
             let pending = try ProcessSpawner.createInit(plan, io: io, cgroupProcs: group.procsFiles, table: processes)
             let execID = request.execID.isEmpty ? id : request.execID
             let process = ContainerProcess(execID: execID, pid: pending.pid, io: io, table: processes)
@@ -138,7 +135,6 @@ final class Sandbox: @unchecked Sendable {
         try container.reserveExec(request.execID)
         let plan = try ProcessPlan(try OCIProcess.decode(Array(request.processJson)))
         let io = try ProcessIO(terminal: plan.terminal)
-        if let size = plan.consoleSize, plan.terminal { try io.resize(rows: size.rows, columns: size.columns) }
         let pid = try ProcessSpawner.exec(plan, initPid: container.initProcess.pid, io: io,
                                           cgroupProcs: container.cgroup.procsFiles, table: processes)
         do {

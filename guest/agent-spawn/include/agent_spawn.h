@@ -73,7 +73,12 @@ struct agent_spawn_config {
 
     // stdio and control.
     int stdin_fd, stdout_fd, stderr_fd;   // dup2'ed onto 0, 1, 2
-    int terminal;                         // stdin is a pty slave: setsid + TIOCSCTTY
+    int terminal;                         // the process gets a terminal (setsid + TIOCSCTTY)
+    // Terminal processes: the child opens a pty in the container's own devpts (so that
+    // ttyname works inside) and sends the controller side over this socket (SCM_RIGHTS).
+    // The std*_fd fields are then ignored. -1: stdin_fd is already a terminal.
+    int console_socket;
+    unsigned short console_rows, console_columns;
     const int *cgroup_procs_fds;          // open cgroup.procs files (one per hierarchy): joined first
     int cgroup_procs_count;
     int sync_fd;                          // pipe (O_CLOEXEC): readiness and errors, see below
@@ -100,7 +105,9 @@ int agent_if_add_ipv4(const char *name, uint32_t address_be, uint32_t netmask_be
 int agent_route_add_ipv4(uint32_t dest_be, uint32_t netmask_be, uint32_t gateway_be, const char *device);
 int agent_power_off(void);
 int agent_set_winsize(int fd, unsigned short rows, unsigned short columns);
-int agent_open_pty(int *controller, int *terminal);
+int agent_socketpair_cloexec(int fds[2]);
+// Receives one descriptor sent with SCM_RIGHTS; -1 (errno 0 at end of stream) if none.
+int agent_receive_fd(int socket);
 int agent_set_subreaper(void);
 int agent_accept_cloexec(int listener);
 int agent_pipe_cloexec(int fds[2]);
