@@ -185,7 +185,7 @@ final class HostAgent {
     @Test func consoleSocketGetsThePtyMaster() throws {
         let agent = try HostAgent()
         let harness = try RuntimeHarness(config: agent.configuration)
-        let bundle = try harness.makeBundle(["sh", "-c", "[ -t 0 ] && [ -t 1 ] && echo TTYOK; stty size; read line; echo got $line"], terminal: true) { spec in
+        let bundle = try harness.makeBundle(["sh", "-c", "tty; [ -t 0 ] && [ -t 1 ] && echo TTYOK; stty size; read line; echo got $line"], terminal: true) { spec in
             var process = spec["process"] as? [String: Any] ?? [:]
             process["consoleSize"] = ["height": 40, "width": 120]
             spec["process"] = process
@@ -216,6 +216,7 @@ final class HostAgent {
                 sent = true
             }
         }
+        #expect(output.contains("/dev/pts/"), "\(output)")
         #expect(output.contains("40 120"), "\(output)")  // the spec's consoleSize
         #expect(output.contains("TTYOK") && output.contains("got hello"), "\(output)")
         #expect(try harness.run(["delete", "-f", "t1"]).status == 0)
