@@ -46,6 +46,12 @@ final class HostAgent {
         return try condition()
     }
 
+    static func rssKiB(_ pid: Int32) -> Int {
+        let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+        let line = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") } ?? ""
+        return Int(line.split(separator: " ").dropFirst().first ?? "") ?? -1
+    }
+
     func state(_ harness: RuntimeHarness, _ id: String) throws -> [String: Any] {
         let result = try harness.run(["state", id])
         guard result.status == 0 else { throw Fixtures.FixtureError("state \(id): \(result.stderr)") }
@@ -97,6 +103,8 @@ final class HostAgent {
         #expect(RuntimeHarness.processExists(monitor.pid))
 
         #expect(try harness.run(["start", "c1"]).status == 0)
+        // Measurement (reported): the runtime's own resident memory.
+        print("kata-runtime RSS (host agent): monitor \(Self.rssKiB(monitor.pid)) KiB, process shim \(Self.rssKiB(pid)) KiB")
         current = try state(harness, "c1")
         #expect(current["status"] as? String == "running")
         let again = try harness.run(["start", "c1"])

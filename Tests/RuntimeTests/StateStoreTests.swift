@@ -184,3 +184,54 @@ import Testing
         #expect(interface.ipaddresses[1].family == .v6 && interface.ipaddresses[0].mask == "16")
     }
 }
+
+/// Kata's tcfilter plumbing on a real namespace: a veth pair with one end in a test-made
+/// namespace, as CNI leaves it; the runtime finds the veth, makes the tap and both
+/// redirects, and removes them again.
+@Suite struct NetworkSetupTests {
+    func ip(_ arguments: [String]) throws -> Command.Result { try Command.run("/usr/sbin/ip", arguments, timeout: 20) }
+
+    @Test func tapsAndMirredRedirectsComeAndGo() throws {
+        let suffix = String(UUID().uuidString.prefix(6)).lowercased()
+        let namespace = "rt-test-\(suffix)"
+        let hostEnd = "rth\(suffix)", containerEnd = "rtc\(suffix)"
+        guard try ip(["netns", "add", namespace]).status == 0 else {
+            Issue.record("cannot create a network namespace here")
+            return
+        }
+        defer {
+            _ = try? ip(["link", "del", hostEnd])
+            _ = try? ip(["netns", "del", namespace])
+        }
+        #expect(try ip(["link", "add", hostEnd, "type", "veth", "peer", "name", containerEnd]).status == 0)
+        #expect(try ip(["link", "set", containerEnd, "netns", namespace]).status == 0)
+        #expect(try ip(["-n", namespace, "addr", "add", "10.77.3.2/24", "dev", containerEnd]).status == 0)
+        #expect(try ip(["-n", namespace, "link", "set", containerEnd, "mtu", "1400", "up"]).status == 0)
+        #expect(try ip(["-n", namespace, "route", "add", "default", "via", "10.77.3.1"]).status == 0)
+        let path = "/var/run/netns/\(namespace)"
+
+        let plans = try NetworkPlan.discover(namespace: path)
+        #expect(plans.count == 1)
+        let plan = try #require(plans.first)
+        #expect(plan.veth == containerEnd && plan.mtu == 1400)
+        #expect(plan.addresses.map(\.local) == ["10.77.3.2"])
+        #expect(plan.routeList.contains { $0.destination == "default" && $0.gateway == "10.77.3.1" })
+
+        let stateDir = Fixtures.scratch.appendingPathComponent("net-\(suffix)").path
+        try FileManager.default.createDirectory(atPath: stateDir, withIntermediateDirectories: true)
+        try NetworkPlan.setUp(plans, namespace: path, stateDir: stateDir)
+        #expect(NetworkPlan.load(from: stateDir) == plans)
+        let links = try ip(["-n", namespace, "link", "show", plan.tap])
+        #expect(links.status == 0 && links.stdout.contains("mtu 1400"), "\(links.stderr)")
+        let toTap = try NetworkNamespace.run(in: path, ["tc", "filter", "show", "dev", containerEnd, "ingress"])
+        #expect(toTap.contains("mirred") && toTap.contains(plan.tap), "\(toTap)")
+        let toVeth = try NetworkNamespace.run(in: path, ["tc", "filter", "show", "dev", plan.tap, "ingress"])
+        #expect(toVeth.contains("mirred") && toVeth.contains(containerEnd), "\(toVeth)")
+
+        NetworkPlan.tearDown(taps: [plan.tap], stateDir: stateDir, namespace: path)
+        #expect(try ip(["-n", namespace, "link", "show", plan.tap]).status != 0)
+        let after = try NetworkNamespace.run(in: path, ["tc", "qdisc", "show", "dev", containerEnd])
+        #expect(!after.contains("ingress"), "\(after)")
+        #expect(try ip(["-n", namespace, "link", "show", containerEnd]).status == 0)  // the veth stays
+    }
+}
