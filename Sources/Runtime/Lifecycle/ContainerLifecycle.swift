@@ -174,6 +174,11 @@ public struct ContainerLifecycle {
             .trimmingCharacters(in: .whitespacesAndNewlines)
         guard line == "ready" else {
             _ = try? child.poll()
+            // The state dir goes away with the failed create: keep the guest's last words.
+            if let console = try? String(contentsOfFile: record.consoleLogPath, encoding: .utf8), !console.isEmpty {
+                let tail = console.split(separator: "\n", omittingEmptySubsequences: false).suffix(25).joined(separator: "\n")
+                context.warn("sandbox \(record.id): the guest console's last lines:\n\(tail)")
+            }
             let detail = line.hasPrefix("error: ") ? String(line.dropFirst(7)) : "the sandbox monitor exited (see \(record.monitorLogPath))"
             throw RuntimeError("starting the sandbox: \(detail)")
         }
