@@ -13,11 +13,17 @@ enum AgentGuestImage {
     private static let lock = NSLock()
     private static var built: URL?
 
-    /// guest/build-initramfs.sh's image (kata-agent as /init), built once per test process.
+    /// guest/build-initramfs.sh's image (kata-agent as /init), built once per test process
+    /// (or $KATA_TEST_AGENT_INITRAMFS, an image built beforehand).
     static func initramfs() throws -> URL {
         lock.lock()
         defer { lock.unlock() }
         if let built { return built }
+        if let prebuilt = ProcessInfo.processInfo.environment["KATA_TEST_AGENT_INITRAMFS"],
+           FileManager.default.fileExists(atPath: prebuilt) {
+            built = URL(fileURLWithPath: prebuilt)
+            return URL(fileURLWithPath: prebuilt)
+        }
         let script = Fixtures.packageRoot.appendingPathComponent("guest/build-initramfs.sh").path
         guard FileManager.default.isExecutableFile(atPath: script) else {
             throw Fixtures.FixtureError("guest/build-initramfs.sh is missing: the agent's guest image cannot be built")

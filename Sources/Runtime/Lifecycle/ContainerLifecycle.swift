@@ -62,7 +62,7 @@ public struct ContainerLifecycle {
         let debugSocket = context.config.agent.debugAgentSocket
         record.agentSocket = debugSocket ?? record.vsockSocketPath
         record.agentViaHybridVsock = debugSocket == nil
-        try StateStore.makeDirectories(record.socketDir, mode: 0o700)
+        if debugSocket == nil { try StateStore.makeDirectories(record.socketDir, mode: 0o700) }  // the VM's vsock socket
         try StateStore.writeAtomically(bundle.configData, to: record.configCopyPath)
         try store.save(record)
 
