@@ -1,4 +1,4 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.1
 import PackageDescription
 
 let package = Package(
@@ -15,7 +15,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
-        .package(url: "https://github.com/apple/swift-protobuf", from: "1.28.0"),
+        // No default traits: BinaryDelimitedStreams imports all of Foundation (and its 30 MB
+        // of ICU data), which the static guest agent must not carry.
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.28.0", traits: []),
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
     ],
     targets: [
@@ -99,7 +101,9 @@ let package = Package(
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "VMMTests", dependencies: ["VMM", "CKVM", "TestSupport"]),
         .testTarget(name: "DevicesTests", dependencies: ["Devices", "VMM", "CKVM", "TestSupport"]),
-        .testTarget(name: "MachineTests", dependencies: ["Machine", "VMM", "Devices", "TestSupport", "kata-vmm"]),
+        // MachineTests also holds the agent's end-to-end guest test (Runtime's AgentClient), so
+        // that it runs serialized with the other Linux boots.
+        .testTarget(name: "MachineTests", dependencies: ["Machine", "VMM", "Devices", "TestSupport", "kata-vmm", "Runtime", "AgentProtocol"]),
         .testTarget(name: "APITests", dependencies: ["API", "Machine", "TestSupport", "kata-vmm"]),
         .testTarget(name: "AgentTests", dependencies: ["AgentProtocol", "Runtime", "TestSupport", "kata-agent"]),
         .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "AgentProtocol", "TestSupport", "kata-runtime", "kata-agent"]),

@@ -10,6 +10,8 @@ final class AgentHarness {
     let socketPath: String
     let stateDirectory: String
     let client: AgentClient
+    /// From spawning the agent to its socket accepting a connection.
+    private(set) var startSeconds = 0.0
     private let process: BackgroundCommand
 
     static var agentBinary: URL {
@@ -18,20 +20,22 @@ final class AgentHarness {
         return Fixtures.packageRoot.appendingPathComponent(".build/debug/kata-agent")
     }
 
-    init(verbose: Bool = false) throws {
+    init(binary: URL = AgentHarness.agentBinary, verbose: Bool = false) throws {
         let name = UUID().uuidString.prefix(8)
         socketPath = Fixtures.scratch.appendingPathComponent("agent-\(name).sock").path
         stateDirectory = Fixtures.scratch.appendingPathComponent("agent-\(name)-state").path
         var arguments = ["--mount", "--uts", "--ipc", "--pid", "--fork", "--kill-child", "--mount-proc",
-                         AgentHarness.agentBinary.path, "--listen", "unix:\(socketPath)", "--state-dir", stateDirectory]
+                         binary.path, "--listen", "unix:\(socketPath)", "--state-dir", stateDirectory]
         if verbose { arguments.append("--verbose") }
         process = try BackgroundCommand("/usr/bin/unshare", arguments)
-        let deadline = Date().addingTimeInterval(20)
+        let began = Date()
+        let deadline = began.addingTimeInterval(20)
         var lastError: Error?
         while Date() < deadline {
             if FileManager.default.fileExists(atPath: socketPath) {
                 do {
                     client = try AgentClient(connectingTo: .unix(path: socketPath), defaultTimeout: .seconds(60))
+                    startSeconds = Date().timeIntervalSince(began)
                     return
                 } catch {
                     lastError = error

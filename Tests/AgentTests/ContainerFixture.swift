@@ -3,30 +3,10 @@ import Foundation
 import Runtime
 import TestSupport
 
-/// A busybox root filesystem (busybox-static with `--install -s`) in the scratch
-/// directory, and OCI specs for containers running in it.
+/// OCI specs for containers running in a busybox rootfs (`Fixtures.busyboxRootfs`), and
+/// AgentClient conveniences for the tests.
 enum ContainerFixture {
-    static var busybox: String? {
-        for candidate in ["/bin/busybox", "/usr/bin/busybox"] where FileManager.default.isExecutableFile(atPath: candidate) {
-            return candidate
-        }
-        return nil
-    }
-
-    /// A fresh rootfs directory: bin/busybox with its applets as symlinks, and the empty
-    /// directories the spec mounts on.
-    static func makeRootfs() throws -> String {
-        guard let busybox else { throw Fixtures.FixtureError("busybox-static is not installed") }
-        let root = Fixtures.scratch.appendingPathComponent("rootfs-\(UUID().uuidString.prefix(8))").path
-        for directory in ["bin", "sbin", "usr/bin", "usr/sbin", "proc", "sys", "dev", "tmp", "etc", "root"] {
-            try FileManager.default.createDirectory(atPath: root + "/" + directory, withIntermediateDirectories: true)
-        }
-        try FileManager.default.copyItem(atPath: busybox, toPath: root + "/bin/busybox")
-        let install = try Command.run("/usr/sbin/chroot", [root, "/bin/busybox", "--install", "-s"])
-        guard install.status == 0 else { throw Fixtures.FixtureError("busybox --install: \(install.stderr)") }
-        try "root:x:0:0:root:/root:/bin/sh\n".write(toFile: root + "/etc/passwd", atomically: true, encoding: .utf8)
-        return root
-    }
+    static func makeRootfs() throws -> String { try Fixtures.busyboxRootfs() }
 
     /// The OCI process object.
     static func process(_ args: [String], terminal: Bool = false, env: [String]? = nil, cwd: String = "/",

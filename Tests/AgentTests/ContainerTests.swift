@@ -170,4 +170,49 @@ import TestSupport
         print("MEASURE stdout throughput: 100 MiB in \(String(format: "%.2f", seconds)) s = \(String(format: "%.0f", 100 / seconds)) MiB/s")
         if let rss = agent.residentSetKiB() { print("MEASURE agent RSS after streaming: \(rss) KiB") }
     }
+    @Test func specSecurityAndCopiedFiles() async throws {
+        let agent = try AgentHarness()
+        defer { agent.stop() }
+        let rootfs = try ContainerFixture.makeRootfs()
+        // The host's hosts file arrives through CopyFile and is bind-mounted read-only.
+        var copy = Grpc_CopyFileRequest()
+        copy.path = agent.stateDirectory + "/shared/hosts"
+        copy.data = Data("10.0.0.7 from-the-host\n".utf8)
+        copy.fileSize = Int64(copy.data.count)
+        copy.fileMode = 0o644
+        _ = try await agent.client.copyFile(copy)
+
+        let script = "cat /etc/hosts; ulimit -n; grep -E '^(CapEff|CapBnd|NoNewPrivs)' /proc/self/status; "
+            + "touch /x 2>/dev/null || echo rofs; echo hosts-rw=$(touch /etc/hosts 2>/dev/null && echo yes || echo no); "
+            + "echo keys=$(wc -c < /proc/keys); touch /tmp/ok && echo tmp-writable"
+        let process = ContainerFixture.process(["sh", "-c", script], extra: [
+            "rlimits": [["type": "RLIMIT_NOFILE", "soft": 123, "hard": 456]],
+            "capabilities": ["bounding": ["CAP_KILL", "CAP_CHOWN"], "effective": ["CAP_KILL"], "permitted": ["CAP_KILL"]],
+            "noNewPrivileges": true,
+        ])
+        var spec = try JSONSerialization.jsonObject(with: try ContainerFixture.spec(rootfs: rootfs, process: process, readonlyRootfs: true)) as! [String: Any]
+        var mounts = spec["mounts"] as! [[String: Any]]
+        mounts.append(["destination": "/etc/hosts", "type": "bind", "source": copy.path, "options": ["rbind", "ro"]])
+        spec["mounts"] = mounts
+        try await agent.client.run("secure", spec: try JSONSerialization.data(withJSONObject: spec))
+        let output = String(decoding: try await agent.client.readAll("secure"), as: UTF8.self)
+        #expect(output == """
+            10.0.0.7 from-the-host
+            123
+            CapEff:\t0000000000000020
+            CapBnd:\t0000000000000021
+            NoNewPrivs:\t1
+            rofs
+            hosts-rw=no
+            keys=0
+            tmp-writable
+
+            """, "\(output)")
+        #expect(try await agent.client.wait("secure") == 0)
+        var list = Grpc_ListProcessesRequest()
+        list.containerID = "secure"
+        list.format = "json"
+        #expect(String(decoding: try await agent.client.listProcesses(list).processList, as: UTF8.self) == "[]")
+        try await agent.client.remove("secure")
+    }
 }

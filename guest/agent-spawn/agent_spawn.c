@@ -147,7 +147,7 @@ static int open_console(const struct agent_spawn_config *c) {
     return terminal;
 }
 
-static void set_up_process(const struct agent_spawn_config *c) {
+static void set_oom_score_adj(const struct agent_spawn_config *c) {
     if (c->oom_score_adj_set) {
         char text[16];
         int v = c->oom_score_adj, n = 0;
@@ -162,6 +162,9 @@ static void set_up_process(const struct agent_spawn_config *c) {
         if (fd < 0 || write(fd, text, k) != k) fail(c, "oom_score_adj");
         close(fd);
     }
+}
+
+static void set_up_process(const struct agent_spawn_config *c) {
     for (int i = 0; i < c->rlimit_count; i++) {
         struct rlimit limit = { .rlim_cur = c->rlimits[i].soft, .rlim_max = c->rlimits[i].hard };
         if (setrlimit(c->rlimits[i].resource, &limit) != 0) fail(c, "setrlimit");
@@ -283,6 +286,7 @@ pid_t agent_spawn(const struct agent_spawn_config *c) {
     for (int i = 0; i < c->cgroup_procs_count; i++) {
         if (write(c->cgroup_procs_fds[i], "0", 1) != 1) fail(c, "join cgroup");
     }
+    set_oom_score_adj(c);  // through the agent's /proc, before the container's replaces it
     if (c->rootfs) set_up_filesystem(c);
     if (c->hostname && sethostname(c->hostname, strlen(c->hostname)) != 0) fail(c, "sethostname");
     set_up_process(c);

@@ -42,7 +42,8 @@ do {
 } catch {
     AgentLog.fatal("cannot listen on \(options.listen): \(error)")
 }
-log.info("listening on \(options.listen) (pid \(getpid()))")
+let uptime = options.runsAsInit ? ", uptime \(readSmallFile("/proc/uptime")?.split(separator: " ").first ?? "?") s" : ""
+log.info("listening on \(options.listen) (pid \(getpid())\(uptime))")
 AgentServer(router: router, log: log).serve(listener: listener)
 
 /// Eight hex digits from the kernel's random pool.

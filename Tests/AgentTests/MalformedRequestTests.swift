@@ -1,0 +1,150 @@
+import AgentProtocol
+import Foundation
+import Runtime
+import Testing
+import TestSupport
+
+/// Wrong and malformed requests get errors (or, for a truncated frame, a dropped
+/// connection) and the agent keeps serving everyone else.
+@Suite struct MalformedRequestTests {
+    @Test func wrongRequestsAnsweredWithStatus() async throws {
+        let agent = try AgentHarness()
+        defer { agent.stop() }
+        let client = agent.client
+        func code(_ body: () async throws -> Void) async -> RPCCode? {
+            do {
+                try await body()
+                return .ok
+            } catch let error as AgentClientError {
+                return error.rpcCode
+            } catch {
+                return nil
+            }
+        }
+        var start = Grpc_StartContainerRequest()
+        start.containerID = "missing"
+        #expect(await code { _ = try await client.startContainer(start) } == .notFound)
+        #expect(await code { _ = try await client.wait("missing") } == .notFound)
+        #expect(await code { try await client.signal("missing", SIGKILL) } == .notFound)
+        #expect(await code { try await client.remove("missing") } == .notFound)
+
+        let rootfs = try ContainerFixture.makeRootfs()
+        var create = Grpc_CreateContainerRequest()
+        create.containerID = "bad"
+        create.ociSpecJson = Data("{not json".utf8)
+        #expect(await code { _ = try await client.createContainer(create) } == .invalidArgument)
+        create.ociSpecJson = Data(#"{"ociVersion":"1.0.2","root":{"path":"/"}}"#.utf8)
+        #expect(await code { _ = try await client.createContainer(create) } == .invalidArgument)
+        create.ociSpecJson = try ContainerFixture.spec(rootfs: rootfs + "/does-not-exist", process: ContainerFixture.process(["true"]))
+        #expect(await code { _ = try await client.createContainer(create) } == .invalidArgument)
+        create.ociSpecJson = try ContainerFixture.spec(rootfs: rootfs, process: ContainerFixture.process(["true"],
+            extra: ["capabilities": ["bounding": ["CAP_NOT_A_THING"]]]))
+        #expect(await code { _ = try await client.createContainer(create) } == .invalidArgument)
+        create.containerID = "../escape"
+        create.ociSpecJson = try ContainerFixture.spec(rootfs: rootfs, process: ContainerFixture.process(["true"]))
+        #expect(await code { _ = try await client.createContainer(create) } == .invalidArgument)
+
+        // A program that does not exist fails at StartContainer, with the reason.
+        create.containerID = "noprog"
+        create.ociSpecJson = try ContainerFixture.spec(rootfs: rootfs, process: ContainerFixture.process(["/bin/no-such-program"]))
+        _ = try await client.createContainer(create)
+        start.containerID = "noprog"
+        #expect(await code { _ = try await client.startContainer(start) } == .invalidArgument)
+        try await client.remove("noprog")
+
+        // Two containers with one id: the second is refused.
+        create.containerID = "twice"
+        create.ociSpecJson = try ContainerFixture.spec(rootfs: rootfs, process: ContainerFixture.process(["true"]))
+        _ = try await client.createContainer(create)
+        #expect(await code { _ = try await client.createContainer(create) } == .alreadyExists)
+        try await client.remove("twice")
+
+        // CopyFile outside the state directory is refused; inside it lands intact.
+        var copy = Grpc_CopyFileRequest()
+        copy.path = "/etc/kata-agent-test-should-not-exist"
+        copy.data = Data("x".utf8)
+        copy.fileSize = 1
+        #expect(await code { _ = try await client.copyFile(copy) } == .invalidArgument)
+        copy.path = agent.stateDirectory + "/shared/etc/hosts"
+        copy.data = Data("127.0.0.1 localhost\n".utf8)
+        copy.fileSize = Int64(copy.data.count)
+        copy.fileMode = 0o644
+        _ = try await client.copyFile(copy)
+        #expect(FileManager.default.contents(atPath: copy.path) == copy.data)
+
+        #expect(try await client.check().status == .serving)
+    }
+
+    @Test func malformedFramesDoNotStopTheAgent() async throws {
+        let agent = try AgentHarness()
+        defer { agent.stop() }
+
+        // A payload that is not a ttrpc Request: INVALID_ARGUMENT on its stream.
+        let raw = try RawConnection(path: agent.socketPath)
+        try raw.channel.writeAll(TTRPCFrame.header(length: 5, streamID: 1, type: 1, flags: 0) + [0xff, 0xff, 0xff, 0xff, 0xff])
+        var reply = try raw.response()
+        #expect(reply.streamID == 1)
+        #expect(reply.response.status.code == RPCCode.invalidArgument.rawValue)
+
+        // A frame of the wrong type: INVALID_ARGUMENT.
+        try raw.channel.writeFrame(TTRPCFrame(streamID: 3, type: .response, payload: []))
+        reply = try raw.response()
+        #expect(reply.streamID == 3 && reply.response.status.code == RPCCode.invalidArgument.rawValue)
+
+        // An oversized frame (5 MiB > 4 MiB): skipped without buffering, answered
+        // RESOURCE_EXHAUSTED, and the same connection goes on working.
+        let oversized = 5 << 20
+        try raw.channel.writeAll(TTRPCFrame.header(length: UInt32(oversized), streamID: 5, type: 1, flags: 0))
+        try raw.channel.writeAll([UInt8](repeating: 0x41, count: oversized))
+        reply = try raw.response()
+        #expect(reply.streamID == 5 && reply.response.status.code == RPCCode.resourceExhausted.rawValue)
+        var check = Ttrpc_Request()
+        check.service = AgentServiceName.health
+        check.method = "Check"
+        check.payload = try Grpc_CheckRequest().serializedData()
+        try raw.channel.writeFrame(TTRPCFrame(streamID: 7, type: .request, payload: try check.serializedBytes()))
+        reply = try raw.response()
+        #expect(reply.streamID == 7 && reply.response.status.code == 0)
+        #expect(try Grpc_HealthCheckResponse(serializedBytes: reply.response.payload).status == .serving)
+
+        // A truncated frame (header announces 100 bytes, 10 arrive, then EOF): the
+        // agent drops that connection only.
+        let truncated = try RawConnection(path: agent.socketPath)
+        try truncated.channel.writeAll(TTRPCFrame.header(length: 100, streamID: 1, type: 1, flags: 0) + [UInt8](repeating: 0, count: 10))
+        truncated.channel.shutdownBoth()
+        // A header cut short: same.
+        let short = try RawConnection(path: agent.socketPath)
+        try short.channel.writeAll([0, 0, 0])
+        short.channel.shutdownBoth()
+
+        #expect(try await agent.client.check().status == .serving)
+        #expect(try await agent.connect().version().agentVersion == AgentProtocolVersion.agentVersion)
+    }
+}
+
+/// A plain Unix socket connection speaking raw frames.
+struct RawConnection {
+    let channel: FrameChannel
+
+    init(path: String) throws {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            let bytes = Array(path.utf8)
+            raw.copyBytes(from: bytes)
+            raw[bytes.count] = 0
+        }
+        let result = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard fd >= 0, result == 0 else { throw Fixtures.FixtureError("connect \(path): errno \(errno)") }
+        channel = FrameChannel(fd: fd)
+    }
+
+    func response() throws -> (streamID: UInt32, response: Ttrpc_Response) {
+        guard let frame = try channel.readFrame() else { throw Fixtures.FixtureError("connection closed") }
+        #expect(frame.type == TTRPCFrame.MessageType.response.rawValue)
+        return (frame.streamID, try Ttrpc_Response(serializedBytes: frame.payload))
+    }
+}
