@@ -1,27 +1,25 @@
 import Foundation
-import Runtime
-import TestSupport
 
 /// Drives the built `kata-runtime` as callers do: a private `--root`, a configuration
 /// file, and bundles made from busybox-static.
-struct RuntimeHarness {
-    let root: String
-    let configPath: String
-    let directory: String
+public struct RuntimeHarness {
+    public let root: String
+    public let configPath: String
+    public let directory: String
 
-    static var binary: String {
+    public static var binary: String {
         let candidate = Fixtures.productsDirectory.appendingPathComponent("kata-runtime")
         if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate.path }
         return Fixtures.packageRoot.appendingPathComponent(".build/debug/kata-runtime").path
     }
 
-    static var agentBinary: String {
+    public static var agentBinary: String {
         let candidate = Fixtures.productsDirectory.appendingPathComponent("kata-agent")
         if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate.path }
         return Fixtures.packageRoot.appendingPathComponent(".build/debug/kata-agent").path
     }
 
-    init(config: String = "") throws {
+    public init(config: String = "") throws {
         directory = Fixtures.scratch.appendingPathComponent("rt-\(UUID().uuidString.prefix(8))").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         root = directory + "/root"
@@ -30,12 +28,12 @@ struct RuntimeHarness {
     }
 
     /// `kata-runtime --root R --config C <arguments>`.
-    func run(_ arguments: [String], stdin: String? = nil, timeout: Double = 120) throws -> Command.Result {
+    public func run(_ arguments: [String], stdin: String? = nil, timeout: Double = 120) throws -> Command.Result {
         try Command.run(Self.binary, ["--root", root, "--config", configPath] + arguments, stdin: stdin, timeout: timeout)
     }
 
     /// A bundle: busybox-static as the rootfs, `kata-runtime spec`'s config with `args`.
-    func makeBundle(_ args: [String], terminal: Bool = false, edit: (inout [String: Any]) -> Void = { _ in }) throws -> String {
+    public func makeBundle(_ args: [String], terminal: Bool = false, edit: (inout [String: Any]) -> Void = { _ in }) throws -> String {
         let bundle = directory + "/bundle-\(UUID().uuidString.prefix(6))"
         let bin = bundle + "/rootfs/bin"
         try FileManager.default.createDirectory(atPath: bin, withIntermediateDirectories: true)
@@ -61,13 +59,7 @@ struct RuntimeHarness {
         return bundle
     }
 
-    /// Everything the runtime may have left for `id`: its state dir, its socket dir.
-    func leftovers(_ id: String) -> [String] {
-        let store = StateStore(root: root)
-        return [store.directory(of: id), store.socketDirectory(of: id)].filter { FileManager.default.fileExists(atPath: $0) }
-    }
-
-    static func processExists(_ pid: Int32) -> Bool {
+    public static func processExists(_ pid: Int32) -> Bool {
         guard kill(pid, 0) == 0 else { return false }
         let stat = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? ""
         return !stat.contains(") Z ")

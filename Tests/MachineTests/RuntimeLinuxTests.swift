@@ -3,48 +3,23 @@ import Runtime
 import TestSupport
 import Testing
 
-/// The full path with a real microVM: the shared Linux kernel, the agent's initramfs, the
-/// rootfs as a virtio-block ext4 image, the agent over hybrid vsock. Slow on these hosts
-/// (the guest kernel runs under the instruction emulator: about a minute per boot), so
-/// few tests, one at a time.
-@Suite(.serialized) enum RuntimeLinuxGuestTests {}
-
-enum AgentGuestImage {
-    private static let lock = NSLock()
-    private static var built: URL?
-
-    /// guest/build-initramfs.sh's image (kata-agent as /init), built once per test process
-    /// (or $KATA_TEST_AGENT_INITRAMFS, an image built beforehand).
-    static func initramfs() throws -> URL {
-        lock.lock()
-        defer { lock.unlock() }
-        if let built { return built }
-        if let prebuilt = ProcessInfo.processInfo.environment["KATA_TEST_AGENT_INITRAMFS"],
-           FileManager.default.fileExists(atPath: prebuilt) {
-            built = URL(fileURLWithPath: prebuilt)
-            return URL(fileURLWithPath: prebuilt)
-        }
-        let script = Fixtures.packageRoot.appendingPathComponent("guest/build-initramfs.sh").path
-        guard FileManager.default.isExecutableFile(atPath: script) else {
-            throw Fixtures.FixtureError("guest/build-initramfs.sh is missing: the agent's guest image cannot be built")
-        }
-        let out = Fixtures.scratch.appendingPathComponent("kata-agent-initramfs.cpio")
-        let result = try Command.run("/bin/bash", [script, out.path], timeout: 1200)
-        guard result.status == 0 else { throw Fixtures.FixtureError("guest/build-initramfs.sh failed:\n\(result.stdout)\n\(result.stderr)") }
-        built = out
-        return out
-    }
-}
-
-extension RuntimeLinuxGuestTests {
-    @Suite struct VirtualMachineLifecycleTests {
+extension LinuxGuestTests {
+    /// kata-runtime with a real microVM: the shared kernel, the agent's initramfs, the
+    /// rootfs as a virtio-block ext4 image made by the runtime, the agent over hybrid vsock.
+    /// In the serialized Linux suite (each boot takes about a minute here); two boots.
+    @Suite struct RuntimeLinuxTests {
         /// A harness whose configuration boots the shared kernel, or nil where it is absent.
         func harness() throws -> RuntimeHarness? {
             guard let kernel = try Fixtures.sharedKernel() else {
                 if Fixtures.isCI { Issue.record("../shared/guest-kernel is missing in CI") }
                 return nil
             }
-            let initrd = try AgentGuestImage.initramfs()
+            let initrd: URL
+            if let prebuilt = ProcessInfo.processInfo.environment["KATA_TEST_AGENT_INITRAMFS"] {
+                initrd = URL(fileURLWithPath: prebuilt)  // an image built beforehand
+            } else {
+                initrd = try Fixtures.agentInitramfs()
+            }
             return try RuntimeHarness(config: """
                 [hypervisor.kata]
                 kernel = "\(kernel.path)"
@@ -58,25 +33,30 @@ extension RuntimeLinuxGuestTests {
                 """)
         }
 
+        func leftovers(_ harness: RuntimeHarness, _ id: String) -> [String] {
+            let store = StateStore(root: harness.root)
+            return [store.directory(of: id), store.socketDirectory(of: id)].filter { FileManager.default.fileExists(atPath: $0) }
+        }
+
         func vmProcessesAlive(_ record: ContainerRecord) -> [Int32] {
             [record.monitor, record.initProcess].compactMap { $0?.pid }.filter(RuntimeHarness.processExists)
         }
 
-        @Test(.timeLimit(.minutes(10))) func runPrintsTheOutputAndExitCode() throws {
+        @Test(.timeLimit(.minutes(20))) func runPrintsTheOutputAndExitCode() throws {
             guard let harness = try harness() else { return }
             let bundle = try harness.makeBundle(["sh", "-c", "echo hello from the microVM; cat /proc/cmdline >/dev/null; exit 3"])
-            let result = try harness.run(["run", "--bundle", bundle, "vm1"], timeout: 500)
+            let result = try harness.run(["run", "--bundle", bundle, "vm1"], timeout: 900)
             #expect(result.stdout.contains("hello from the microVM"), "stdout: \(result.stdout)\nstderr: \(result.stderr)")
             #expect(result.status == 3, "\(result.stderr)")
             print("kata-runtime run in a microVM: \(String(format: "%.1f", result.elapsed)) s")
-            #expect(harness.leftovers("vm1").isEmpty)
+            #expect(leftovers(harness, "vm1").isEmpty)
         }
 
-        @Test(.timeLimit(.minutes(10))) func createStartExecKillDeleteLeavesNothing() throws {
+        @Test(.timeLimit(.minutes(20))) func createStartExecKillDeleteLeavesNothing() throws {
             guard let harness = try harness() else { return }
             let bundle = try harness.makeBundle(["sleep", "1000"])
             let pidFile = harness.directory + "/vm.pid"
-            let create = try harness.run(["create", "--bundle", bundle, "--pid-file", pidFile, "vm2"], timeout: 500)
+            let create = try harness.run(["create", "--bundle", bundle, "--pid-file", pidFile, "vm2"], timeout: 900)
             #expect(create.status == 0, "\(create.stderr)")
             guard create.status == 0 else {
                 _ = try? harness.run(["delete", "-f", "vm2"])
@@ -102,7 +82,7 @@ extension RuntimeLinuxGuestTests {
             #expect(status == "stopped")
             let delete = try harness.run(["delete", "vm2"], timeout: 120)
             #expect(delete.status == 0, "\(delete.stderr)")
-            #expect(harness.leftovers("vm2").isEmpty)
+            #expect(leftovers(harness, "vm2").isEmpty)
             #expect(vmProcessesAlive(record).isEmpty)
             #expect(!FileManager.default.fileExists(atPath: record.vsockSocketPath))
         }
