@@ -67,6 +67,21 @@ import Testing
         #expect(throws: OCIBundle.LoadError.self) { try OCIBundle(path: "/nonexistent-bundle") }
     }
 
+    @Test func ambientCapabilitiesThatCannotBeRaisedAreDropped() throws {
+        // `runc spec` 1.1.5: ambient capabilities, no inheritable ones (runc skips them).
+        let caps = #"["CAP_AUDIT_WRITE","CAP_KILL"]"#
+        let json = #"{"ociVersion":"1.0.2","root":{"path":"rootfs"},"process":{"args":["sh"],"cwd":"/","user":{"uid":0,"gid":0},"#
+            + #""capabilities":{"bounding":\#(caps),"permitted":\#(caps),"effective":\#(caps),"ambient":\#(caps)}}}"#
+        let guest = try GuestSpec(configData: Data(json.utf8), containerId: "c", guestRoot: "/r", rewriteMounts: false)
+        let object = try #require(try JSONSerialization.jsonObject(with: guest.json) as? [String: Any])
+        let capabilities = (object["process"] as? [String: Any])?["capabilities"] as? [String: [String]]
+        #expect(capabilities?["ambient"] == [])
+        #expect(capabilities?["bounding"] == ["CAP_AUDIT_WRITE", "CAP_KILL"])
+        let raisable = #"{"args":["sh"],"capabilities":{"permitted":\#(caps),"inheritable":["CAP_KILL"],"ambient":\#(caps)}}"#
+        let process = try JSONSerialization.jsonObject(with: GuestSpec.guestProcess(Data(raisable.utf8))) as? [String: Any]
+        #expect((process?["capabilities"] as? [String: [String]])?["ambient"] == ["CAP_KILL"])
+    }
+
     @Test func guestSpecRewritesRootHooksNetnsAndBindMounts() throws {
         let hostFile = Fixtures.scratch.appendingPathComponent("resolv-\(UUID().uuidString).conf").path
         try "nameserver 10.0.0.1\n".write(toFile: hostFile, atomically: true, encoding: .utf8)

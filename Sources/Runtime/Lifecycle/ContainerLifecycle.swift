@@ -396,7 +396,7 @@ public struct ContainerLifecycle {
             var request = Grpc_ExecProcessRequest()
             request.containerID = id
             request.execID = execId
-            request.processJson = options.processJSON
+            request.processJson = try GuestSpec.guestProcess(options.processJSON)
             try session.call("ExecProcess") { [request] client in try await client.execProcess(request) }
             let shim = try startShim(record, execId: execId, terminal: options.terminal, consoleSocket: options.consoleSocket,
                                      stdio: options.stdio, startFifo: nil, consoleSize: nil)

@@ -32,6 +32,7 @@ public struct GuestSpec {
         root["path"] = guestRoot
         spec["root"] = root
         spec.removeValue(forKey: "hooks")
+        if let process = spec["process"] as? [String: Any] { spec["process"] = Self.raisableAmbientOnly(process) }
         var copied: [CopiedFile] = []
         var warnings: [String] = []
         if var linux = spec["linux"] as? [String: Any] {
@@ -71,5 +72,27 @@ public struct GuestSpec {
         json = try JSONSerialization.data(withJSONObject: spec, options: [.sortedKeys])
         copiedFiles = copied
         self.warnings = warnings
+    }
+
+    /// Ambient capabilities the kernel can raise are those also inheritable and permitted;
+    /// runc skips the others (`runc spec` since 1.1.2 lists ambient capabilities and no
+    /// inheritable ones), so the guest gets only the raisable ones.
+    static func raisableAmbientOnly(_ process: [String: Any]) -> [String: Any] {
+        guard var capabilities = process["capabilities"] as? [String: Any],
+              let ambient = capabilities["ambient"] as? [String], !ambient.isEmpty else { return process }
+        let inheritable = Set(capabilities["inheritable"] as? [String] ?? [])
+        let permitted = Set(capabilities["permitted"] as? [String] ?? [])
+        capabilities["ambient"] = ambient.filter { inheritable.contains($0) && permitted.contains($0) }
+        var result = process
+        result["capabilities"] = capabilities
+        return result
+    }
+
+    /// An `exec` process object (JSON) with the same treatment.
+    public static func guestProcess(_ data: Data) throws -> Data {
+        guard let process = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+            throw RuntimeError("the process is not a JSON object")
+        }
+        return try JSONSerialization.data(withJSONObject: raisableAmbientOnly(process), options: [.sortedKeys])
     }
 }
