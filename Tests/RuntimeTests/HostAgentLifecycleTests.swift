@@ -188,6 +188,14 @@ final class HostAgent {
         #expect(delete.status == 0, "\(delete.stderr)")
         #expect(harness.leftovers("m1").isEmpty)
         #expect(try waitFor(5) { !RuntimeHarness.processExists(shim.pid) })
+
+        // A caller that removes the state without delete: the sandbox stops by itself.
+        #expect(try harness.run(["run", "-d", "-b", bundle, "m2"]).status == 0)
+        let orphan = try StateStore(root: harness.root).load("m2")
+        let orphanMonitor = try #require(orphan.monitor), orphanShim = try #require(orphan.initProcess)
+        try FileManager.default.removeItem(atPath: harness.root)
+        #expect(try waitFor(20) { !RuntimeHarness.processExists(orphanMonitor.pid) })
+        #expect(try waitFor(5) { !RuntimeHarness.processExists(orphanShim.pid) })
     }
 
     @Test func consoleSocketGetsThePtyMaster() throws {

@@ -28,6 +28,10 @@ public struct ProcessShim {
     /// Relays until the process exits; returns its status (255 when the sandbox went away).
     public func run() -> Int32 {
         signal(SIGPIPE, SIG_IGN)
+        // Orphaned (the state removed without delete): nobody will ever start, wait or
+        // delete this process; end it.
+        let store = self.store, id = containerId
+        StateWatcher.start(every: 2, isOrphaned: { !store.exists(id) }) { exit(255) }
         if let startFifo {
             // Blocks until `start` opens the fifo for writing.
             let fd = open(startFifo, O_RDONLY | O_CLOEXEC)

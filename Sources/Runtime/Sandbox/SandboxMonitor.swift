@@ -69,19 +69,36 @@ public struct SandboxMonitor {
         report(readyFd, "ready")
         logger.info("sandbox \(id) ready")
 
+        // A caller that removes the runtime's root without `delete` (a crashed containerd,
+        // a cleanup script) must not leave the sandbox running: the state file going away
+        // ends it, and its process shims with it.
+        let orphaned = { [store, id] () -> Bool in !store.exists(id) }
+        let reapShims = { () -> Void in
+            for shim in [record.initProcess].compactMap({ $0 }) where shim.isAlive { kill(shim.pid, SIGKILL) }
+        }
         if let vm {
             let stopper = SignalStopper(signals: stopSignals) { signal in
                 vm.stop(.signal(signal))
             }
             stopper.start()
+            StateWatcher.start(every: 2, isOrphaned: orphaned) {
+                logger.warning("sandbox \(id): its state was removed without delete; stopping")
+                vm.stop(.signal(SIGTERM))
+            }
             let reason = vm.waitForExit()
             logger.info("sandbox \(id): VM stopped: \(reason)")
             vm.shutdown()
+            if orphaned() { reapShims() }
             return 0
+        }
+        StateWatcher.start(every: 2, isOrphaned: orphaned) {
+            logger.warning("sandbox \(id): its state was removed without delete; stopping")
+            kill(getpid(), SIGTERM)
         }
         var signal: Int32 = 0
         sigwait(&stopSignals, &signal)
         logger.info("sandbox \(id): stopped by signal \(signal)")
+        if orphaned() { reapShims() }
         return 0
     }
 
@@ -135,6 +152,17 @@ public struct SandboxMonitor {
             update.routes = list
             try session.call("UpdateRoutes") { [update] client in try await client.updateRoutes(update) }
         }
+    }
+}
+
+/// A thread that checks, every few seconds, whether the sandbox's state still exists.
+enum StateWatcher {
+    static func start(every seconds: UInt32, isOrphaned: @escaping () -> Bool, then stop: @escaping () -> Void) {
+        let thread = Thread {
+            while !isOrphaned() { sleep(seconds) }
+            stop()
+        }
+        thread.start()
     }
 }
 
