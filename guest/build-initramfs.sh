@@ -6,7 +6,9 @@
 #
 # Usage: guest/build-initramfs.sh [--gzip] [--agent STATIC_BINARY] OUTPUT
 #   --agent   use this static kata-agent instead of building one with
-#             `swift build -c release --product kata-agent -Xswiftc -static-executable`
+#             `swift build -c release --product kata-agent -Xswiftc -static-executable
+#             -Xswiftc -Osize` (size over speed: the guest kernel copies every byte of
+#             the initramfs, slowly on emulating hosts)
 #             (scratch path .build/guest-agent, so the normal build is left alone)
 #   --gzip    compress with gzip -n (no name, no time stamp)
 # Determinism: entries sorted by name, owner 0:0, every mtime SOURCE_DATE_EPOCH (0 if
@@ -30,7 +32,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 if [ -z "$agent" ]; then
   scratch="$root/.build/guest-agent"
   (cd "$root" && swift build -c release --product kata-agent --scratch-path "$scratch" \
-     -Xswiftc -static-executable >&2)
+     -Xswiftc -static-executable -Xswiftc -Osize >&2)
   agent="$scratch/release/kata-agent"
 fi
 [ -x "$agent" ] || { echo "build-initramfs.sh: no agent binary at $agent" >&2; exit 1; }
@@ -45,6 +47,11 @@ strip --strip-all -o "$stage/init" "$agent"
 chmod 0755 "$stage/init"
 mknod -m 0600 "$stage/dev/console" c 5 1
 mknod -m 0666 "$stage/dev/null" c 1 3
+# The static Swift runtime finds its own path at start-up with dladdr, which static glibc
+# cannot answer, then with readlink("/proc/self/exe"), before the agent has mounted proc.
+# This stand-in answers "/init"; the agent's proc mount then hides it.
+mkdir -p "$stage/proc/self"
+ln -s /init "$stage/proc/self/exe"
 epoch=${SOURCE_DATE_EPOCH:-0}
 find "$stage" -exec touch -h -d "@$epoch" {} +
 (cd "$stage" && find . -mindepth 1 -print0 | LC_ALL=C sort -z |

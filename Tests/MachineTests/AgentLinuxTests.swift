@@ -30,27 +30,35 @@ extension LinuxGuestTests {
             defer { unlink(uds) }
 
             let cmdline = "console=ttyS0 reboot=k panic=-1 pci=off \(Fixtures.sharedKernelCmdline)"
-            let began = Date()
-            let vm = try BackgroundCommand(Fixtures.kataVmm.path, [
+            let vm = try ConsoleLoggedProcess(Fixtures.kataVmm.path, [
                 "--kernel", kernel.path, "--initrd", initramfs.path, "--cpus", "2", "--memory", "512",
                 "--cmdline", cmdline, "--disk", "path=\(disk.path),id=rootfs0", "--vsock", "cid=3,uds=\(uds)",
             ])
-            var console = ""
-            defer { if console.isEmpty { print(vm.finish(timeout: 0).suffix(4000)) } }
+            defer { vm.stop() }
+            let began = Date()
 
-            // Poll until the agent answers Check over hybrid vsock.
+            // Wait for the agent's line on the console (polling the vsock socket instead
+            // would make the slow guest answer a connection request every few seconds),
+            // then connect through the hybrid vsock socket.
+            let ready = "kata-agent: listening on vsock:1024"
+            while vm.isRunning && !vm.console.contains(ready) && Date().timeIntervalSince(began) < 1200 {
+                try await Task.sleep(for: .seconds(1))
+            }
+            guard vm.console.contains(ready) else {
+                Issue.record("the agent did not come up:\n\(vm.console.suffix(4000))")
+                return
+            }
             var client: AgentClient?
-            while client == nil && Date().timeIntervalSince(began) < 600 {
-                if let candidate = try? AgentClient(connectingTo: .hybridVsock(udsPath: uds, port: 1024), defaultTimeout: .seconds(120)),
-                   (try? await candidate.check(timeout: .seconds(60)))?.status == .serving {
+            for _ in 0..<30 where client == nil {
+                if let candidate = try? AgentClient(connectingTo: .hybridVsock(udsPath: uds, port: 1024), defaultTimeout: .seconds(300)),
+                   (try? await candidate.check(timeout: .seconds(120)))?.status == .serving {
                     client = candidate
                 } else {
                     try await Task.sleep(for: .seconds(2))
                 }
             }
             guard let client else {
-                console = vm.finish(timeout: 0)
-                Issue.record("the agent never answered over vsock:\n\(console.suffix(4000))")
+                Issue.record("the agent never answered Check over vsock:\n\(vm.console.suffix(4000))")
                 return
             }
             let agentUp = Date().timeIntervalSince(began)
@@ -114,11 +122,16 @@ extension LinuxGuestTests {
 
             // DestroySandbox powers the VM off: kata-vmm exits on its own.
             _ = try await client.destroySandbox()
-            console = vm.finish(timeout: 120)
+            let exit = vm.waitForExit(timeout: 300)
+            let console = vm.console
+            #expect(exit == 0, "\(console.suffix(3000))")
             #expect(console.contains("kata-agent: powering off"), "\(console.suffix(3000))")
             #expect(!console.contains("Kernel panic"), "\(console.suffix(3000))")
-            let listening = console.split(separator: "\n").first { $0.contains("kata-agent: listening on vsock:1024") } ?? ""
-            print("MEASURE guest: VMM start to agent answering Check over vsock: \(String(format: "%.1f", agentUp)) s; \(listening)")
+            let lines = console.split(whereSeparator: \.isNewline)
+            let initLine = lines.first { $0.contains("Run /init as init process") } ?? ""
+            let listening = lines.first { $0.contains(ready) } ?? ""
+            print("MEASURE guest: VMM start to agent answering Check over vsock: \(String(format: "%.1f", agentUp)) s")
+            print("MEASURE guest: kernel '\(initLine.trimmingCharacters(in: .whitespaces))' / agent '\(listening.trimmingCharacters(in: .whitespaces))'")
             print("MEASURE guest: container start (create+start to first output): \(String(format: "%.2f", latency)) s, \(attempts) attempt(s), \(output.count) bytes")
         }
 
@@ -142,4 +155,42 @@ extension LinuxGuestTests {
             return try JSONSerialization.data(withJSONObject: spec)
         }
     }
+}
+
+/// A process whose stdout and stderr go to a log file the test can read while it runs
+/// (the VM's console).
+final class ConsoleLoggedProcess {
+    private let process = Process()
+    private let log: URL
+
+    init(_ executable: String, _ arguments: [String]) throws {
+        log = Fixtures.scratch.appendingPathComponent("console-\(UUID().uuidString.prefix(8)).log")
+        FileManager.default.createFile(atPath: log.path, contents: nil)
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        let handle = try FileHandle(forWritingTo: log)
+        process.standardOutput = handle
+        process.standardError = handle
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+    }
+
+    var isRunning: Bool { process.isRunning }
+    var console: String { (try? String(contentsOf: log, encoding: .utf8)) ?? "" }
+
+    /// The exit status, or nil if it was still running after `timeout` seconds.
+    func waitForExit(timeout: Double) -> Int32? {
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline { usleep(100_000) }
+        return process.isRunning ? nil : process.terminationStatus
+    }
+
+    func stop() {
+        guard process.isRunning else { return }
+        process.terminate()
+        if waitForExit(timeout: 5) == nil { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+    }
+
+    deinit { stop() }
 }

@@ -88,8 +88,16 @@ static void set_up_filesystem(const struct agent_spawn_config *c) {
         if (symlink(c->symlinks[i].target, c->symlinks[i].path) != 0 && errno != EEXIST) fail(c, "symlink");
     }
     if (chdir(c->rootfs) != 0) fail(c, "chdir rootfs");
-    if (syscall(SYS_pivot_root, ".", ".") != 0) fail(c, "pivot_root");
-    if (umount2(".", MNT_DETACH) != 0) fail(c, "detach old root");
+    if (syscall(SYS_pivot_root, ".", ".") == 0) {
+        if (umount2(".", MNT_DETACH) != 0) fail(c, "detach old root");
+    } else if (errno == EINVAL) {
+        // The agent runs from the initramfs, whose rootfs cannot be pivoted away from:
+        // move the container's root onto / and chroot into it (runc's no-pivot path).
+        if (mount(".", "/", NULL, MS_MOVE, NULL) != 0) fail(c, "move the rootfs onto /");
+        if (chroot(".") != 0) fail(c, "chroot");
+    } else {
+        fail(c, "pivot_root");
+    }
     if (chdir("/") != 0) fail(c, "chdir /");
     for (int i = 0; i < c->masked_count; i++) {
         const char *path = c->masked_paths[i];
@@ -270,6 +278,13 @@ pid_t agent_spawn(const struct agent_spawn_config *c) {
     if (c->join_ns_count > 0) {
         for (int i = 0; i < c->join_ns_count; i++) {
             if (setns(c->join_ns_fds[i], 0) != 0) fail(c, "setns");
+        }
+        // setns put us at the mount namespace's root; the container's root may be a
+        // chroot below it (no-pivot path), so take the init's root explicitly.
+        if (c->join_root_fd >= 0) {
+            if (fchdir(c->join_root_fd) != 0) fail(c, "enter the container root");
+            if (chroot(".") != 0) fail(c, "chroot into the container root");
+            if (chdir("/") != 0) fail(c, "chdir /");
         }
         // A raw clone, not fork(): glibc's fork runs atfork handlers and takes locks that
         // another agent thread may have held at the time of the first clone.

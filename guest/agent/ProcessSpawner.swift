@@ -54,6 +54,7 @@ enum ProcessSpawner {
         var config = agent_spawn_config()
         config.clone_flags = plan.cloneFlags
         config.pid_fd = -1
+        config.join_root_fd = -1
         config.rootfs = arena.string(plan.rootfs)
         let mounts = plan.mounts.map { m in
             agent_mount(source: arena.optionalString(m.source), target: arena.string(m.target),
@@ -91,9 +92,14 @@ enum ProcessSpawner {
             guard fd >= 0 else { throw .errno("open \(path)") }
             namespaceFds.append(fd)
         }
+        let rootPath = "/proc/\(initPid)/root"
+        let rootFd = open(rootPath, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard rootFd >= 0 else { throw .errno("open \(rootPath)") }
+        defer { close(rootFd) }
         let arena = SpawnArena()
         var config = agent_spawn_config()
         config.clone_flags = 0
+        config.join_root_fd = rootFd
         config.join_ns_fds = arena.array(namespaceFds)
         config.join_ns_count = Int32(namespaceFds.count)
         var pipes = try SpawnPipes(start: false, pidReport: true)

@@ -82,6 +82,11 @@ final class Sandbox: @unchecked Sendable {
             return sandboxStorages
         }
         for target in storages.reversed() { StorageMount.unmount(target) }
+        // The (now empty) cgroup that held the containers' cgroups.
+        for placement in Set(cgroupLayout.placements.values.map(\.directory)) {
+            rmdir(placement + "/" + cgroupParent)
+        }
+        if let unified = cgroupLayout.unifiedDirectory { rmdir(unified + "/" + cgroupParent) }
     }
 
     // MARK: Containers

@@ -39,6 +39,7 @@ struct agent_spawn_config {
     const int *join_ns_fds;
     int join_ns_count;
     int pid_fd;
+    int join_root_fd;                     // -1 or the container init's root (/proc/PID/root)
 
     // Filesystem (create only; rootfs NULL for exec).
     const char *rootfs;
