@@ -1,1 +1,0 @@
-// Runtime: the OCI runtime, built in a later issue.

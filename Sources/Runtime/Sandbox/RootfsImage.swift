@@ -1,0 +1,72 @@
+import Foundation
+import Glibc
+
+/// The container's root filesystem as the guest sees it: a virtio-block disk. A rootfs
+/// directory becomes an ext4 image made with `mke2fs -d` in the container's state dir
+/// (so the container's writes last as long as the container, and never reach the bundle);
+/// a rootfs that is a block device is handed over as it is.
+public struct RootfsImage: Sendable, Equatable {
+    public let path: String
+    public let isBlockDevice: Bool
+
+    /// The disk's serial as the guest reads it (/sys/block/vdX/serial): how the agent
+    /// finds the container's rootfs.
+    public static let diskSerial = "rootfs"
+
+    public static func isBlockDevice(_ path: String) -> Bool {
+        var info = stat()
+        return stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFBLK
+    }
+
+    /// Builds `imagePath` from `rootfs` (or returns the device). Size: the tree's allocated
+    /// bytes plus a third, plus 64 MiB of headroom for the container's writes.
+    public static func prepare(rootfs: String, imagePath: String, log: (String) -> Void = { _ in }) throws -> RootfsImage {
+        if isBlockDevice(rootfs) { return RootfsImage(path: rootfs, isBlockDevice: true) }
+        let used = try treeSize(rootfs)
+        let size = ((used + used / 3 + (64 << 20)) + (1 << 20) - 1) & ~((1 << 20) - 1)
+        let fd = open(imagePath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw SystemCallError("create \(imagePath)") }
+        let truncated = ftruncate(fd, off_t(size))
+        close(fd)
+        guard truncated == 0 else { throw SystemCallError("ftruncate \(imagePath) to \(size) bytes") }
+        guard let mke2fs = (["/usr/sbin/mke2fs", "/sbin/mke2fs", "/usr/bin/mke2fs"] as [String]).first(where: { access($0, X_OK) == 0 }) else {
+            throw RuntimeError("mke2fs not found (install e2fsprogs): it builds the container's rootfs image")
+        }
+        let arguments = ["mke2fs", "-q", "-F", "-t", "ext4", "-E", "root_owner=0:0", "-O", "^has_journal",
+                         "-L", "rootfs", "-d", rootfs, imagePath]
+        let output = try FileDescriptors.pipe()
+        let devNull = open("/dev/null", O_RDONLY | O_CLOEXEC)
+        defer { close(devNull) }
+        let child: ChildProcess
+        do {
+            child = try ChildProcess.spawn(path: mke2fs, argv: arguments, env: ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"],
+                                           fds: [0: devNull, 1: output.write, 2: output.write])
+        } catch {
+            close(output.read); close(output.write)
+            throw error
+        }
+        close(output.write)
+        let text = String(decoding: (try? FileDescriptors.readAll(output.read, limit: 8192)) ?? [], as: UTF8.self)
+        close(output.read)
+        let termination = try child.wait()
+        guard termination == .exited(0) else {
+            unlink(imagePath)
+            throw RuntimeError("mke2fs -d \(rootfs) failed (\(termination)): \(text.trimmingCharacters(in: .whitespacesAndNewlines))")
+        }
+        log("rootfs image \(imagePath): \(size >> 20) MiB from \(rootfs)")
+        return RootfsImage(path: imagePath, isBlockDevice: false)
+    }
+
+    /// Allocated bytes under `root` (not following symlinks).
+    static func treeSize(_ root: String) throws -> Int {
+        var total = 0
+        guard let enumerator = FileManager.default.enumerator(atPath: root) else {
+            throw RuntimeError("rootfs \(root): cannot be listed")
+        }
+        var info = stat()
+        for case let relative as String in enumerator {
+            if lstat(root + "/" + relative, &info) == 0 { total += Int(info.st_blocks) * 512 + 4096 }
+        }
+        return total
+    }
+}

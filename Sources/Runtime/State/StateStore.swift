@@ -1,0 +1,158 @@
+import Foundation
+import Glibc
+
+/// The runtime's state under `--root` (default /run/kata-swift): one directory per
+/// container holding `state.json`, written atomically (temp file + rename), and a `lock`
+/// file that every command holding the container takes with flock, so that concurrent
+/// `kill`/`delete`/`start` calls from a caller see consistent state.
+public struct StateStore: Sendable {
+    public static let defaultRoot = "/run/kata-swift"
+    /// Sockets live here, under a short per-container name: `--root` paths from callers
+    /// (docker's exec-root + 64-hex ids) are too long for a 108-byte Unix socket path.
+    public static let defaultSocketBase = "/run/kata-swift-sockets"
+
+    public let root: String
+    public let socketBase: String
+
+    public init(root: String = StateStore.defaultRoot, socketBase: String = StateStore.defaultSocketBase) {
+        self.root = root.count > 1 && root.hasSuffix("/") ? String(root.dropLast()) : root
+        self.socketBase = socketBase
+    }
+
+    /// runc's rule for container ids.
+    public static func validate(id: String) throws {
+        guard !id.isEmpty, id.count <= 1024,
+              id.unicodeScalars.allSatisfy({ CharacterSet.alphanumerics.contains($0) && $0.isASCII || "_+-.".unicodeScalars.contains($0) }),
+              id != ".", id != ".."
+        else { throw RuntimeError("invalid container id format: \(id)") }
+    }
+
+    public func directory(of id: String) -> String { root + "/" + id }
+
+    /// A short, stable directory for the container's sockets: root and id hashed (FNV-1a).
+    public func socketDirectory(of id: String) -> String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in (root + "\u{0}" + id).utf8 {
+            hash ^= UInt64(byte)
+            hash &*= 0x100_0000_01b3
+        }
+        let hex = String(hash, radix: 16)
+        return socketBase + "/" + String(repeating: "0", count: 16 - hex.count) + hex
+    }
+
+    /// Makes the container's directory; fails if the id is taken.
+    public func createDirectory(for id: String) throws -> String {
+        try Self.validate(id: id)
+        try Self.makeDirectories(root, mode: 0o711)
+        let dir = directory(of: id)
+        if mkdir(dir, 0o711) != 0 {
+            if errno == EEXIST { throw RuntimeError("container with id exists: \(id)") }
+            throw SystemCallError("mkdir \(dir)")
+        }
+        return dir
+    }
+
+    public func exists(_ id: String) -> Bool {
+        FileManager.default.fileExists(atPath: directory(of: id) + "/state.json")
+    }
+
+    public func load(_ id: String) throws -> ContainerRecord {
+        try Self.validate(id: id)
+        let path = directory(of: id) + "/state.json"
+        guard let data = FileManager.default.contents(atPath: path) else { throw RuntimeError.notExist(id) }
+        do {
+            return try JSONDecoder().decode(ContainerRecord.self, from: data)
+        } catch {
+            throw RuntimeError("\(path): unreadable state (\(error))")
+        }
+    }
+
+    /// Atomic: a reader sees the old or the new file, never a torn one.
+    public func save(_ record: ContainerRecord) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let data = try encoder.encode(record)
+        try Self.writeAtomically(data, to: directory(of: record.id) + "/state.json")
+    }
+
+    public static func writeAtomically(_ data: Data, to path: String, mode: mode_t = 0o600) throws {
+        let temporary = path + ".tmp-\(getpid())"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
+        guard fd >= 0 else { throw SystemCallError("open \(temporary)") }
+        do {
+            try FileDescriptors.writeAll(fd, Array(data))
+            guard fsync(fd) == 0 else { throw SystemCallError("fsync \(temporary)") }
+        } catch {
+            close(fd)
+            unlink(temporary)
+            throw error
+        }
+        close(fd)
+        guard rename(temporary, path) == 0 else {
+            let error = SystemCallError("rename \(temporary) to \(path)")
+            unlink(temporary)
+            throw error
+        }
+    }
+
+    /// Ids of every container with a state file, sorted.
+    public func list() -> [String] {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []
+        return entries.filter { exists($0) }.sorted()
+    }
+
+    /// Takes the container's lock (blocking) for the duration of `body`.
+    public func withLock<T>(_ id: String, _ body: () throws -> T) throws -> T {
+        try Self.validate(id: id)
+        let path = directory(of: id) + "/lock"
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else {
+            if errno == ENOENT { throw RuntimeError.notExist(id) }
+            throw SystemCallError("open \(path)")
+        }
+        defer { close(fd) }
+        while flock(fd, LOCK_EX) != 0 {
+            guard errno == EINTR else { throw SystemCallError("flock \(path)") }
+        }
+        return try body()
+    }
+
+    /// Removes the container's directory and its socket directory.
+    public func remove(_ record: ContainerRecord) {
+        try? FileManager.default.removeItem(atPath: record.socketDir)
+        try? FileManager.default.removeItem(atPath: record.stateDir)
+    }
+
+    static func makeDirectories(_ path: String, mode: mode_t) throws {
+        var current = ""
+        for component in path.split(separator: "/") {
+            current += "/" + component
+            if mkdir(current, mode) != 0 && errno != EEXIST { throw SystemCallError("mkdir \(current)") }
+        }
+    }
+
+    /// The status a caller should see: the recorded one, corrected by whether the
+    /// container's processes still exist.
+    public static func effectiveStatus(_ record: ContainerRecord) -> OCIState.Status {
+        switch record.status {
+        case .creating:
+            // A create that died half-way: the monitor is gone.
+            if let monitor = record.monitor, monitor.isAlive { return .creating }
+            return .stopped
+        case .created, .running:
+            if record.exitStatus != nil { return .stopped }
+            guard let initProcess = record.initProcess, initProcess.isAlive else { return .stopped }
+            guard let monitor = record.monitor, monitor.isAlive else { return .stopped }
+            return record.status
+        case .stopped, .paused:
+            return record.status
+        }
+    }
+
+    public static func ociState(_ record: ContainerRecord) -> OCIState {
+        let status = effectiveStatus(record)
+        let pid = (status == .stopped) ? 0 : (record.initProcess?.pid ?? 0)
+        return OCIState(id: record.id, status: status, pid: pid, bundle: record.bundle, rootfs: record.rootfs,
+                        created: record.created, annotations: record.annotations)
+    }
+}

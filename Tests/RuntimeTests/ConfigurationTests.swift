@@ -1,0 +1,125 @@
+import Foundation
+@testable import Runtime
+import TestSupport
+import Testing
+
+@Suite struct ConfigurationTests {
+    func expectError(_ text: String, _ fragment: String, sourceLocation: SourceLocation = #_sourceLocation) {
+        do {
+            _ = try RuntimeConfiguration.parse(text, file: "c.toml")
+            Issue.record("accepted: \(text)", sourceLocation: sourceLocation)
+        } catch {
+            #expect("\(error)".contains(fragment), "\(error)", sourceLocation: sourceLocation)
+        }
+    }
+
+    @Test func defaultsWithoutAFile() throws {
+        let config = try RuntimeConfiguration.parse("")
+        #expect(config.hypervisor.defaultMemory == 2048)
+        #expect(config.hypervisor.defaultVcpus == 1)
+        #expect(config.agent.debugAgentSocket == nil)
+        #expect(config.runtime.internetworkingModel == "tcfilter")
+    }
+
+    @Test func everyKey() throws {
+        let config = try RuntimeConfiguration.parse("""
+            [hypervisor.kata]
+            path = "/usr/bin/ignored"
+            kernel = "/k/vmlinux"
+            initrd = "/k/initrd.cpio"
+            kernel_params = "nokaslr quiet"
+            default_vcpus = 2
+            default_maxvcpus = 4
+            default_memory = 256
+            block_device_driver = "virtio-blk"
+            disable_block_device_use = false
+            enable_debug = true
+
+            [agent.kata]
+            dial_timeout = 90
+            debug = true
+            debug_agent_socket = "/run/agent.sock"
+
+            [runtime]
+            internetworking_model = "none"
+            sandbox_cgroup_only = true
+            enable_debug = true
+            """)
+        #expect(config.hypervisor.kernel == "/k/vmlinux")
+        #expect(config.hypervisor.initrd == "/k/initrd.cpio")
+        #expect(config.hypervisor.kernelParams == "nokaslr quiet")
+        #expect(config.hypervisor.defaultVcpus == 2 && config.hypervisor.defaultMaxVcpus == 4)
+        #expect(config.hypervisor.defaultMemory == 256)
+        #expect(config.hypervisor.blockDeviceDriver == "virtio-blk")
+        #expect(config.hypervisor.enableDebug)
+        #expect(config.agent.dialTimeout == 90 && config.agent.debug)
+        #expect(config.agent.debugAgentSocket == "/run/agent.sock")
+        #expect(config.runtime.internetworkingModel == "none" && config.runtime.sandboxCgroupOnly && config.runtime.enableDebug)
+    }
+
+    @Test func unknownKeysAndBadValuesNameTheKey() {
+        expectError("[hypervisor.kata]\nkernal = \"/x\"", "hypervisor.kata.kernal: unknown key")
+        expectError("[hypervisor.qemu]\nkernel = \"/x\"", "[hypervisor.qemu]: unknown hypervisor")
+        expectError("[agent.kata]\ntimeout = 3", "agent.kata.timeout: unknown key")
+        expectError("[runtime]\nfoo = 1", "runtime.foo: unknown key")
+        expectError("[factory]\nx = 1", "factory: unknown key")
+        expectError("[hypervisor.kata]\ndefault_memory = \"2G\"", "hypervisor.kata.default_memory: expected an integer")
+        expectError("[hypervisor.kata]\ndefault_memory = 1", "hypervisor.kata.default_memory: 1 is out of range")
+        expectError("[hypervisor.kata]\ndefault_vcpus = 0", "hypervisor.kata.default_vcpus: 0 is out of range")
+        expectError("[hypervisor.kata]\ndefault_vcpus = 4\ndefault_maxvcpus = 2", "default_maxvcpus: 2 is less than default_vcpus")
+        expectError("[hypervisor.kata]\nkernel = \"vmlinux\"", "hypervisor.kata.kernel: 'vmlinux' is not an absolute path")
+        expectError("[hypervisor.kata]\nenable_debug = \"yes\"", "hypervisor.kata.enable_debug: expected true or false")
+        expectError("[hypervisor.kata]\nblock_device_driver = \"virtio-scsi\"", "hypervisor.kata.block_device_driver: 'virtio-scsi' is not supported")
+        expectError("[runtime]\ninternetworking_model = \"macvtap\"", "runtime.internetworking_model: 'macvtap' is not supported")
+        expectError("[agent.kata]\ndebug_agent_socket = \"relative.sock\"", "agent.kata.debug_agent_socket")
+        expectError("[hypervisor.kata\nkernel=1", "c.toml: line")
+    }
+
+    @Test func searchOrder() throws {
+        let dir = Fixtures.scratch.appendingPathComponent("config-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let explicit = dir.appendingPathComponent("explicit.toml").path
+        let fromEnv = dir.appendingPathComponent("env.toml").path
+        try "[hypervisor.kata]\ndefault_memory = 300\n".write(toFile: explicit, atomically: true, encoding: .utf8)
+        try "[hypervisor.kata]\ndefault_memory = 400\n".write(toFile: fromEnv, atomically: true, encoding: .utf8)
+        let env = ["KATA_CONF_FILE": fromEnv]
+        #expect(try RuntimeConfiguration.load(explicitPath: explicit, environment: env).hypervisor.defaultMemory == 300)
+        let viaEnv = try RuntimeConfiguration.load(explicitPath: nil, environment: env)
+        #expect(viaEnv.hypervisor.defaultMemory == 400 && viaEnv.source == fromEnv)
+        #expect(throws: RuntimeConfiguration.ConfigError.self) {
+            try RuntimeConfiguration.load(explicitPath: dir.appendingPathComponent("missing.toml").path, environment: [:])
+        }
+        if !FileManager.default.fileExists(atPath: RuntimeConfiguration.systemPath) {
+            #expect(try RuntimeConfiguration.load(explicitPath: nil, environment: [:]) == RuntimeConfiguration())
+        }
+    }
+
+    @Test func sizingAddsTheContainersLimits() {
+        var hypervisor = RuntimeConfiguration.Hypervisor()
+        hypervisor.defaultMemory = 512
+        hypervisor.defaultVcpus = 1
+        hypervisor.defaultMaxVcpus = 8
+        #expect(SandboxSizing(config: hypervisor, resources: nil, hostCpus: 2) == SandboxSizing(vcpus: 1, memoryMiB: 512))
+        var resources = Spec.Resources(memory: .init(limit: 256 << 20), cpu: .init(quota: 150_000, period: 100_000))
+        #expect(SandboxSizing(config: hypervisor, resources: resources, hostCpus: 2) == SandboxSizing(vcpus: 3, memoryMiB: 768))
+        resources.memory = .init(limit: (100 << 20) + 1)  // rounds up to the next MiB
+        resources.cpu = .init(quota: 2_000_000, period: 100_000)  // 20 CPUs, capped at default_maxvcpus
+        #expect(SandboxSizing(config: hypervisor, resources: resources, hostCpus: 2) == SandboxSizing(vcpus: 8, memoryMiB: 613))
+        hypervisor.defaultMaxVcpus = 0  // the host's count
+        #expect(SandboxSizing(config: hypervisor, resources: resources, hostCpus: 2).vcpus == 2)
+        resources.cpu = .init(quota: -1, period: 100_000)  // unlimited
+        resources.memory = .init(limit: -1)
+        #expect(SandboxSizing(config: hypervisor, resources: resources, hostCpus: 2) == SandboxSizing(vcpus: 1, memoryMiB: 512))
+    }
+}
+
+extension ConfigurationTests {
+    /// The example the docs tell users to copy parses and equals the defaults.
+    @Test func theDocumentedExampleIsTheDefaults() throws {
+        let path = Fixtures.packageRoot.appendingPathComponent("docs/configuration.toml.example").path
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        var parsed = try RuntimeConfiguration.parse(text, file: path)
+        parsed.source = RuntimeConfiguration().source
+        #expect(parsed == RuntimeConfiguration())
+    }
+}
