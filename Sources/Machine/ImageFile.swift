@@ -29,7 +29,8 @@ public enum ImageFile {
     public static let maxSize = 2 << 30
 
     public static func read(_ path: String, role: String) throws -> [UInt8] {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        // O_NONBLOCK: a FIFO without a writer must be refused, not waited on.
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         if fd < 0 { throw ReadError.cannotOpen(role: role, path: path, errno: errno) }
         defer { close(fd) }
         var info = stat()

@@ -36,6 +36,9 @@ import Testing
         try Data(count: 1000).write(to: URL(fileURLWithPath: odd))
         let api = try UnixHTTPClient(path: vmm.socket)
         let missing = vmm.path("missing")
+        // A FIFO without a writer: opening it must not stall the API.
+        let fifo = vmm.path("kernel.fifo")
+        #expect(mkfifo(fifo, 0o600) == 0)
         let notStarted = "not supported before starting"
         let cases: [Case] = [
             // Routing and JSON.
@@ -46,6 +49,7 @@ import Testing
             Case(method: "PUT", path: "/boot-source", body: "", fault: "not valid JSON"),
             Case(method: "PUT", path: "/boot-source", body: "[]", fault: "must be a JSON object"),
             // boot-source
+            Case(method: "PUT", path: "/boot-source", body: #"{"kernel_image_path":"\#(fifo)"}"#, fault: "is not a regular file"),
             Case(method: "PUT", path: "/boot-source", body: #"{"kernel_image_path":"\#(probe)","foo":1}"#, fault: "foo: unknown field"),
             Case(method: "PUT", path: "/boot-source", body: #"{"kernel_image_path":5}"#, fault: "kernel_image_path: expected a string, got a number"),
             Case(method: "PUT", path: "/boot-source", body: #"{"boot_args":"x"}"#, fault: "kernel_image_path: missing required field"),

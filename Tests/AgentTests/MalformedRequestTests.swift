@@ -71,6 +71,19 @@ import TestSupport
         copy.fileMode = 0o644
         _ = try await client.copyFile(copy)
         #expect(FileManager.default.contents(atPath: copy.path) == copy.data)
+        // Offsets and sizes at the edge of Int64 are refused, not overflowed.
+        copy.offset = Int64.max
+        #expect(await code { _ = try await client.copyFile(copy) } == .invalidArgument)
+        copy.offset = 0
+        copy.fileSize = Int64.max
+        copy.data = Data()
+        #expect(await code { _ = try await client.copyFile(copy) } != nil)
+        // A route destination without an address is an error, not a crash.
+        var routes = Grpc_UpdateRoutesRequest()
+        var route = Grpc_Route()
+        route.dest = "/"
+        routes.routes.routes = [route]
+        #expect(await code { _ = try await client.updateRoutes(routes) } != nil)
 
         #expect(try await client.check().status == .serving)
     }

@@ -100,6 +100,11 @@ import Testing
         hypervisor.defaultVcpus = 1
         hypervisor.defaultMaxVcpus = 8
         #expect(SandboxSizing(config: hypervisor, resources: nil, hostCpus: 2) == SandboxSizing(vcpus: 1, memoryMiB: 512))
+        // A bundle may ask for anything: extreme limits are capped, never overflow.
+        let huge = Spec.Resources(memory: .init(limit: Int64.max), cpu: .init(quota: Int64.max, period: 1))
+        #expect(SandboxSizing(config: hypervisor, resources: huge, hostCpus: 2) == SandboxSizing(vcpus: 8, memoryMiB: VmLimits.maxMemoryMiB))
+        let longPeriod = Spec.Resources(memory: nil, cpu: .init(quota: 1, period: UInt64.max))
+        #expect(SandboxSizing(config: hypervisor, resources: longPeriod, hostCpus: 2).vcpus == 2)
         var resources = Spec.Resources(memory: .init(limit: 256 << 20), cpu: .init(quota: 150_000, period: 100_000))
         #expect(SandboxSizing(config: hypervisor, resources: resources, hostCpus: 2) == SandboxSizing(vcpus: 3, memoryMiB: 768))
         resources.memory = .init(limit: (100 << 20) + 1)  // rounds up to the next MiB

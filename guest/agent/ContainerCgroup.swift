@@ -66,7 +66,7 @@ final class ContainerCgroup {
                 try writeSmallFile(path + "/memory.max", limit < 0 ? "max" : String(limit))
                 if let swap = memory.swap, access(path + "/memory.swap.max", F_OK) == 0 {
                     // OCI's swap is memory + swap; cgroup2's swap.max is the swap alone.
-                    let swapOnly = swap < 0 ? "max" : String(max(0, swap - limit))
+                    let swapOnly = swap < 0 || limit < 0 ? "max" : String(max(0, swap.subtractingReportingOverflow(limit).partialValue))
                     try writeSmallFile(path + "/memory.swap.max", swapOnly)
                 }
             } else {
@@ -87,7 +87,9 @@ final class ContainerCgroup {
                     try writeSmallFile(path + "/cpu.max", "\(quota) \(period)")
                 }
                 if let shares = cpu.shares, shares > 0 {
-                    let weight = 1 + ((max(shares, 2) - 2) * 9999) / 262142
+                    // cgroup v1 shares (2...262144) mapped onto cgroup2 weight (1...10000), as runc does.
+                    let clamped = min(max(shares, 2), 262_144)
+                    let weight = 1 + ((clamped - 2) * 9999) / 262_142
                     try writeSmallFile(path + "/cpu.weight", String(weight))
                 }
             } else {

@@ -31,7 +31,9 @@ struct FileCopier {
             return
         }
         let data = Array(request.data)
-        guard request.offset >= 0, request.offset + Int64(data.count) <= request.fileSize else {
+        // Written so that no sum can overflow: fileSize and the chunk are both bounded.
+        guard request.offset >= 0, request.fileSize >= 0, Int64(data.count) <= request.fileSize,
+              request.offset <= request.fileSize - Int64(data.count) else {
             throw .invalid("CopyFile chunk at \(request.offset)+\(data.count) beyond size \(request.fileSize)")
         }
         let temporary = path + ".kata-copy"
@@ -48,7 +50,7 @@ struct FileCopier {
             }
             written += n
         }
-        if request.offset + Int64(data.count) == request.fileSize {
+        if request.offset == request.fileSize - Int64(data.count) {
             guard ftruncate(fd, off_t(request.fileSize)) == 0 else { throw .errno("truncate \(temporary)") }
             guard fchmod(fd, mode_t((mode == 0 ? 0o644 : mode) & 0o7777)) == 0 else { throw .errno("chmod \(temporary)") }
             guard fchown(fd, request.uid, request.gid) == 0 else { throw .errno("chown \(temporary)") }

@@ -38,7 +38,8 @@ enum NetworkConfigurator {
             var prefix = 0
             if !route.dest.isEmpty && route.dest != "default" {
                 let parts = route.dest.split(separator: "/")
-                destination = try parseIPv4(String(parts[0]))
+                guard let address = parts.first else { throw .invalid("bad route destination \(route.dest)") }
+                destination = try parseIPv4(String(address))
                 prefix = parts.count > 1 ? (Int(parts[1]) ?? -1) : 32
                 guard prefix >= 0 && prefix <= 32 else { throw .invalid("bad route destination \(route.dest)") }
             }

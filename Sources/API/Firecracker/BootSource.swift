@@ -21,10 +21,15 @@ struct BootSource {
     }
 
     /// Firecracker opens the images when they are configured; so do we (and close them).
+    /// Non-blocking, so that a FIFO cannot stall the controller's queue; only regular files pass.
     static func checkReadable(_ file: String, field: String) throws {
-        let fd = open(file, O_RDONLY | O_CLOEXEC)
+        let fd = open(file, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else { throw ApiError("\(field): cannot open '\(file)': \(String(cString: strerror(errno)))") }
-        close(fd)
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG else {
+            throw ApiError("\(field): '\(file)' is not a regular file")
+        }
     }
 
     func apply(to config: inout VmConfig) {

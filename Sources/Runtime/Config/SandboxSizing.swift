@@ -15,12 +15,15 @@ public struct SandboxSizing: Sendable, Equatable {
 
     public init(config: RuntimeConfiguration.Hypervisor, resources: Spec.Resources?, hostCpus: Int = SandboxSizing.hostCpuCount) {
         var memory = config.defaultMemory
+        // Rounded up without overflow, and capped before the addition: a bundle may ask for anything.
         if let limit = resources?.memory?.limit, limit > 0 {
-            memory += Int((limit + (1 << 20) - 1) >> 20)
+            let mib = (limit >> 20) + (limit & ((1 << 20) - 1) != 0 ? 1 : 0)
+            memory += Int(min(mib, Int64(VmLimits.maxMemoryMiB)))
         }
         var vcpus = config.defaultVcpus
         if let cpu = resources?.cpu, let quota = cpu.quota, quota > 0, let period = cpu.period, period > 0 {
-            vcpus += Int((UInt64(quota) + period - 1) / period)
+            let extra = UInt64(quota) / period + (UInt64(quota) % period == 0 ? 0 : 1)
+            vcpus += Int(min(extra, UInt64(VmLimits.maxVcpus)))
         }
         let maximum = min(config.defaultMaxVcpus == 0 ? hostCpus : config.defaultMaxVcpus, VmLimits.maxVcpus)
         self.vcpus = max(1, min(vcpus, maximum))

@@ -40,7 +40,8 @@ public final class BlockBackend: @unchecked Sendable {
     public init(path: String, readOnly: Bool, direct: Bool) throws {
         var flags = (readOnly ? O_RDONLY : O_RDWR) | O_CLOEXEC
         if direct { flags |= ckvm_o_direct() }
-        let raw = open(path, flags)
+        // Opened non-blocking so that a FIFO cannot hang the caller; cleared once the type is known.
+        let raw = open(path, flags | O_NONBLOCK)
         if raw < 0 { throw OpenError.cannotOpen(path: path, errno: errno) }
         fd = OwnedFileDescriptor(raw)
         self.path = path
@@ -58,6 +59,9 @@ public final class BlockBackend: @unchecked Sendable {
             size = bytes
         default:
             throw OpenError.unsupportedType(path: path)
+        }
+        guard fcntl(raw, F_SETFL, flags & ~(O_RDONLY | O_RDWR | O_CLOEXEC)) == 0 else {
+            throw OpenError.cannotOpen(path: path, errno: errno)
         }
         guard size > 0 else { throw OpenError.empty(path: path) }
         guard size % Self.sectorSize == 0 else { throw OpenError.sizeNotSectorAligned(path: path, size: size) }
