@@ -40,7 +40,7 @@ swift build -c release --static-swift-stdlib --product kata-runtime
 runtime=$(swift build -c release --static-swift-stdlib --show-bin-path)/kata-runtime
 guest/build-initramfs.sh "$work/agent.cpio"
 bundle="$work/bundle"
-rm -rf "$bundle" && mkdir -p "$bundle/rootfs/bin"
+rm -rf "$bundle" && mkdir -p "$bundle"/rootfs/{bin,dev,proc,sys,tmp,etc}
 cp /bin/busybox "$bundle/rootfs/bin/busybox"
 for applet in sh echo uname cat; do ln -s busybox "$bundle/rootfs/bin/$applet"; done
 "$runtime" spec --bundle "$bundle"

@@ -34,6 +34,9 @@ public final class MicroVM: @unchecked Sendable {
     /// Builds the whole VM; nothing runs until `start()`. Throws a one-line error for
     /// every bad input: files, kernel format, sizes, and KVM's refusals.
     public init(config: VmConfig, logger: Logger = Logger(label: "kata-vmm")) throws {
+        // A host that did not mark its process start (a library user such as the runtime's
+        // monitor) measures from here: the VM's construction.
+        _ = ProcessClock.processStart
         self.config = config
         self.logger = logger
         try config.validate()
@@ -126,8 +129,10 @@ public final class MicroVM: @unchecked Sendable {
         }
         self.runners = runners
         runners[0].onFirstRun = { [logger] in
-            let now = ProcessClock.now()
+            // processStart first: a host that never marked it (a library user) gets it set
+            // here, not after `now`, which would wrap the difference.
             let start = ProcessClock.processStart
+            let now = ProcessClock.now()
             if let instanceStart = ProcessClock.instanceStart {
                 // InstanceStart came through the API: report the time since that request too.
                 logger.info("first KVM_RUN \((now.wallNanos &- instanceStart.wallNanos) / 1000) us after InstanceStart (\((now.cpuNanos &- instanceStart.cpuNanos) / 1000) CPU us)")
