@@ -45,7 +45,13 @@ extension LinuxGuestTests {
         @Test(.timeLimit(.minutes(20))) func runPrintsTheOutputAndExitCode() throws {
             guard let harness = try harness() else { return }
             let bundle = try harness.makeBundle(["sh", "-c", "echo hello from the microVM; cat /proc/cmdline >/dev/null; exit 3"])
-            let result = try harness.run(["run", "--bundle", bundle, "vm1"], timeout: 900)
+            var result = try harness.run(["run", "--bundle", bundle, "vm1"], timeout: 900)
+            if result.status >= 128 && result.stdout.isEmpty {
+                // The container's first process died by a signal before printing: the PVM
+                // host's stale-page flaw on freshly exec'd guest processes. One retry.
+                _ = try? harness.run(["delete", "-f", "vm1"])
+                result = try harness.run(["run", "--bundle", bundle, "vm1"], timeout: 900)
+            }
             #expect(result.stdout.contains("hello from the microVM"), "stdout: \(result.stdout)\nstderr: \(result.stderr)")
             #expect(result.status == 3, "\(result.stderr)")
             print("kata-runtime run in a microVM: \(String(format: "%.1f", result.elapsed)) s")
