@@ -40,6 +40,15 @@ import TestSupport
         create.ociSpecJson = try ContainerFixture.spec(rootfs: rootfs, process: ContainerFixture.process(["true"],
             extra: ["capabilities": ["bounding": ["CAP_NOT_A_THING"]]]))
         #expect(await code { _ = try await client.createContainer(create) } == .invalidArgument)
+        // A field of the wrong type is named in the error, with its path.
+        create.ociSpecJson = Data(#"{"ociVersion":"1.0.2","root":{"path":"/"},"process":{"args":["true"],"user":"root"}}"#.utf8)
+        do {
+            _ = try await client.createContainer(create)
+            Issue.record("a string process.user was accepted")
+        } catch AgentClientError.rpc(let error) {
+            #expect(error.rpcCode == .invalidArgument)
+            #expect(error.message.contains("process.user"), "\(error.message)")
+        }
         create.containerID = "../escape"
         create.ociSpecJson = try ContainerFixture.spec(rootfs: rootfs, process: ContainerFixture.process(["true"]))
         #expect(await code { _ = try await client.createContainer(create) } == .invalidArgument)

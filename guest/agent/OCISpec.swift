@@ -17,8 +17,25 @@ struct OCISpec: Decodable {
         do {
             return try JSONDecoder().decode(OCISpec.self, from: Data(bytes))
         } catch {
-            throw .invalid("bad OCI spec: \(error)")
+            throw .invalid("bad OCI spec: \(describeDecodingFailure(error))")
         }
+    }
+}
+
+/// "field.path: what was wrong", so that a refused spec names the field, as runc does.
+func describeDecodingFailure(_ error: any Error) -> String {
+    func path(_ context: DecodingError.Context) -> String {
+        let joined = context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()
+        return joined.isEmpty ? "(top level)" : String(joined.drop { $0 == "." })
+    }
+    guard let failure = error as? DecodingError else { return "\(error)" }
+    switch failure {
+    case .typeMismatch(let type, let context): return "\(path(context)): expected \(type)"
+    case .valueNotFound(let type, let context): return "\(path(context)): expected \(type), found null"
+    case .keyNotFound(let key, let context):
+        return "\(path(context)): missing \(key.stringValue)"
+    case .dataCorrupted(let context): return "\(path(context)): \(context.debugDescription)"
+    @unknown default: return "\(error)"
     }
 }
 
@@ -38,7 +55,7 @@ struct OCIProcess: Decodable {
         do {
             return try JSONDecoder().decode(OCIProcess.self, from: Data(bytes))
         } catch {
-            throw .invalid("bad OCI process: \(error)")
+            throw .invalid("bad OCI process: \(describeDecodingFailure(error))")
         }
     }
 }
