@@ -100,7 +100,6 @@ public struct ContainerLifecycle {
             storage.driver = "blk"
             storage.source = RootfsImage.isBlockDevice(record.rootfs) ? "/dev/vda" : RootfsImage.diskSerial
             storage.fstype = "ext4"
-            storage.options = bundle.spec.root?.readonly == true ? ["ro"] : []
             storage.mountPoint = guestRoot
             request.storages = [storage]
         }

@@ -119,7 +119,9 @@ public struct SandboxMonitor {
                                 vcpuCount: sizing.vcpus, memoryMiB: sizing.memoryMiB, serial: .file(record.consoleLogPath))
         if !hypervisor.disableBlockDeviceUse {
             let image = RootfsImage.isBlockDevice(record.rootfs) ? record.rootfs : record.rootfsImagePath
-            vmConfig.disks = [DiskConfig(path: image, readOnly: spec.root?.readonly ?? false, id: RootfsImage.diskSerial)]
+            // Writable even for `root.readonly`: as runc does, the agent creates the spec's
+            // mount points first and remounts the container's / read-only last.
+            vmConfig.disks = [DiskConfig(path: image, readOnly: false, id: RootfsImage.diskSerial)]
         }
         vmConfig.vsock = VsockConfig(guestCid: 3, udsPath: record.vsockSocketPath)
         vmConfig.rng = true
