@@ -344,6 +344,20 @@ int agent_if_set_mtu(const char *name, int mtu) {
     return result;
 }
 
+int agent_if_rename(const char *name, const char *new_name) {
+    int fd = inet_socket();
+    if (fd < 0) return -1;
+    struct ifreq request;
+    memset(&request, 0, sizeof request);
+    strncpy(request.ifr_name, name, IFNAMSIZ - 1);
+    strncpy(request.ifr_newname, new_name, IFNAMSIZ - 1);
+    int result = ioctl(fd, SIOCSIFNAME, &request);
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return result;
+}
+
 int agent_if_add_ipv4(const char *name, uint32_t address_be, uint32_t netmask_be) {
     int fd = inet_socket();
     if (fd < 0) return -1;

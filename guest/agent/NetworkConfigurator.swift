@@ -7,11 +7,21 @@ import AgentProtocol
 import CAgentSpawn
 
 /// UpdateInterface and UpdateRoutes for IPv4, through the classic ioctls (SIOCSIFADDR,
-/// SIOCSIFNETMASK, SIOCSIFMTU, SIOCSIFFLAGS, SIOCADDRT): one address per interface.
+/// SIOCSIFNETMASK, SIOCSIFMTU, SIOCSIFFLAGS, SIOCSIFNAME, SIOCADDRT): one address per
+/// interface.
 /// IPv6 needs rtnetlink and is answered INVALID_ARGUMENT ("not supported").
 enum NetworkConfigurator {
     static func update(_ interface: Grpc_Interface) throws(AgentError) -> Grpc_Interface {
-        let name = try findInterface(interface)
+        var name = try findInterface(interface)
+        // The guest's interface takes the veth's name, as Kata's agent does, so that the
+        // routes (which name the veth) and the container see what the namespace had.
+        if !interface.name.isEmpty && interface.name != name {
+            guard interface.name.utf8.count < 16, !interface.name.contains("/"), interface.name != ".", interface.name != ".." else {
+                throw .invalid("bad interface name \(interface.name)")
+            }
+            guard agent_if_rename(name, interface.name) == 0 else { throw .errno("rename \(name) to \(interface.name)") }
+            name = interface.name
+        }
         let v4 = interface.ipaddresses.filter { $0.family == .v4 }
         guard v4.count == interface.ipaddresses.count else { throw .invalid("IPv6 addresses are not supported") }
         guard v4.count <= 1 else { throw .invalid("one IPv4 address per interface is supported") }
