@@ -58,9 +58,71 @@ extension LinuxGuestTests {
             #expect(leftovers(harness, "vm1").isEmpty)
         }
 
+        /// A network namespace with one veth (its peer on the host, addressed), as a CNI
+        /// plugin leaves it for a container.
+        struct VethNamespace {
+            let name: String, hostEnd: String, containerEnd: String, subnet: String
+            var path: String { "/var/run/netns/\(name)" }
+            var hostAddress: String { subnet + ".1" }
+            var containerAddress: String { subnet + ".2" }
+
+            static func ip(_ arguments: [String]) throws -> Command.Result { try Command.run("/usr/sbin/ip", arguments, timeout: 20) }
+
+            init?() throws {
+                let suffix = String(UUID().uuidString.prefix(6)).lowercased()
+                name = "rtvm-\(suffix)"
+                hostEnd = "rvh\(suffix)"
+                containerEnd = "rvc\(suffix)"
+                subnet = "10.213.\(Int.random(in: 1...250))"
+                guard try Self.ip(["netns", "add", name]).status == 0 else { return nil }
+                for step in [["link", "add", hostEnd, "type", "veth", "peer", "name", containerEnd],
+                             ["link", "set", containerEnd, "netns", name],
+                             ["addr", "add", hostAddress + "/24", "dev", hostEnd],
+                             ["link", "set", hostEnd, "up"],
+                             ["-n", name, "addr", "add", containerAddress + "/24", "dev", containerEnd],
+                             ["-n", name, "link", "set", containerEnd, "up"]] {
+                    let result = try Self.ip(step)
+                    guard result.status == 0 else {
+                        remove()
+                        throw Fixtures.FixtureError("ip \(step.joined(separator: " ")): \(result.stderr)")
+                    }
+                }
+            }
+
+            var containerMAC: String {
+                let link = (try? Self.ip(["-n", name, "-o", "link", "show", containerEnd]))?.stdout ?? ""
+                guard let range = link.range(of: "link/ether ") else { return "?" }
+                return String(link[range.upperBound...].prefix(17))
+            }
+
+            var links: String { (try? Self.ip(["-n", name, "-o", "link"]))?.stdout ?? "" }
+
+            func remove() {
+                _ = try? Self.ip(["link", "del", hostEnd])
+                _ = try? Self.ip(["netns", "del", name])
+            }
+        }
+
+        /// create/start/exec/kill/delete in one boot, checking on the way: the container's
+        /// network (a veth in its namespace, carried to a guest interface of the same name,
+        /// address and MAC through a tap and tc redirects: TCP to a host peer), a read-only rootfs whose mount points did not
+        /// exist in the bundle, the hostname, and that delete leaves nothing.
         @Test(.timeLimit(.minutes(20))) func createStartExecKillDeleteLeavesNothing() throws {
             guard let harness = try harness() else { return }
-            let bundle = try harness.makeBundle(["sleep", "1000"])
+            let network = try VethNamespace()
+            if network == nil { Issue.record("cannot create a network namespace here") }
+            defer { network?.remove() }
+            let peer = try network.map { try TCPReplyServer(address: $0.hostAddress, port: 7777, reply: "pong-from-host") }
+            defer { peer?.stop() }
+            let bundle = try harness.makeBundle(["sleep", "1000"]) { spec in
+                guard let network, var linux = spec["linux"] as? [String: Any] else { return }
+                var namespaces = (linux["namespaces"] as? [[String: Any]] ?? []).filter { $0["type"] as? String != "network" }
+                namespaces.append(["type": "network", "path": network.path])
+                linux["namespaces"] = namespaces
+                spec["linux"] = linux
+            }
+            // runc's default spec: a read-only rootfs. Its mount points are made by the agent.
+            for dir in ["dev", "proc", "sys"] { try FileManager.default.removeItem(atPath: bundle + "/rootfs/" + dir) }
             let pidFile = harness.directory + "/vm.pid"
             let create = try harness.run(["create", "--bundle", bundle, "--pid-file", pidFile, "vm2"], timeout: 900)
             #expect(create.status == 0, "\(create.stderr)")
@@ -73,14 +135,26 @@ extension LinuxGuestTests {
             let console = (try? String(contentsOfFile: record.consoleLogPath, encoding: .utf8)) ?? ""
             #expect(console.contains("Linux version"), "console.log: \(console.suffix(2000))")
             #expect(try harness.run(["start", "vm2"], timeout: 120).status == 0)
-            var exec = try harness.run(["exec", "vm2", "sh", "-c", "echo exec in the microVM; hostname"], timeout: 200)
-            if exec.status >= 128 && exec.stdout.isEmpty {
+            var script = "echo exec in the microVM; hostname; busybox touch /written 2>/dev/null || echo rootfs-read-only; ls -d /proc/self /sys/kernel"
+            if let network {
+                script += "; busybox ip addr show \(network.containerEnd); echo ping-from-guest | busybox nc -w 60 \(network.hostAddress) 7777"
+            }
+            var exec = try harness.run(["exec", "vm2", "sh", "-c", script], timeout: 300)
+            if exec.status != 0 {
                 // A freshly exec'd guest process can die on a stale page on these PVM hosts
                 // (shared/guest-kernel/README.md): one retry, as the other Linux tests do.
-                exec = try harness.run(["exec", "vm2", "sh", "-c", "echo exec in the microVM; hostname"], timeout: 200)
+                exec = try harness.run(["exec", "vm2", "sh", "-c", script], timeout: 300)
             }
             #expect(exec.status == 0 && exec.stdout.contains("exec in the microVM"), "\(exec.stdout)\n\(exec.stderr)")
             #expect(exec.stdout.contains("kata"))  // the spec's hostname
+            #expect(exec.stdout.contains("rootfs-read-only") && exec.stdout.contains("/sys/kernel"), "\(exec.stdout)")
+            if let network, let peer {
+                #expect(exec.stdout.contains("inet \(network.containerAddress)/24"), "\(exec.stdout)")
+                #expect(exec.stdout.contains(network.containerMAC), "guest eth0 should carry the veth's MAC \(network.containerMAC): \(exec.stdout)")
+                #expect(exec.stdout.contains("pong-from-host"), "\(exec.stdout)\n\(exec.stderr)")
+                #expect(peer.lines.contains("ping-from-guest"), "\(peer.lines)")
+                #expect(network.links.contains("tap0_kata"))
+            }
             #expect(try harness.run(["kill", "vm2", "9"], timeout: 120).status == 0)
             let deadline = Date().addingTimeInterval(120)
             var status = ""
@@ -96,6 +170,10 @@ extension LinuxGuestTests {
             #expect(leftovers(harness, "vm2").isEmpty)
             #expect(vmProcessesAlive(record).isEmpty)
             #expect(!FileManager.default.fileExists(atPath: record.vsockSocketPath))
+            if let network {
+                #expect(!network.links.contains("tap0_kata"), "\(network.links)")
+                #expect(network.links.contains(network.containerEnd))  // the veth stays
+            }
         }
     }
 }
