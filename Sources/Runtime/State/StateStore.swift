@@ -29,15 +29,13 @@ public struct StateStore: Sendable {
 
     public func directory(of id: String) -> String { root + "/" + id }
 
+    /// Rootfs images made before, shared by the containers of this root. '@' is not
+    /// allowed in a container id, so no container's directory can take this name.
+    public var rootfsImageCache: RootfsImageCache { RootfsImageCache(directory: root + "/@rootfs-cache") }
+
     /// A short, stable directory for the container's sockets: root and id hashed (FNV-1a).
     public func socketDirectory(of id: String) -> String {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in (root + "\u{0}" + id).utf8 {
-            hash ^= UInt64(byte)
-            hash &*= 0x100_0000_01b3
-        }
-        let hex = String(hash, radix: 16)
-        return socketBase + "/" + String(repeating: "0", count: 16 - hex.count) + hex
+        socketBase + "/" + FNV1a.hex(FNV1a.hash(root + "\u{0}" + id))
     }
 
     /// Makes the container's directory; fails if the id is taken.
