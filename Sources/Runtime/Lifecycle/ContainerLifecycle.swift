@@ -67,7 +67,8 @@ public struct ContainerLifecycle {
         try store.save(record)
 
         if debugSocket == nil && !context.config.hypervisor.disableBlockDeviceUse {
-            _ = try RootfsImage.prepare(rootfs: bundle.rootfsPath, imagePath: record.rootfsImagePath, log: context.debug)
+            _ = try RootfsImage.prepare(rootfs: bundle.rootfsPath, imagePath: record.rootfsImagePath,
+                                        cache: store.rootfsImageCache, log: context.debug)
         }
         if debugSocket == nil, context.config.runtime.internetworkingModel == "tcfilter",
            let netns = bundle.spec.networkNamespacePath {

@@ -18,11 +18,36 @@ public struct RootfsImage: Sendable, Equatable {
         return stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFBLK
     }
 
-    /// Builds `imagePath` from `rootfs` (or returns the device). Size: the tree's allocated
-    /// bytes plus a third, plus 64 MiB of headroom for the container's writes.
-    public static func prepare(rootfs: String, imagePath: String, log: (String) -> Void = { _ in }) throws -> RootfsImage {
+    /// Builds `imagePath` from `rootfs` (or returns the device): copied from `cache` when
+    /// the tree was made into an image before, else made with `mke2fs -d` (and stored in
+    /// the cache). Size: the tree's allocated bytes plus a third, plus 64 MiB of headroom
+    /// for the container's writes. A cache that cannot be written is logged and skipped.
+    public static func prepare(rootfs: String, imagePath: String, cache: RootfsImageCache? = nil,
+                               log: (String) -> Void = { _ in }) throws -> RootfsImage {
         if isBlockDevice(rootfs) { return RootfsImage(path: rootfs, isBlockDevice: true) }
-        let used = try treeSize(rootfs)
+        let fingerprint = try RootfsFingerprint(directory: rootfs)
+        if let cache {
+            unlink(imagePath)
+            do {
+                if try cache.copy(fingerprint, to: imagePath) {
+                    log("rootfs image \(imagePath): from the cache (\(cache.directory)) for \(rootfs)")
+                    return RootfsImage(path: imagePath, isBlockDevice: false)
+                }
+            } catch {
+                log("rootfs image cache: \(error); making the image")
+                unlink(imagePath)
+            }
+        }
+        try makeImage(rootfs: rootfs, imagePath: imagePath, allocatedBytes: fingerprint.allocatedBytes)
+        log("rootfs image \(imagePath): made from \(rootfs)")
+        if let cache {
+            do { try cache.store(imagePath, for: fingerprint) } catch { log("rootfs image cache: cannot store: \(error)") }
+        }
+        return RootfsImage(path: imagePath, isBlockDevice: false)
+    }
+
+    /// `mke2fs -d` of the tree into a new sparse file.
+    static func makeImage(rootfs: String, imagePath: String, allocatedBytes used: Int) throws {
         let size = ((used + used / 3 + (64 << 20)) + (1 << 20) - 1) & ~((1 << 20) - 1)
         let fd = open(imagePath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw SystemCallError("create \(imagePath)") }
@@ -53,20 +78,5 @@ public struct RootfsImage: Sendable, Equatable {
             unlink(imagePath)
             throw RuntimeError("mke2fs -d \(rootfs) failed (\(termination)): \(text.trimmingCharacters(in: .whitespacesAndNewlines))")
         }
-        log("rootfs image \(imagePath): \(size >> 20) MiB from \(rootfs)")
-        return RootfsImage(path: imagePath, isBlockDevice: false)
-    }
-
-    /// Allocated bytes under `root` (not following symlinks).
-    static func treeSize(_ root: String) throws -> Int {
-        var total = 0
-        guard let enumerator = FileManager.default.enumerator(atPath: root) else {
-            throw RuntimeError("rootfs \(root): cannot be listed")
-        }
-        var info = stat()
-        for case let relative as String in enumerator {
-            if lstat(root + "/" + relative, &info) == 0 { total += Int(info.st_blocks) * 512 + 4096 }
-        }
-        return total
     }
 }
