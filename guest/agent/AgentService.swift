@@ -56,6 +56,14 @@ struct AgentService {
             try sandbox.process(request.containerID, request.execID).signal(Int32(request.signal))
             return Grpc_Empty()
         }
+        router.register(service, "PauseContainer") { (request: Grpc_PauseContainerRequest) -> Grpc_Empty in
+            try sandbox.setPaused(request.containerID, true)
+            return Grpc_Empty()
+        }
+        router.register(service, "ResumeContainer") { (request: Grpc_ResumeContainerRequest) -> Grpc_Empty in
+            try sandbox.setPaused(request.containerID, false)
+            return Grpc_Empty()
+        }
         router.register(service, "WaitProcess") { (request: Grpc_WaitProcessRequest) -> Grpc_WaitProcessResponse in
             let process = try sandbox.process(request.containerID, request.execID)
             var response = Grpc_WaitProcessResponse()

@@ -11,6 +11,8 @@ import AgentProtocol
 final class ContainerCgroup {
     private(set) var directories: [String] = []
     private var controllerDirectory: [CgroupLayout.Controller: (path: String, isV2: Bool)] = [:]
+    /// The container's cgroup2 directory, if cgroup2 is mounted: where it is frozen.
+    private(set) var unifiedDirectory: String?
 
     init(layout: CgroupLayout, parentName: String, name: String, resources: OCIResources?) throws(AgentError) {
         var created: [String: Bool] = [:]
@@ -37,13 +39,17 @@ final class ContainerCgroup {
             }
             controllerDirectory[controller] = (path, placement.isV2)
         }
-        if directories.isEmpty, let unified = layout.unifiedDirectory {
-            // No controllers at all: still group the processes (stats, kill) on cgroup2.
+        if !unique.contains(where: { $0.1 }), let unified = layout.unifiedDirectory {
+            // No controller on cgroup2 (a hybrid host): still group the processes there,
+            // for cgroup.kill and cgroup.freeze.
             let parent = unified + "/" + parentName
             try makeDirectories(parent)
             let path = parent + "/" + name
             if mkdir(path, 0o755) != 0 && errno != EEXIST { throw .errno("mkdir \(path)") }
             directories.append(path)
+            unifiedDirectory = path
+        } else {
+            unifiedDirectory = unique.first(where: { $0.1 })?.0
         }
         do {
             try apply(resources)
@@ -123,6 +129,24 @@ final class ContainerCgroup {
             return
         }
         for pid in pids() { kill(pid, SIGKILL) }
+    }
+
+    /// Freezes or thaws every process of the container (cgroup2's cgroup.freeze) and
+    /// waits, up to `timeoutMilliseconds`, for cgroup.events to report it done.
+    func setFrozen(_ frozen: Bool, timeoutMilliseconds: Int = 10_000) throws(AgentError) {
+        guard let path = unifiedDirectory, access(path + "/cgroup.freeze", F_OK) == 0 else {
+            throw .precondition("no cgroup2 freezer for this container (cgroup.freeze needs Linux 5.2 and cgroup2)")
+        }
+        try writeSmallFile(path + "/cgroup.freeze", frozen ? "1" : "0")
+        let wanted = frozen ? "frozen 1" : "frozen 0"
+        var waited = 0
+        while waited < timeoutMilliseconds {
+            let events = readSmallFile(path + "/cgroup.events") ?? ""
+            if events.split(separator: "\n").contains(where: { $0 == wanted }) { return }
+            usleep(5_000)
+            waited += 5
+        }
+        throw .system(errno: ETIMEDOUT, "\(frozen ? "freeze" : "thaw") \(path): cgroup.events never said \(wanted)")
     }
 
     /// Removes the directories (empty cgroups only; retried briefly while the killed

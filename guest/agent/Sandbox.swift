@@ -150,6 +150,11 @@ final class Sandbox: @unchecked Sendable {
         }
     }
 
+    /// Pause (true) or resume (false): the container's cgroup frozen or thawed.
+    func setPaused(_ id: String, _ paused: Bool) throws(AgentError) {
+        try container(id).cgroup.setFrozen(paused)
+    }
+
     func process(_ containerID: String, _ execID: String) throws(AgentError) -> ContainerProcess {
         try container(containerID).process(execID)
     }
