@@ -27,6 +27,9 @@ import TestSupport
         #expect(await code { _ = try await client.wait("missing") } == .notFound)
         #expect(await code { try await client.signal("missing", SIGKILL) } == .notFound)
         #expect(await code { try await client.remove("missing") } == .notFound)
+        var pause = Grpc_PauseContainerRequest()
+        pause.containerID = "missing"
+        #expect(await code { _ = try await client.pauseContainer(pause) } == .notFound)
 
         let rootfs = try ContainerFixture.makeRootfs()
         var create = Grpc_CreateContainerRequest()

@@ -135,6 +135,12 @@ extension LinuxGuestTests {
             let console = (try? String(contentsOfFile: record.consoleLogPath, encoding: .utf8)) ?? ""
             #expect(console.contains("Linux version"), "console.log: \(console.suffix(2000))")
             #expect(try harness.run(["start", "vm2"], timeout: 120).status == 0)
+            // pause/resume: the guest's cgroup2 freezer, through the agent.
+            let pause = try harness.run(["pause", "vm2"], timeout: 120)
+            #expect(pause.status == 0, "\(pause.stderr)")
+            #expect(try harness.run(["state", "vm2"]).stdout.contains("\"paused\""))
+            let resume = try harness.run(["resume", "vm2"], timeout: 120)
+            #expect(resume.status == 0, "\(resume.stderr)")
             var script = "echo exec in the microVM; hostname; busybox touch /written 2>/dev/null || echo rootfs-read-only; ls -d /proc/self /sys/kernel"
             if let network {
                 script += "; busybox ip addr show \(network.containerEnd); echo ping-from-guest | busybox nc -w 60 \(network.hostAddress) 7777"

@@ -85,6 +85,44 @@ final class HostAgent {
         #expect(harness.leftovers("t0").isEmpty)
     }
 
+    @Test func pauseFreezesAndResumeThaws() throws {
+        let agent = try HostAgent()
+        defer { agent.stop() }
+        let harness = try RuntimeHarness(config: agent.configuration)
+        let bundle = try harness.makeBundle(["sh", "-c", "while true; do echo tick >> /tmp/ticks; sleep 0.05; done"]) { spec in
+            spec["root"] = ["path": "rootfs", "readonly": false]  // the ticks land in the bundle, where the test counts them
+        }
+        let ticks = bundle + "/rootfs/tmp/ticks"
+        func count() -> Int { ((try? String(contentsOfFile: ticks, encoding: .utf8)) ?? "").split(separator: "\n").count }
+        #expect(try harness.run(["create", "--bundle", bundle, "p1"]).status == 0)
+        defer { _ = try? harness.run(["delete", "-f", "p1"]) }
+        #expect(try harness.run(["pause", "p1"]).status != 0)  // created, not running
+        #expect(try harness.run(["start", "p1"]).status == 0)
+        #expect(waitFor { count() > 0 })
+
+        let pause = try harness.run(["pause", "p1"])
+        #expect(pause.status == 0, "\(pause.stderr)")
+        #expect(try state(harness, "p1")["status"] as? String == "paused")
+        let frozenAt = count()
+        usleep(600_000)
+        #expect(count() == frozenAt, "the container kept running while paused")
+        let exec = try harness.run(["exec", "p1", "true"])
+        #expect(exec.status != 0 && exec.stderr.contains("paused"), "\(exec.stderr)")
+        #expect(try harness.run(["delete", "p1"]).status != 0)
+        #expect(try harness.run(["pause", "p1"]).status != 0)
+
+        let resume = try harness.run(["resume", "p1"])
+        #expect(resume.status == 0, "\(resume.stderr)")
+        #expect(try state(harness, "p1")["status"] as? String == "running")
+        #expect(waitFor { count() > frozenAt + 2 })
+        #expect(try harness.run(["resume", "p1"]).status != 0)
+
+        // A paused container can be killed and force-deleted.
+        #expect(try harness.run(["pause", "p1"]).status == 0)
+        #expect(try harness.run(["delete", "--force", "p1"]).status == 0)
+        #expect(harness.leftovers("p1").isEmpty)
+    }
+
     @Test func createStartStateExecPsKillDelete() throws {
         let agent = try HostAgent()
         let harness = try RuntimeHarness(config: agent.configuration)

@@ -90,6 +90,14 @@ public final class AgentClient: Sendable {
         try await call(AgentServiceName.agent, "SignalProcess", request, timeout: timeout)
     }
 
+    public func pauseContainer(_ request: Grpc_PauseContainerRequest, timeout: Duration? = nil) async throws -> Grpc_Empty {
+        try await call(AgentServiceName.agent, "PauseContainer", request, timeout: timeout)
+    }
+
+    public func resumeContainer(_ request: Grpc_ResumeContainerRequest, timeout: Duration? = nil) async throws -> Grpc_Empty {
+        try await call(AgentServiceName.agent, "ResumeContainer", request, timeout: timeout)
+    }
+
     public func waitProcess(_ request: Grpc_WaitProcessRequest, timeout: Duration? = nil) async throws -> Grpc_WaitProcessResponse {
         try await call(AgentServiceName.agent, "WaitProcess", request, timeout: timeout)
     }

@@ -267,7 +267,7 @@ public struct ContainerLifecycle {
         try store.withLock(id) {
             let record = try store.load(id)
             let status = StateStore.effectiveStatus(record)
-            guard status == .created || status == .running else { throw RuntimeError("container not running") }
+            guard status == .created || status == .running || status == .paused else { throw RuntimeError("container not running") }
             do {
                 let session = try AgentSession(endpoint: record.agentEndpoint, timeout: .seconds(10))
                 defer { session.close() }
@@ -288,6 +288,45 @@ public struct ContainerLifecycle {
         }
     }
 
+    // MARK: pause, resume
+
+    /// Freezes the container's processes in the guest (the agent's cgroup freezer), as
+    /// runc's pause does on the host; the VM itself keeps running (the agent answers).
+    public func pause(id: String) throws {
+        try store.withLock(id) {
+            var record = try store.load(id)
+            let status = StateStore.effectiveStatus(record)
+            guard status == .running else { throw RuntimeError("container not running") }
+            try setFrozen(record, true)
+            record.status = .paused
+            try store.save(record)
+        }
+    }
+
+    public func resume(id: String) throws {
+        try store.withLock(id) {
+            var record = try store.load(id)
+            guard StateStore.effectiveStatus(record) == .paused else { throw RuntimeError("container not paused") }
+            try setFrozen(record, false)
+            record.status = .running
+            try store.save(record)
+        }
+    }
+
+    func setFrozen(_ record: ContainerRecord, _ frozen: Bool) throws {
+        let session = try AgentSession(endpoint: record.agentEndpoint, timeout: .seconds(30))
+        defer { session.close() }
+        if frozen {
+            var request = Grpc_PauseContainerRequest()
+            request.containerID = record.id
+            try session.call("PauseContainer") { [request] client in try await client.pauseContainer(request) }
+        } else {
+            var request = Grpc_ResumeContainerRequest()
+            request.containerID = record.id
+            try session.call("ResumeContainer") { [request] client in try await client.resumeContainer(request) }
+        }
+    }
+
     // MARK: delete
 
     public func delete(id: String, force: Bool) throws {
@@ -295,9 +334,10 @@ public struct ContainerLifecycle {
             try store.withLock(id) {
                 let record = try store.load(id)
                 let status = StateStore.effectiveStatus(record)
-                if status == .running && !force {
+                if (status == .running || status == .paused) && !force {
                     throw RuntimeError("cannot delete container \(id) that is not stopped: \(status.rawValue)")
                 }
+                if status == .paused { try? setFrozen(record, false) }  // frozen processes would hold up the removal
                 destroy(record, runPoststop: true)
             }
         } catch let error as RuntimeError where error == .notExist(id) && force {
@@ -386,6 +426,7 @@ public struct ContainerLifecycle {
         try store.withLock(id) {
             var record = try store.load(id)
             let status = StateStore.effectiveStatus(record)
+            if status == .paused { throw RuntimeError("cannot exec in a paused container") }
             guard status == .running || status == .created else { throw RuntimeError("cannot exec in a stopped container") }
             if options.terminal && options.consoleSocket == nil && options.detach {
                 throw RuntimeError("cannot allocate tty if runc will detach without setting console socket")

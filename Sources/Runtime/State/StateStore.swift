@@ -137,12 +137,12 @@ public struct StateStore: Sendable {
             // A create that died half-way: the monitor is gone.
             if let monitor = record.monitor, monitor.isAlive { return .creating }
             return .stopped
-        case .created, .running:
+        case .created, .running, .paused:
             if record.exitStatus != nil { return .stopped }
             guard let initProcess = record.initProcess, initProcess.isAlive else { return .stopped }
             guard let monitor = record.monitor, monitor.isAlive else { return .stopped }
             return record.status
-        case .stopped, .paused:
+        case .stopped:
             return record.status
         }
     }

@@ -211,20 +211,22 @@ struct Ps: ParsableCommand {
 }
 
 struct Pause: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Not supported: the guest's processes cannot be frozen yet.")
+    static let configuration = CommandConfiguration(abstract: "Freeze every process of the container (cgroup freezer in the guest).")
     @OptionGroup var global: GlobalOptions
     @Argument var id: String
     func run() throws {
-        try Invocation(global).perform { throw RuntimeError("pause is not supported by kata-runtime yet") }
+        let invocation = Invocation(global)
+        try invocation.perform { try ContainerLifecycle(context: try invocation.context()).pause(id: id) }
     }
 }
 
 struct Resume: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Not supported: the guest's processes cannot be frozen yet.")
+    static let configuration = CommandConfiguration(abstract: "Thaw the processes of a paused container.")
     @OptionGroup var global: GlobalOptions
     @Argument var id: String
     func run() throws {
-        try Invocation(global).perform { throw RuntimeError("resume is not supported by kata-runtime yet") }
+        let invocation = Invocation(global)
+        try invocation.perform { try ContainerLifecycle(context: try invocation.context()).resume(id: id) }
     }
 }
 
