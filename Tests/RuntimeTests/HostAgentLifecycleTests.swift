@@ -123,6 +123,27 @@ final class HostAgent {
         #expect(harness.leftovers("p1").isEmpty)
     }
 
+    /// kill signals the init only (here a shell that, as its namespace's PID 1, ignores
+    /// SIGTERM); kill --all reaches its child too.
+    @Test func killAllSignalsEveryProcess() throws {
+        let agent = try HostAgent()
+        defer { agent.stop() }
+        let harness = try RuntimeHarness(config: agent.configuration)
+        let bundle = try harness.makeBundle(["sh", "-c", "sleep 1000; echo > /tmp/child-gone; sleep 1000"]) { spec in
+            spec["root"] = ["path": "rootfs", "readonly": false]
+        }
+        let marker = bundle + "/rootfs/tmp/child-gone"
+        #expect(try harness.run(["run", "-d", "--bundle", bundle, "k1"]).status == 0)
+        defer { _ = try? harness.run(["delete", "-f", "k1"]) }
+        #expect(waitFor { (try? harness.run(["ps", "--format", "json", "k1"]).stdout.split(separator: ",").count) == 2 })
+        #expect(try harness.run(["kill", "k1", "TERM"]).status == 0)
+        usleep(500_000)
+        #expect(!FileManager.default.fileExists(atPath: marker))
+        #expect(try harness.run(["kill", "--all", "k1", "TERM"]).status == 0)
+        #expect(waitFor { FileManager.default.fileExists(atPath: marker) })
+        #expect(try state(harness, "k1")["status"] as? String == "running")
+    }
+
     @Test func createStartStateExecPsKillDelete() throws {
         let agent = try HostAgent()
         let harness = try RuntimeHarness(config: agent.configuration)

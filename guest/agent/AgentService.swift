@@ -53,7 +53,11 @@ struct AgentService {
         }
         router.register(service, "SignalProcess") { (request: Grpc_SignalProcessRequest) -> Grpc_Empty in
             guard request.signal > 0, request.signal < 65 else { throw AgentError.invalid("invalid signal \(request.signal)") }
-            try sandbox.process(request.containerID, request.execID).signal(Int32(request.signal))
+            if request.all {
+                try sandbox.container(request.containerID).signalAll(Int32(request.signal))
+            } else {
+                try sandbox.process(request.containerID, request.execID).signal(Int32(request.signal))
+            }
             return Grpc_Empty()
         }
         router.register(service, "PauseContainer") { (request: Grpc_PauseContainerRequest) -> Grpc_Empty in

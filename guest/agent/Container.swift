@@ -69,6 +69,15 @@ final class Container: @unchecked Sendable {
         }
     }
 
+    /// Sends `number` to every process in the container's cgroup (runc's kill --all).
+    func signalAll(_ number: Int32) throws(AgentError) {
+        let pids = cgroup.pids()
+        guard !pids.isEmpty else { throw .notFound("container \(id) has no processes") }
+        for pid in pids where kill(pid, number) != 0 && errno != ESRCH {
+            throw .errno("kill(\(pid), \(number))")
+        }
+    }
+
     /// Kills every process of the container, waits up to `timeoutMilliseconds` for the
     /// init to be reaped, releases the cgroups and unmounts the storages.
     func destroy(timeoutMilliseconds: Int) throws(AgentError) {

@@ -206,6 +206,9 @@ public nonisolated struct Grpc_SignalProcessRequest: Sendable {
 
   public var signal: UInt32 = 0
 
+  /// Every process in the container's cgroup (runc's kill --all); exec_id is ignored.
+  public var all: Bool = false
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -993,7 +996,7 @@ nonisolated extension Grpc_ExecProcessRequest: SwiftProtobuf.Message, SwiftProto
 
 nonisolated extension Grpc_SignalProcessRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SignalProcessRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}container_id\0\u{3}exec_id\0\u{1}signal\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}container_id\0\u{3}exec_id\0\u{1}signal\0\u{1}all\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1004,6 +1007,7 @@ nonisolated extension Grpc_SignalProcessRequest: SwiftProtobuf.Message, SwiftPro
       case 1: try { try decoder.decodeSingularStringField(value: &self.containerID) }()
       case 2: try { try decoder.decodeSingularStringField(value: &self.execID) }()
       case 3: try { try decoder.decodeSingularUInt32Field(value: &self.signal) }()
+      case 4: try { try decoder.decodeSingularBoolField(value: &self.all) }()
       default: break
       }
     }
@@ -1019,6 +1023,9 @@ nonisolated extension Grpc_SignalProcessRequest: SwiftProtobuf.Message, SwiftPro
     if self.signal != 0 {
       try visitor.visitSingularUInt32Field(value: self.signal, fieldNumber: 3)
     }
+    if self.all != false {
+      try visitor.visitSingularBoolField(value: self.all, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1026,6 +1033,7 @@ nonisolated extension Grpc_SignalProcessRequest: SwiftProtobuf.Message, SwiftPro
     if lhs.containerID != rhs.containerID {return false}
     if lhs.execID != rhs.execID {return false}
     if lhs.signal != rhs.signal {return false}
+    if lhs.all != rhs.all {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -274,6 +274,7 @@ public struct ContainerLifecycle {
                 var request = Grpc_SignalProcessRequest()
                 request.containerID = id
                 request.signal = UInt32(signal)
+                request.all = all
                 try session.call("SignalProcess") { [request] client in try await client.signalProcess(request) }
                 if status == .created && (signal == SIGKILL || signal == SIGTERM), let shim = record.initProcess, shim.isAlive {
                     // Not started yet: the shim waits on the start fifo, not on the process.
