@@ -100,6 +100,39 @@ import TestSupport
         #expect(try await client.check().status == .serving)
     }
 
+    /// A client that opens connections without end gets the extra ones closed; the agent
+    /// serves again once some are released.
+    @Test func connectionsBeyondTheCapAreClosed() throws {
+        let agent = try AgentHarness()
+        defer { agent.stop() }
+        func healthCheck(_ raw: RawConnection) throws -> Bool {
+            var check = Ttrpc_Request()
+            check.service = AgentServiceName.health
+            check.method = "Check"
+            check.payload = try Grpc_CheckRequest().serializedData()
+            // A closed connection fails the send (EPIPE) or the read (end of stream).
+            guard (try? raw.channel.writeFrame(TTRPCFrame(streamID: 1, type: .request, payload: try check.serializedBytes()))) != nil,
+                  let frame = try? raw.channel.readFrame() else { return false }
+            return (try? Ttrpc_Response(serializedBytes: frame.payload))?.status.code == 0
+        }
+        // The harness's own client holds one connection.
+        var held: [RawConnection] = []
+        for _ in 0..<127 {
+            let raw = try RawConnection(path: agent.socketPath)
+            #expect(try healthCheck(raw))
+            held.append(raw)
+        }
+        let refused = try RawConnection(path: agent.socketPath)
+        #expect(try !healthCheck(refused), "connection 129 should be closed by the agent")
+        held.removeLast(10)
+        var served = false
+        for _ in 0..<50 where !served {
+            served = (try? healthCheck(try RawConnection(path: agent.socketPath))) ?? false
+            if !served { usleep(100_000) }
+        }
+        #expect(served)
+    }
+
     @Test func malformedFramesDoNotStopTheAgent() async throws {
         let agent = try AgentHarness()
         defer { agent.stop() }

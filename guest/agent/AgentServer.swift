@@ -15,6 +15,13 @@ import FoundationEssentials
 final class AgentServer: @unchecked Sendable {
     /// Requests in flight on one connection; more are answered RESOURCE_EXHAUSTED.
     static let maxInFlightPerConnection = 256
+    /// Connections served at once; more are closed at accept. The runtime holds a few
+    /// (the monitor, one shim per process, a command); a client that leaks connections
+    /// must not exhaust the guest's threads and memory.
+    static let maxConnections = 128
+
+    private let connections = Monitor()
+    private var connectionCount = 0
 
     private let router: RPCRouter
     private let log: AgentLog
@@ -35,10 +42,24 @@ final class AgentServer: @unchecked Sendable {
                 }
                 AgentLog.fatal("accept on the agent socket: \(String(cString: strerror(errno)))")
             }
+            let admitted = connections.locked { () -> Bool in
+                guard connectionCount < AgentServer.maxConnections else { return false }
+                connectionCount += 1
+                return true
+            }
+            guard admitted else {
+                log.error("\(AgentServer.maxConnections) connections open: closing a new one")
+                close(fd)
+                continue
+            }
             let channel = FrameChannel(fd: fd)
             do {
-                try DetachedThread.start { [self] in self.serveConnection(channel) }
+                try DetachedThread.start { [self] in
+                    self.serveConnection(channel)
+                    connections.locked { connectionCount -= 1 }
+                }
             } catch {
+                connections.locked { connectionCount -= 1 }
                 log.error("cannot serve a connection: \(error)")
             }
         }
