@@ -47,7 +47,16 @@ public struct ChildProcess {
             cEnv.forEach { free($0) }
         }
         var pid: pid_t = 0
-        let status = posix_spawn(&pid, path, &actions, &attributes, cArgv, cEnv)
+        var status = posix_spawn(&pid, path, &actions, &attributes, cArgv, cEnv)
+        // ETXTBSY: a program (a hook script) just written is still open for writing in some
+        // process, typically a child forked elsewhere while the writer's fd was open. That
+        // fd goes away with the child's exec; retry briefly, as containerd does.
+        var retries = 0
+        while status == ETXTBSY && retries < 50 {
+            usleep(20_000)
+            retries += 1
+            status = posix_spawn(&pid, path, &actions, &attributes, cArgv, cEnv)
+        }
         guard status == 0 else { throw SystemCallError("spawning \(path)", errno: status) }
         return ChildProcess(pid: pid)
     }
