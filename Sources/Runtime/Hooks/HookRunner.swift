@@ -93,6 +93,15 @@ public struct HookRunner {
                 throw HookError(description: "timed out after \(hook.timeout ?? 0) s and was killed")
             }
         }
+        // What the hook wrote just before exiting is still in the pipe: take it without
+        // waiting for end of file (a child of the hook may hold the pipe open).
+        while outputOpen {
+            var pfd = pollfd(fd: outputPipe.read, events: Int16(POLLIN), revents: 0)
+            guard Glibc.poll(&pfd, 1, 0) > 0 else { break }
+            let count = buffer.withUnsafeMutableBytes { read(outputPipe.read, $0.baseAddress, $0.count) }
+            guard count > 0 else { break }
+            if output.count < 4096 { output += buffer[0..<count] }
+        }
         close(outputPipe.read)
         let text = String(decoding: output, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         switch termination {
