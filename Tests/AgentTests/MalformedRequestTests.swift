@@ -27,6 +27,37 @@ import TestSupport
         #expect(await code { _ = try await client.wait("missing") } == .notFound)
         #expect(await code { try await client.signal("missing", SIGKILL) } == .notFound)
         #expect(await code { try await client.remove("missing") } == .notFound)
+        // UpdateInterface checks everything before touching the interface (here the agent
+        // shares the host's network: only refused requests are sent, on `lo`).
+        var interface = Grpc_UpdateInterfaceRequest()
+        interface.interface.name = "no-such-if0"
+        #expect(await code { _ = try await client.updateInterface(interface) } == .notFound)
+        interface.interface.name = "lo"
+        var v6 = Grpc_IPAddress()
+        v6.family = .v6
+        v6.address = "fd00::2"
+        v6.mask = "64"
+        interface.interface.ipaddresses = [v6]
+        #expect(await code { _ = try await client.updateInterface(interface) } == .invalidArgument)
+        var v4 = Grpc_IPAddress()
+        v4.family = .v4
+        v4.address = "127.0.0.1"
+        v4.mask = "33"
+        interface.interface.ipaddresses = [v4]
+        #expect(await code { _ = try await client.updateInterface(interface) } == .invalidArgument)
+        v4.mask = "8"
+        v4.address = "127.0.0.256"
+        interface.interface.ipaddresses = [v4]
+        #expect(await code { _ = try await client.updateInterface(interface) } == .invalidArgument)
+        interface.interface.ipaddresses = []
+        interface.interface.mtu = 1 << 20
+        #expect(await code { _ = try await client.updateInterface(interface) } == .invalidArgument)
+        interface.interface.hwAddr = ""
+        interface.interface.mtu = 0
+        interface.interface.device = "lo"
+        interface.interface.name = "bad/name"
+        #expect(await code { _ = try await client.updateInterface(interface) } == .invalidArgument)
+
         var pause = Grpc_PauseContainerRequest()
         pause.containerID = "missing"
         #expect(await code { _ = try await client.pauseContainer(pause) } == .notFound)

@@ -13,6 +13,19 @@ import CAgentSpawn
 enum NetworkConfigurator {
     static func update(_ interface: Grpc_Interface) throws(AgentError) -> Grpc_Interface {
         var name = try findInterface(interface)
+        let v4 = interface.ipaddresses.filter { $0.family == .v4 }
+        guard v4.count == interface.ipaddresses.count else { throw .invalid("IPv6 addresses are not supported") }
+        guard v4.count <= 1 else { throw .invalid("one IPv4 address per interface is supported") }
+        guard interface.mtu <= 65535 else { throw .invalid("bad MTU \(interface.mtu)") }
+        // Everything is checked before the interface is touched.
+        var address: (UInt32, Int)?
+        if let first = v4.first {
+            let ip = try parseIPv4(first.address)
+            guard let prefix = Int(first.mask.isEmpty ? "32" : first.mask), prefix >= 0, prefix <= 32 else {
+                throw .invalid("bad prefix length \(first.mask)")
+            }
+            address = (ip, prefix)
+        }
         // The guest's interface takes the veth's name, as Kata's agent does, so that the
         // routes (which name the veth) and the container see what the namespace had.
         if !interface.name.isEmpty && interface.name != name {
@@ -22,17 +35,10 @@ enum NetworkConfigurator {
             guard agent_if_rename(name, interface.name) == 0 else { throw .errno("rename \(name) to \(interface.name)") }
             name = interface.name
         }
-        let v4 = interface.ipaddresses.filter { $0.family == .v4 }
-        guard v4.count == interface.ipaddresses.count else { throw .invalid("IPv6 addresses are not supported") }
-        guard v4.count <= 1 else { throw .invalid("one IPv4 address per interface is supported") }
         if interface.mtu > 0 {
-            guard interface.mtu <= 65535, agent_if_set_mtu(name, Int32(interface.mtu)) == 0 else { throw .errno("set mtu of \(name)") }
+            guard agent_if_set_mtu(name, Int32(interface.mtu)) == 0 else { throw .errno("set mtu of \(name)") }
         }
-        if let address = v4.first {
-            let ip = try parseIPv4(address.address)
-            guard let prefix = Int(address.mask.isEmpty ? "32" : address.mask), prefix >= 0, prefix <= 32 else {
-                throw .invalid("bad prefix length \(address.mask)")
-            }
+        if let (ip, prefix) = address {
             guard agent_if_add_ipv4(name, ip.bigEndian, netmask(prefix).bigEndian) == 0 else { throw .errno("set address of \(name)") }
         }
         guard agent_if_up(name) == 0 else { throw .errno("bring up \(name)") }
