@@ -12,7 +12,7 @@ struct KataRuntime: ParsableCommand {
         version: "kata-runtime version \(version)\nspec: \(Spec.version)",
         subcommands: [
             Create.self, Start.self, State.self, Kill.self, Delete.self, Run.self, Exec.self, Ps.self, List.self,
-            Features.self, SpecCommand.self, Version.self, Env.self, Check.self, Pause.self, Resume.self,
+            Features.self, SpecCommand.self, Version.self, Env.self, Check.self, Pause.self, Resume.self, Update.self,
             SandboxMonitorCommand.self, ProcessShimCommand.self,
         ])
 }

@@ -144,6 +144,37 @@ final class HostAgent {
         #expect(try state(harness, "k1")["status"] as? String == "running")
     }
 
+    /// update sets the container's cgroup limits: with --pids-limit 3 the container
+    /// cannot fork three more processes; with -1 it can again.
+    @Test func updateChangesTheLimits() throws {
+        let agent = try HostAgent()
+        defer { agent.stop() }
+        let harness = try RuntimeHarness(config: agent.configuration)
+        let bundle = try harness.makeBundle(["sh", "-c", "while true; do sleep 1; done"])
+        #expect(try harness.run(["run", "-d", "--bundle", bundle, "u1"]).status == 0)
+        defer { _ = try? harness.run(["delete", "-f", "u1"]) }
+        let forks = ["exec", "u1", "sh", "-c", "sleep 1 & sleep 1 & sleep 1 & wait; echo forked"]
+        #expect(try harness.run(forks).stdout.contains("forked"))
+
+        let limit = try harness.run(["update", "--pids-limit", "3", "u1"])
+        #expect(limit.status == 0, "\(limit.stderr)")
+        let limited = try harness.run(forks)
+        #expect(!limited.stdout.contains("forked"), "\(limited.stdout) \(limited.stderr)")
+
+        // The same through --resources on stdin, as containerd passes it.
+        let lifted = try harness.run(["update", "--resources", "-", "u1"], stdin: #"{"pids":{"limit":-1}}"#)
+        #expect(lifted.status == 0, "\(lifted.stderr)")
+        #expect(try harness.run(forks).stdout.contains("forked"))
+
+        let memory = try harness.run(["update", "--memory", "256m", "--cpu-quota", "50000", "--cpu-period", "100000", "u1"])
+        #expect(memory.status == 0, "\(memory.stderr)")
+        let bad = try harness.run(["update", "--memory", "12x", "u1"])
+        #expect(bad.status != 0 && bad.stderr.contains("--memory"), "\(bad.stderr)")
+        let garbage = try harness.run(["update", "--resources", "-", "u1"], stdin: "{not json")
+        #expect(garbage.status != 0 && garbage.stderr.contains("--resources"), "\(garbage.stderr)")
+        #expect(try harness.run(["update", "--pids-limit", "3", "no-such-container"]).status != 0)
+    }
+
     @Test func createStartStateExecPsKillDelete() throws {
         let agent = try HostAgent()
         let harness = try RuntimeHarness(config: agent.configuration)

@@ -64,6 +64,10 @@ struct AgentService {
             try sandbox.setPaused(request.containerID, true)
             return Grpc_Empty()
         }
+        router.register(service, "UpdateContainer") { (request: Grpc_UpdateContainerRequest) -> Grpc_Empty in
+            try sandbox.updateContainer(request)
+            return Grpc_Empty()
+        }
         router.register(service, "ResumeContainer") { (request: Grpc_ResumeContainerRequest) -> Grpc_Empty in
             try sandbox.setPaused(request.containerID, false)
             return Grpc_Empty()

@@ -62,7 +62,8 @@ final class ContainerCgroup {
     /// The cgroup.procs files a new process writes itself into (one per hierarchy).
     var procsFiles: [String] { directories.map { $0 + "/cgroup.procs" } }
 
-    private func apply(_ resources: OCIResources?) throws(AgentError) {
+    /// Writes the limits `resources` sets (the others stay): at create, and for UpdateContainer.
+    func apply(_ resources: OCIResources?) throws(AgentError) {
         guard let resources else { return }
         if let memory = resources.memory, let limit = memory.limit {
             guard let (path, isV2) = controllerDirectory[.memory] else {

@@ -116,6 +116,17 @@ struct OCIResources: Decodable {
     var pids: OCIPids?
 }
 
+extension OCIResources {
+    /// Decodes UpdateContainerRequest.resources_json.
+    static func decode(_ bytes: [UInt8]) throws(AgentError) -> OCIResources {
+        do {
+            return try JSONDecoder().decode(OCIResources.self, from: Data(bytes))
+        } catch {
+            throw .invalid("bad resources: \(describeDecodingFailure(error))")
+        }
+    }
+}
+
 struct OCIMemory: Decodable {
     var limit: Int64?
     var swap: Int64?

@@ -150,6 +150,12 @@ final class Sandbox: @unchecked Sendable {
         }
     }
 
+    /// New limits for a container's cgroup.
+    func updateContainer(_ request: Grpc_UpdateContainerRequest) throws(AgentError) {
+        let container = try container(request.containerID)
+        try container.cgroup.apply(try OCIResources.decode(Array(request.resourcesJson)))
+    }
+
     /// Pause (true) or resume (false): the container's cgroup frozen or thawed.
     func setPaused(_ id: String, _ paused: Bool) throws(AgentError) {
         try container(id).cgroup.setFrozen(paused)

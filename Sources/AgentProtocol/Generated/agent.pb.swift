@@ -240,6 +240,22 @@ public nonisolated struct Grpc_ResumeContainerRequest: Sendable {
   public init() {}
 }
 
+/// New cgroup limits for a running container: the OCI "linux.resources" object as JSON
+/// (memory, cpu, pids), applied as at create.
+public nonisolated struct Grpc_UpdateContainerRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var containerID: String = String()
+
+  public var resourcesJson: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 public nonisolated struct Grpc_WaitProcessRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -1094,6 +1110,41 @@ nonisolated extension Grpc_ResumeContainerRequest: SwiftProtobuf.Message, SwiftP
 
   public static func ==(lhs: Grpc_ResumeContainerRequest, rhs: Grpc_ResumeContainerRequest) -> Bool {
     if lhs.containerID != rhs.containerID {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Grpc_UpdateContainerRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".UpdateContainerRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}container_id\0\u{3}resources_json\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.containerID) }()
+      case 2: try { try decoder.decodeSingularBytesField(value: &self.resourcesJson) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.containerID.isEmpty {
+      try visitor.visitSingularStringField(value: self.containerID, fieldNumber: 1)
+    }
+    if !self.resourcesJson.isEmpty {
+      try visitor.visitSingularBytesField(value: self.resourcesJson, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Grpc_UpdateContainerRequest, rhs: Grpc_UpdateContainerRequest) -> Bool {
+    if lhs.containerID != rhs.containerID {return false}
+    if lhs.resourcesJson != rhs.resourcesJson {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

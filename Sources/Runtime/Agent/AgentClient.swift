@@ -94,6 +94,10 @@ public final class AgentClient: Sendable {
         try await call(AgentServiceName.agent, "PauseContainer", request, timeout: timeout)
     }
 
+    public func updateContainer(_ request: Grpc_UpdateContainerRequest, timeout: Duration? = nil) async throws -> Grpc_Empty {
+        try await call(AgentServiceName.agent, "UpdateContainer", request, timeout: timeout)
+    }
+
     public func resumeContainer(_ request: Grpc_ResumeContainerRequest, timeout: Duration? = nil) async throws -> Grpc_Empty {
         try await call(AgentServiceName.agent, "ResumeContainer", request, timeout: timeout)
     }

@@ -328,6 +328,24 @@ public struct ContainerLifecycle {
         }
     }
 
+    // MARK: update
+
+    /// New cgroup limits for the container's processes in the guest (runc update). The
+    /// VM keeps the memory and vCPUs it booted with: limits apply inside it.
+    public func update(id: String, resources: Spec.Resources) throws {
+        try store.withLock(id) {
+            let record = try store.load(id)
+            let status = StateStore.effectiveStatus(record)
+            guard status == .created || status == .running || status == .paused else { throw RuntimeError("container not running") }
+            let session = try AgentSession(endpoint: record.agentEndpoint, timeout: .seconds(30))
+            defer { session.close() }
+            var request = Grpc_UpdateContainerRequest()
+            request.containerID = id
+            request.resourcesJson = try JSONEncoder().encode(resources)
+            try session.call("UpdateContainer") { [request] client in try await client.updateContainer(request) }
+        }
+    }
+
     // MARK: delete
 
     public func delete(id: String, force: Bool) throws {

@@ -176,9 +176,10 @@ public struct Spec: Codable, Sendable, Equatable {
         public var cpu: CPU?
         public var pids: Pids?
 
-        public init(memory: Memory? = nil, cpu: CPU? = nil) {
+        public init(memory: Memory? = nil, cpu: CPU? = nil, pids: Pids? = nil) {
             self.memory = memory
             self.cpu = cpu
+            self.pids = pids
         }
     }
 
@@ -205,6 +206,8 @@ public struct Spec: Codable, Sendable, Equatable {
 
     public struct Pids: Codable, Sendable, Equatable {
         public var limit: Int64
+
+        public init(limit: Int64) { self.limit = limit }
     }
 }
 

@@ -255,3 +255,72 @@ enum ProcessWaiter {
         return signal == 0 ? (status >> 8) & 0xff : 128 + signal
     }
 }
+
+struct Update: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Change the container's cgroup limits (memory, cpu, pids) inside its VM.",
+        discussion: "The VM keeps the memory and vCPUs it booted with; the limits apply to the container's processes inside it.")
+    @OptionGroup var global: GlobalOptions
+    @Option(name: [.short, .customLong("resources")], help: "JSON file with the OCI linux.resources object, '-' for stdin.")
+    var resourcesFile: String?
+    @Option(name: .customLong("memory"), help: "Memory limit in bytes (k, m, g suffixes), -1 for none.") var memory: String?
+    @Option(name: .customLong("memory-swap"), help: "Memory plus swap limit, -1 for none.") var memorySwap: String?
+    @Option(name: .customLong("cpu-period")) var cpuPeriod: UInt64?
+    @Option(name: .customLong("cpu-quota")) var cpuQuota: Int64?
+    @Option(name: .customLong("cpu-share")) var cpuShare: UInt64?
+    @Option(name: .customLong("pids-limit")) var pidsLimit: Int64?
+    @Argument var id: String
+
+    func run() throws {
+        let invocation = Invocation(global)
+        try invocation.perform {
+            var resources = Spec.Resources()
+            if let resourcesFile {
+                let data = resourcesFile == "-" ? FileHandle.standardInput.readDataToEndOfFile()
+                    : try Data(contentsOf: URL(fileURLWithPath: resourcesFile))
+                do {
+                    resources = try JSONDecoder().decode(Spec.Resources.self, from: data)
+                } catch {
+                    throw RuntimeError("--resources \(resourcesFile): not an OCI linux.resources object: \(error)")
+                }
+            }
+            if memory != nil || memorySwap != nil {
+                var value = resources.memory ?? Spec.Memory(limit: nil)
+                if let memory { value.limit = try ByteSize.parse(memory, flag: "--memory") }
+                if let memorySwap { value.swap = try ByteSize.parse(memorySwap, flag: "--memory-swap") }
+                resources.memory = value
+            }
+            if cpuPeriod != nil || cpuQuota != nil || cpuShare != nil {
+                var value = resources.cpu ?? Spec.CPU(quota: nil, period: nil)
+                if let cpuPeriod { value.period = cpuPeriod }
+                if let cpuQuota { value.quota = cpuQuota }
+                if let cpuShare { value.shares = cpuShare }
+                resources.cpu = value
+            }
+            if let pidsLimit { resources.pids = Spec.Pids(limit: pidsLimit) }
+            try ContainerLifecycle(context: try invocation.context()).update(id: id, resources: resources)
+        }
+    }
+}
+
+/// runc's memory sizes: bytes, or a number with k, m, g or t (optionally followed by b),
+/// any case, in powers of 1024; -1 for unlimited.
+enum ByteSize {
+    static func parse(_ text: String, flag: String) throws -> Int64 {
+        let lower = text.lowercased().trimmingCharacters(in: .whitespaces)
+        if lower == "-1" { return -1 }
+        var digits = lower
+        if digits.hasSuffix("b") { digits.removeLast() }
+        var shift: Int64 = 0
+        if let unit = digits.last, let power = ["k": 10, "m": 20, "g": 30, "t": 40][String(unit)] {
+            shift = Int64(power)
+            digits.removeLast()
+        }
+        guard let number = Int64(digits), number >= 0 else {
+            throw RuntimeError("\(flag): invalid size \(text)")
+        }
+        let (value, overflow) = number.multipliedReportingOverflow(by: Int64(1) << shift)
+        guard !overflow else { throw RuntimeError("\(flag): \(text) is too large") }
+        return value
+    }
+}
