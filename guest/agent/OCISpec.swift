@@ -4,26 +4,37 @@ import FoundationEssentials
 /// JSON the runtime sends in CreateContainerRequest.oci_spec_json. Unknown fields are
 /// ignored, as OCI requires; fields the agent would have to act on but cannot (a user
 /// namespace, joining namespaces by path) are rejected by `ContainerPlan`.
-struct OCISpec: Decodable {
+struct OCISpec: OCIJSONDecodable {
+    static let jsonName = "OCI spec"
+
     var ociVersion: String?
     var process: OCIProcess?
     var root: OCIRoot?
     var hostname: String?
     var mounts: [OCIMount]?
     var linux: OCILinux?
+}
 
-    /// Decodes the JSON, mapping decoding failures to INVALID_ARGUMENT.
-    static func decode(_ bytes: [UInt8]) throws(AgentError) -> OCISpec {
+/// An OCI object the runtime sends as JSON (the spec, an exec's process, new resources).
+/// Unknown fields are ignored, as OCI requires; a decoding failure is INVALID_ARGUMENT
+/// naming the field.
+protocol OCIJSONDecodable: Decodable {
+    /// What the object is called in errors ("bad OCI spec: ...").
+    static var jsonName: String { get }
+}
+
+extension OCIJSONDecodable {
+    static func decode(_ bytes: [UInt8]) throws(AgentError) -> Self {
         do {
-            return try JSONDecoder().decode(OCISpec.self, from: Data(bytes))
+            return try JSONDecoder().decode(Self.self, from: Data(bytes))
         } catch {
-            throw .invalid("bad OCI spec: \(describeDecodingFailure(error))")
+            throw .invalid("bad \(jsonName): \(describeDecodingFailure(error))")
         }
     }
 }
 
 /// "field.path: what was wrong", so that a refused spec names the field, as runc does.
-func describeDecodingFailure(_ error: any Error) -> String {
+private func describeDecodingFailure(_ error: any Error) -> String {
     func path(_ context: DecodingError.Context) -> String {
         let joined = context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()
         return joined.isEmpty ? "(top level)" : String(joined.drop { $0 == "." })
@@ -39,7 +50,9 @@ func describeDecodingFailure(_ error: any Error) -> String {
     }
 }
 
-struct OCIProcess: Decodable {
+struct OCIProcess: OCIJSONDecodable {
+    static let jsonName = "OCI process"
+
     var terminal: Bool?
     var consoleSize: OCIConsoleSize?
     var user: OCIUser?
@@ -50,14 +63,6 @@ struct OCIProcess: Decodable {
     var rlimits: [OCIRlimit]?
     var noNewPrivileges: Bool?
     var oomScoreAdj: Int?
-
-    static func decode(_ bytes: [UInt8]) throws(AgentError) -> OCIProcess {
-        do {
-            return try JSONDecoder().decode(OCIProcess.self, from: Data(bytes))
-        } catch {
-            throw .invalid("bad OCI process: \(describeDecodingFailure(error))")
-        }
-    }
 }
 
 struct OCIConsoleSize: Decodable {
@@ -110,21 +115,13 @@ struct OCINamespace: Decodable {
     var path: String?
 }
 
-struct OCIResources: Decodable {
+struct OCIResources: OCIJSONDecodable {
+    /// UpdateContainerRequest.resources_json.
+    static let jsonName = "resources"
+
     var memory: OCIMemory?
     var cpu: OCICPU?
     var pids: OCIPids?
-}
-
-extension OCIResources {
-    /// Decodes UpdateContainerRequest.resources_json.
-    static func decode(_ bytes: [UInt8]) throws(AgentError) -> OCIResources {
-        do {
-            return try JSONDecoder().decode(OCIResources.self, from: Data(bytes))
-        } catch {
-            throw .invalid("bad resources: \(describeDecodingFailure(error))")
-        }
-    }
 }
 
 struct OCIMemory: Decodable {
