@@ -74,17 +74,22 @@ public struct HookRunner {
         var output: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 4096)
         var outputOpen = true
+        /// Takes what is in the pipe within `milliseconds` (the first 4 KiB are kept);
+        /// false once there is nothing more to read.
+        func readOutput(waiting milliseconds: Int32) -> Bool {
+            var pfd = pollfd(fd: outputPipe.read, events: Int16(POLLIN), revents: 0)
+            guard Glibc.poll(&pfd, 1, milliseconds) > 0 else { return false }
+            let count = buffer.withUnsafeMutableBytes { read(outputPipe.read, $0.baseAddress, $0.count) }
+            guard count > 0 else {
+                if count == 0 { outputOpen = false }
+                return false
+            }
+            if output.count < 4096 { output += buffer[0..<count] }
+            return true
+        }
         var termination: ChildProcess.Termination?
         while termination == nil {
-            if outputOpen {
-                var pfd = pollfd(fd: outputPipe.read, events: Int16(POLLIN), revents: 0)
-                if Glibc.poll(&pfd, 1, 20) > 0 {
-                    let count = buffer.withUnsafeMutableBytes { read(outputPipe.read, $0.baseAddress, $0.count) }
-                    if count > 0 { if output.count < 4096 { output += buffer[0..<count] } } else if count == 0 { outputOpen = false }
-                }
-            } else {
-                usleep(10_000)
-            }
+            if outputOpen { _ = readOutput(waiting: 20) } else { usleep(10_000) }
             termination = try child.poll()
             if termination == nil, let deadline, Date() > deadline {
                 kill(child.pid, SIGKILL)
@@ -95,13 +100,7 @@ public struct HookRunner {
         }
         // What the hook wrote just before exiting is still in the pipe: take it without
         // waiting for end of file (a child of the hook may hold the pipe open).
-        while outputOpen {
-            var pfd = pollfd(fd: outputPipe.read, events: Int16(POLLIN), revents: 0)
-            guard Glibc.poll(&pfd, 1, 0) > 0 else { break }
-            let count = buffer.withUnsafeMutableBytes { read(outputPipe.read, $0.baseAddress, $0.count) }
-            guard count > 0 else { break }
-            if output.count < 4096 { output += buffer[0..<count] }
-        }
+        while outputOpen && readOutput(waiting: 0) {}
         close(outputPipe.read)
         let text = String(decoding: output, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         switch termination {
