@@ -39,8 +39,6 @@ public struct RootfsFingerprint: Equatable, Sendable {
     }
 
     static func line(_ path: String, _ info: stat, linkTarget: String) -> String {
-        let mtime = Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec)
-        let ctime = Int64(info.st_ctim.tv_sec) * 1_000_000_000 + Int64(info.st_ctim.tv_nsec)
-        return "\(path)\t\(String(info.st_mode, radix: 8))\t\(info.st_uid):\(info.st_gid)\t\(info.st_size)\t\(mtime)\t\(ctime)\t\(info.st_rdev)\t\(linkTarget)"
+        "\(path)\t\(String(info.st_mode, radix: 8))\t\(info.st_uid):\(info.st_gid)\t\(info.st_size)\t\(info.st_mtim.nanoseconds)\t\(info.st_ctim.nanoseconds)\t\(info.st_rdev)\t\(linkTarget)"
     }
 }

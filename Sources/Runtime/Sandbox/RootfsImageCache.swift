@@ -54,7 +54,7 @@ public struct RootfsImageCache: Sendable {
         var info = stat()
         for name in names where name.hasSuffix(".img") && !name.hasPrefix(".") {
             let path = directory + "/" + name
-            if stat(path, &info) == 0 { entries.append((path, Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec))) }
+            if stat(path, &info) == 0 { entries.append((path, info.st_mtim.nanoseconds)) }
         }
         guard entries.count > capacity else { return }
         for entry in entries.sorted(by: { $0.used > $1.used }).dropFirst(capacity) {
