@@ -115,19 +115,7 @@ public final class UnixSocket {
             }
         }
         var payload = payload.isEmpty ? [0] : payload
-        let sent = payload.withUnsafeMutableBytes { data -> Int in
-            control.withUnsafeMutableBytes { controlRaw -> Int in
-                var vector = iovec(iov_base: data.baseAddress, iov_len: data.count)
-                return withUnsafeMutablePointer(to: &vector) { vectorPointer in
-                    var message = msghdr()
-                    message.msg_iov = vectorPointer
-                    message.msg_iovlen = 1
-                    message.msg_control = controlRaw.baseAddress
-                    message.msg_controllen = controlRaw.count
-                    return sendmsg(fd, &message, Int32(MSG_NOSIGNAL))
-                }
-            }
-        }
+        let sent = Self.withMessage(payload: &payload, control: &control) { sendmsg(fd, &$0, Int32(MSG_NOSIGNAL)) }
         guard sent >= 0 else { throw SystemCallError("sendmsg (SCM_RIGHTS)") }
     }
 
@@ -137,20 +125,10 @@ public final class UnixSocket {
         var control = [UInt8](repeating: 0, count: headerLength + ((maxFds * 4 + 7) & ~7))
         var payload = [UInt8](repeating: 0, count: maxPayload)
         var controlLength = 0
-        let received = payload.withUnsafeMutableBytes { data -> Int in
-            control.withUnsafeMutableBytes { controlRaw -> Int in
-                var vector = iovec(iov_base: data.baseAddress, iov_len: data.count)
-                return withUnsafeMutablePointer(to: &vector) { vectorPointer in
-                    var message = msghdr()
-                    message.msg_iov = vectorPointer
-                    message.msg_iovlen = 1
-                    message.msg_control = controlRaw.baseAddress
-                    message.msg_controllen = controlRaw.count
-                    let count = recvmsg(fd, &message, Int32(MSG_CMSG_CLOEXEC))
-                    controlLength = message.msg_controllen
-                    return count
-                }
-            }
+        let received = Self.withMessage(payload: &payload, control: &control) { message -> Int in
+            let count = recvmsg(fd, &message, Int32(MSG_CMSG_CLOEXEC))
+            controlLength = message.msg_controllen
+            return count
         }
         guard received >= 0 else { throw SystemCallError("recvmsg") }
         var fds: [Int32] = []
@@ -165,5 +143,22 @@ public final class UnixSocket {
             }
         }
         return (Array(payload[0..<received]), fds)
+    }
+
+    /// A msghdr over one payload buffer and a control buffer, for sendmsg and recvmsg.
+    private static func withMessage(payload: inout [UInt8], control: inout [UInt8], _ body: (inout msghdr) -> Int) -> Int {
+        payload.withUnsafeMutableBytes { data in
+            control.withUnsafeMutableBytes { controlRaw in
+                var vector = iovec(iov_base: data.baseAddress, iov_len: data.count)
+                return withUnsafeMutablePointer(to: &vector) { vectorPointer in
+                    var message = msghdr()
+                    message.msg_iov = vectorPointer
+                    message.msg_iovlen = 1
+                    message.msg_control = controlRaw.baseAddress
+                    message.msg_controllen = controlRaw.count
+                    return body(&message)
+                }
+            }
+        }
     }
 }
