@@ -58,58 +58,13 @@ extension LinuxGuestTests {
             #expect(leftovers(harness, "vm1").isEmpty)
         }
 
-        /// A network namespace with one veth (its peer on the host, addressed), as a CNI
-        /// plugin leaves it for a container.
-        struct VethNamespace {
-            let name: String, hostEnd: String, containerEnd: String, subnet: String
-            var path: String { "/var/run/netns/\(name)" }
-            var hostAddress: String { subnet + ".1" }
-            var containerAddress: String { subnet + ".2" }
-
-            static func ip(_ arguments: [String]) throws -> Command.Result { try Command.run("/usr/sbin/ip", arguments, timeout: 20) }
-
-            init?() throws {
-                let suffix = String(UUID().uuidString.prefix(6)).lowercased()
-                name = "rtvm-\(suffix)"
-                hostEnd = "rvh\(suffix)"
-                containerEnd = "rvc\(suffix)"
-                subnet = "10.213.\(Int.random(in: 1...250))"
-                guard try Self.ip(["netns", "add", name]).status == 0 else { return nil }
-                for step in [["link", "add", hostEnd, "type", "veth", "peer", "name", containerEnd],
-                             ["link", "set", containerEnd, "netns", name],
-                             ["addr", "add", hostAddress + "/24", "dev", hostEnd],
-                             ["link", "set", hostEnd, "up"],
-                             ["-n", name, "addr", "add", containerAddress + "/24", "dev", containerEnd],
-                             ["-n", name, "link", "set", containerEnd, "up"]] {
-                    let result = try Self.ip(step)
-                    guard result.status == 0 else {
-                        remove()
-                        throw Fixtures.FixtureError("ip \(step.joined(separator: " ")): \(result.stderr)")
-                    }
-                }
-            }
-
-            var containerMAC: String {
-                let link = (try? Self.ip(["-n", name, "-o", "link", "show", containerEnd]))?.stdout ?? ""
-                guard let range = link.range(of: "link/ether ") else { return "?" }
-                return String(link[range.upperBound...].prefix(17))
-            }
-
-            var links: String { (try? Self.ip(["-n", name, "-o", "link"]))?.stdout ?? "" }
-
-            func remove() {
-                _ = try? Self.ip(["link", "del", hostEnd])
-                _ = try? Self.ip(["netns", "del", name])
-            }
-        }
-
         /// create/start/exec/kill/delete in one boot, checking on the way: the container's
         /// network (a veth in its namespace, carried to a guest interface of the same name,
         /// address and MAC through a tap and tc redirects: TCP to a host peer), a read-only rootfs whose mount points did not
         /// exist in the bundle, the hostname, and that delete leaves nothing.
         @Test(.timeLimit(.minutes(20))) func createStartExecKillDeleteLeavesNothing() throws {
             guard let harness = try harness() else { return }
-            let network = try VethNamespace()
+            let network = try VethNamespace(subnet: "10.213.\(Int.random(in: 1...250))")
             if network == nil { Issue.record("cannot create a network namespace here") }
             defer { network?.remove() }
             let peer = try network.map { try TCPReplyServer(address: $0.hostAddress, port: 7777, reply: "pong-from-host") }

@@ -189,26 +189,15 @@ import Testing
 /// namespace, as CNI leaves it; the runtime finds the veth, makes the tap and both
 /// redirects, and removes them again.
 @Suite struct NetworkSetupTests {
-    func ip(_ arguments: [String]) throws -> Command.Result { try Command.run("/usr/sbin/ip", arguments, timeout: 20) }
+    func ip(_ arguments: [String]) throws -> Command.Result { try VethNamespace.ip(arguments) }
 
     @Test func tapsAndMirredRedirectsComeAndGo() throws {
-        let suffix = String(UUID().uuidString.prefix(6)).lowercased()
-        let namespace = "rt-test-\(suffix)"
-        let hostEnd = "rth\(suffix)", containerEnd = "rtc\(suffix)"
-        guard try ip(["netns", "add", namespace]).status == 0 else {
+        guard let network = try VethNamespace(subnet: "10.77.3", mtu: 1400, defaultRoute: true) else {
             Issue.record("cannot create a network namespace here")
             return
         }
-        defer {
-            _ = try? ip(["link", "del", hostEnd])
-            _ = try? ip(["netns", "del", namespace])
-        }
-        #expect(try ip(["link", "add", hostEnd, "type", "veth", "peer", "name", containerEnd]).status == 0)
-        #expect(try ip(["link", "set", containerEnd, "netns", namespace]).status == 0)
-        #expect(try ip(["-n", namespace, "addr", "add", "10.77.3.2/24", "dev", containerEnd]).status == 0)
-        #expect(try ip(["-n", namespace, "link", "set", containerEnd, "mtu", "1400", "up"]).status == 0)
-        #expect(try ip(["-n", namespace, "route", "add", "default", "via", "10.77.3.1"]).status == 0)
-        let path = "/var/run/netns/\(namespace)"
+        defer { network.remove() }
+        let namespace = network.name, containerEnd = network.containerEnd, path = network.path
 
         let plans = try NetworkPlan.discover(namespace: path)
         #expect(plans.count == 1)
@@ -217,7 +206,7 @@ import Testing
         #expect(plan.addresses.map(\.local) == ["10.77.3.2"])
         #expect(plan.routeList.contains { $0.destination == "default" && $0.gateway == "10.77.3.1" })
 
-        let stateDir = Fixtures.scratch.appendingPathComponent("net-\(suffix)").path
+        let stateDir = Fixtures.scratch.appendingPathComponent("net-\(namespace)").path
         try FileManager.default.createDirectory(atPath: stateDir, withIntermediateDirectories: true)
         try NetworkPlan.setUp(plans, namespace: path, stateDir: stateDir)
         #expect(NetworkPlan.load(from: stateDir) == plans)
