@@ -58,8 +58,21 @@ public struct ContainerLifecycle {
         }
     }
 
+    /// The other containers of this root and their live host-side processes (monitor,
+    /// init shim, exec shims): the pids whose namespaces a spec must not join.
+    private func otherContainers(than id: String) -> [(id: String, pids: [Int32])] {
+        store.list().filter { $0 != id }.compactMap { other in
+            guard let record = try? store.load(other) else { return nil }
+            let processes = [record.monitor, record.initProcess].compactMap { $0 } + Array(record.execProcesses.values)
+            return (other, processes.filter(\.isAlive).map(\.pid))
+        }
+    }
+
     private func createLocked(_ record: inout ContainerRecord, bundle: OCIBundle, terminal: Bool, options: CreateOptions) throws -> Int32 {
         let debugSocket = context.config.agent.debugAgentSocket
+        let setsUpNetworking = debugSocket == nil && context.config.runtime.internetworkingModel == "tcfilter"
+        try NamespaceGuard.check(bundle.spec.linux?.namespaces ?? [], containers: otherContainers(than: record.id),
+                                 setsUpNetworking: setsUpNetworking)
         record.agentSocket = debugSocket ?? record.vsockSocketPath
         record.agentViaHybridVsock = debugSocket == nil
         if debugSocket == nil { try StateStore.makeDirectories(record.socketDir, mode: 0o700) }  // the VM's vsock socket
@@ -70,8 +83,7 @@ public struct ContainerLifecycle {
             _ = try RootfsImage.prepare(rootfs: bundle.rootfsPath, imagePath: record.rootfsImagePath,
                                         cache: store.rootfsImageCache, log: context.debug)
         }
-        if debugSocket == nil, context.config.runtime.internetworkingModel == "tcfilter",
-           let netns = bundle.spec.networkNamespacePath {
+        if setsUpNetworking, let netns = bundle.spec.networkNamespacePath {
             let plans = try NetworkPlan.discover(namespace: netns)
             if !plans.isEmpty {
                 record.networkNamespace = netns
