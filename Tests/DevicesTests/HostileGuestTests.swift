@@ -72,7 +72,7 @@ struct RecordingLogHandler: LogHandler {
     }
 
     @Test func netRxQueueNotReadyAtTheTopOfMemoryIsNeverTouched() throws {
-        guard NetDeviceTests.available else { #expect(!Fixtures.isCI, "needs root, /dev/net/tun and ip in CI"); return }
+        guard NetDeviceTests.available else { try Fixtures.missing("root, /dev/net/tun and ip") }
         let ns = try NetDeviceTests.Namespace(tapName: "khn0")
         let loop = try EventLoop()
         let net = try VirtioNet(tap: ns.tap, mac: NetDeviceTests.guestMac, loop: loop, logger: quietLogger())
@@ -126,7 +126,7 @@ struct RecordingLogHandler: LogHandler {
     }
 
     @Test func aBrokenRingSeenOnATapFrameFailsOnlyThatDevice() throws {
-        guard NetDeviceTests.available else { #expect(!Fixtures.isCI, "needs root, /dev/net/tun and ip in CI"); return }
+        guard NetDeviceTests.available else { try Fixtures.missing("root, /dev/net/tun and ip") }
         let ns = try NetDeviceTests.Namespace(tapName: "khr0")
         let loop = try EventLoop()
         let lines = Recorder<String>()
@@ -177,7 +177,7 @@ struct RecordingLogHandler: LogHandler {
     }
 
     @Test func mergeableRxGatheringIsCapped() throws {
-        guard NetDeviceTests.available else { #expect(!Fixtures.isCI, "needs root, /dev/net/tun and ip in CI"); return }
+        guard NetDeviceTests.available else { try Fixtures.missing("root, /dev/net/tun and ip") }
         let ns = try NetDeviceTests.Namespace(tapName: "khm0")
         let loop = try EventLoop()
         let net = try VirtioNet(tap: ns.tap, mac: NetDeviceTests.guestMac, loop: loop, logger: quietLogger())
