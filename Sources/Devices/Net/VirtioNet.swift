@@ -38,7 +38,8 @@ public final class VirtioNet: VirtioDevice, @unchecked Sendable {
     public let mac: [UInt8]
     public let mtu: UInt16
     let loop: EventLoop
-    let logger: Logger
+    /// Its lines are about the guest's requests, which a guest can repeat at will: rate limited.
+    let logger: RateLimitedLogger
 
     /// Counters for metrics and tests.
     public struct Counters: Sendable, Equatable {
@@ -68,7 +69,7 @@ public final class VirtioNet: VirtioDevice, @unchecked Sendable {
         self.mac = mac ?? Self.randomMac()
         self.mtu = mtu
         self.loop = loop
-        self.logger = logger
+        self.logger = RateLimitedLogger(logger)
         scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: Self.maxFrame, alignment: 16)
         try loop.add(fd: tap.fd.rawValue, events: 0) { [weak self] events in self?.tapReady(events) }
     }

@@ -20,7 +20,9 @@ public final class VirtioMmioTransport: BusDevice, @unchecked Sendable {
     /// Where the device's own event handlers report a broken ring.
     public let failure: VirtioDeviceFailure
     let memory: GuestMemory
-    let logger: Logger
+    /// Every line here follows from what the driver did, and a driver can reset and
+    /// repeat at will: rate limited.
+    let logger: RateLimitedLogger
     /// The loop the doorbells are watched on (set by `attach`): disarmed while the device
     /// has failed.
     private var loop: EventLoop?
@@ -42,7 +44,7 @@ public final class VirtioMmioTransport: BusDevice, @unchecked Sendable {
         self.device = device
         self.memory = memory
         self.interrupt = interrupt
-        self.logger = logger
+        self.logger = RateLimitedLogger(logger)
         let notifiers = try device.queueMaxSizes.map { _ in try EventFd() }
         self.notifiers = notifiers
         queues = zip(device.queueMaxSizes, notifiers).map { VirtQueue(maxSize: $0, notifier: $1) }
