@@ -90,7 +90,9 @@ import Testing
              "linux":{"namespaces":[{"type":"pid"},{"type":"network","path":"/proc/1/ns/net"}]},
              "mounts":[{"destination":"/proc","type":"proc","source":"proc"},
                        {"destination":"/etc/resolv.conf","type":"bind","source":"\(hostFile)","options":["rbind","ro"]},
-                       {"destination":"/data","type":"bind","source":"/tmp","options":["rbind"]}]}
+                       {"destination":"/data","type":"bind","source":"/tmp","options":["rbind"]},
+                       {"destination":"/masked","type":"bind","source":"/dev/null","options":["bind","ro"]},
+                       {"destination":"/tty","type":"bind","source":"/dev/tty","options":["bind"]}]}
             """
         let guest = try GuestSpec(configData: Data(json.utf8), containerId: "c1", guestRoot: "/run/kata-containers/c1/rootfs", rewriteMounts: true)
         let object = try #require(try JSONSerialization.jsonObject(with: guest.json) as? [String: Any])
@@ -100,9 +102,12 @@ import Testing
         let namespaces = ((object["linux"] as? [String: Any])?["namespaces"] as? [[String: String]]) ?? []
         #expect(namespaces == [["type": "pid"]])
         let mounts = object["mounts"] as? [[String: Any]] ?? []
-        #expect(mounts.map { $0["destination"] as? String } == ["/proc", "/etc/resolv.conf"])
+        // /dev/null is the guest's own; other devices are never read into the guest.
+        #expect(mounts.map { $0["destination"] as? String } == ["/proc", "/etc/resolv.conf", "/masked"])
+        #expect(mounts[2]["source"] as? String == "/dev/null")
         #expect(guest.copiedFiles.count == 1 && guest.copiedFiles[0].hostPath == hostFile)
         #expect(mounts[1]["source"] as? String == guest.copiedFiles[0].guestPath)
-        #expect(guest.warnings.count == 1 && guest.warnings[0].contains("/tmp"))
+        #expect(guest.warnings.count == 2 && guest.warnings[0].contains("/tmp") && guest.warnings[1].contains("/dev/tty"),
+                "\(guest.warnings)")
     }
 }

@@ -15,6 +15,8 @@ public struct GuestSpec {
 
     public var json: Data
     public var copiedFiles: [CopiedFile]
+    /// Character devices every guest has, which a bind may name as they are.
+    static let guestDevices: Set<String> = ["/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom"]
     public var warnings: [String]
 
     /// Guest directory where copied host files land, per container.
@@ -60,6 +62,17 @@ public struct GuestSpec {
                 }
                 if isDirectory.boolValue {
                     warnings.append("bind mount of the host directory \(source) -> \(destination) dropped: directories need a shared filesystem (virtio-fs)")
+                    continue
+                }
+                var info = stat()
+                if stat(source, &info) == 0, info.st_mode & S_IFMT != S_IFREG {
+                    // A device or FIFO is never read into the guest. The guest has its own
+                    // memory devices: a bind of one of those names the guest's.
+                    if info.st_mode & S_IFMT == S_IFCHR, Self.guestDevices.contains(source) {
+                        kept.append(mount)
+                    } else {
+                        warnings.append("bind mount of \(source) -> \(destination) dropped: only regular files and the guest's own /dev/null, /dev/zero, /dev/full, /dev/random, /dev/urandom can be bound")
+                    }
                     continue
                 }
                 let guestPath = Self.sharedDirectory(containerId: containerId) + "/\(copied.count)-" + (source as NSString).lastPathComponent
