@@ -38,16 +38,20 @@ let package = Package(
             name: "Devices",
             dependencies: ["VMM", "CKVM", .product(name: "Logging", package: "swift-log")]
         ),
+        // Checks on what the host's callers hand us: files read whole (size, regular file),
+        // JSON documents (duplicate keys, NUL characters).
+        .target(name: "HostInput"),
         // Assembles the VMM core and the devices into a runnable microVM.
         .target(
             name: "Machine",
-            dependencies: ["VMM", "Devices", "CKVM", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["VMM", "Devices", "CKVM", "HostInput", .product(name: "Logging", package: "swift-log")]
         ),
         // Firecracker-compatible HTTP API over a Unix socket (SwiftNIO) and JSON config file.
         .target(
             name: "API",
             dependencies: [
                 "Machine",
+                "HostInput",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -73,6 +77,7 @@ let package = Package(
             name: "Runtime",
             dependencies: [
                 "Machine",
+                "HostInput",
                 "AgentProtocol",
                 .product(name: "TOMLKit", package: "TOMLKit"),
                 .product(name: "Logging", package: "swift-log"),
@@ -82,6 +87,7 @@ let package = Package(
             name: "kata-runtime",
             dependencies: [
                 "Runtime",
+                "HostInput",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -90,6 +96,7 @@ let package = Package(
             name: "kata-vmm",
             dependencies: [
                 "Machine",
+                "HostInput",
                 "API",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -104,6 +111,7 @@ let package = Package(
         .testTarget(name: "BenchTests", dependencies: ["Bench", "TestSupport", "kata-bench", "kata-vmm"]),
         // Fixtures shared by the test targets: package paths, the probe guest, the shared kernel.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "HostInputTests", dependencies: ["HostInput"]),
         .testTarget(name: "VMMTests", dependencies: ["VMM", "CKVM", "TestSupport"]),
         .testTarget(name: "DevicesTests", dependencies: ["Devices", "VMM", "CKVM", "TestSupport"]),
         // MachineTests also holds the agent's end-to-end guest test (Runtime's AgentClient), so

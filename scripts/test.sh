@@ -3,7 +3,7 @@
 # real-KVM integration tests with the probe guest, and the end-to-end Linux boots when
 # ../shared/guest-kernel is present), then, on a full run (no arguments), every fuzz target
 # for KATA_FUZZ_SECONDS (default 15, 0 skips) each through scripts/fuzz.sh: each target
-# counts as one test, failed if it crashed. Ends with a "N passed, N failed" line.
+# counts as one test, failed if it crashed. Ends with a "N passed, N failed, N skipped" line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -d /opt/swift/usr/bin ] && export PATH=/opt/swift/usr/bin:$PATH
@@ -35,5 +35,7 @@ passed=$((passed + fuzz_clean))
 failed=$((failed + fuzz_crashed))
 # A fuzz build failure names no target: count it as one failure.
 if [ "${fuzz_status:-0}" -ne 0 ] && [ "$fuzz_crashed" -eq 0 ]; then failed=$((failed + 1)); fi
-echo "tests: $passed passed, $failed failed"
+# A test whose fixture is missing outside CI is cancelled (Fixtures.missing): a skip, not a pass.
+skipped=$(grep -c '^➜ Test .* was cancelled' "$log" || true)
+echo "tests: $passed passed, $failed failed, $skipped skipped"
 exit "$status"

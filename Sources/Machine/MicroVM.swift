@@ -2,6 +2,7 @@ import CKVM
 import Devices
 import Glibc
 import Logging
+import HostInput
 import VMM
 
 /// One microVM: KVM VM, guest memory, the loaded kernel, the legacy devices, the vCPU
@@ -40,8 +41,8 @@ public final class MicroVM: @unchecked Sendable {
         self.config = config
         self.logger = logger
         try config.validate()
-        let kernelImage = try ImageFile.read(config.kernelPath, role: "kernel")
-        let initrd = try config.initrdPath.map { try ImageFile.read($0, role: "initrd") }
+        let kernelImage = try CheckedFile.read(config.kernelPath, role: "kernel", limit: CheckedFile.bootImageLimit, allowEmpty: false)
+        let initrd = try config.initrdPath.map { try CheckedFile.read($0, role: "initrd", limit: CheckedFile.bootImageLimit, allowEmpty: false) }
 
         kvm = try Kvm()
         try config.validate(hostMaxVcpus: kvm.maxVcpus)
@@ -84,11 +85,11 @@ public final class MicroVM: @unchecked Sendable {
         // Legacy devices: COM1, the i8042, the ACPI power register and the boot timer.
         let serialIrq = try EventFd()
         try vm.registerIrqfd(serialIrq, gsi: Serial8250.com1Irq)
-        let serialOutput: OwnedFileDescriptor?
+        let serialOutput: ConsoleLog?
         switch config.serial {
-        case .stdio: serialOutput = OwnedFileDescriptor(dup(STDOUT_FILENO))
+        case .stdio: serialOutput = ConsoleLog(descriptor: OwnedFileDescriptor(dup(STDOUT_FILENO)))
         case .file(let path):
-            serialOutput = try OwnedFileDescriptor(opening: path, flags: O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, mode: 0o644)
+            serialOutput = try ConsoleLog(path: path, maxBytes: config.serialLogMaxBytes)
         case .none: serialOutput = nil
         }
         serial = Serial8250(output: serialOutput, interrupt: serialIrq)

@@ -1,3 +1,4 @@
+import Devices
 import VMM
 
 /// Everything needed to build one microVM. A value type: the CLI flags (and, later, the
@@ -22,6 +23,9 @@ public struct VmConfig: Sendable, Equatable {
     public var vcpuCount: Int
     public var memoryMiB: Int
     public var serial: SerialOutput
+    /// The cap on a `.file` console log before it is rotated to `<file>.1`; 0: no cap.
+    public var serialLogMaxBytes = VmConfig.defaultSerialLogMaxBytes
+    public static let defaultSerialLogMaxBytes = ConsoleLog.defaultMaxBytes
     /// nil: the kernel's preferred entry (64-bit Linux boot protocol, else PVH).
     public var bootProtocol: BootProtocol?
     public var disks: [DiskConfig] = []

@@ -2,6 +2,7 @@ import API
 import ArgumentParser
 import Foundation
 import Glibc
+import HostInput
 import Logging
 import Machine
 import VMM
@@ -56,6 +57,11 @@ struct KataVMM: ParsableCommand {
     @Option(help: "Serial console: stdio, file:PATH or none.")
     var serial: String = "stdio"
 
+    @Option(name: .customLong("serial-max-bytes"), help: ArgumentHelp(
+        "Cap on a file:PATH console log: past it the file is moved to PATH.1 and a new one started; 0: no cap (default \(VmConfig.defaultSerialLogMaxBytes)).",
+        valueName: "BYTES"))
+    var serialMaxBytes: Int?
+
     @Option(name: .customLong("boot-protocol"), help: "Kernel entry: auto, linux64 (boot_params) or pvh.")
     var bootProtocol: String = "auto"
 
@@ -98,6 +104,9 @@ struct KataVMM: ParsableCommand {
             throw ValidationError("missing --kernel (or --config-file, or --api-sock to configure through the API)")
         }
         _ = try parsedSerial()
+        if let serialMaxBytes, serialMaxBytes < 0 {
+            throw ValidationError("invalid --serial-max-bytes \(serialMaxBytes): must be 0 (no cap) or a byte count")
+        }
         _ = try parsedBootProtocol()
         _ = try parsedDisks()
         _ = try parsedNets()
@@ -153,13 +162,13 @@ struct KataVMM: ParsableCommand {
     /// The configuration from the flags or the config file; nil when the API provides it.
     func initialConfig() throws -> VmConfig? {
         if let configFile {
-            guard let data = FileManager.default.contents(atPath: configFile) else {
-                throw ApiError("cannot read the config file '\(configFile)': \(String(cString: strerror(errno)))")
-            }
-            guard data.count <= 1 << 20 else { throw ApiError("the config file '\(configFile)' is larger than 1 MiB") }
-            do { return try FullVmConfiguration.parse(data) } catch let error as ApiError {
+            let data = Data(try CheckedFile.read(configFile, role: "config file", limit: CheckedFile.documentLimit))
+            var config: VmConfig
+            do { config = try FullVmConfiguration.parse(data) } catch let error as ApiError {
                 throw ApiError("config file '\(configFile)': \(error.message)")
             }
+            if let serialMaxBytes { config.serialLogMaxBytes = serialMaxBytes }
+            return config
         }
         guard let kernel else { return nil }
         var config = VmConfig(kernelPath: kernel, initrdPath: initrd, cmdline: cmdline, vcpuCount: cpus,
@@ -169,6 +178,7 @@ struct KataVMM: ParsableCommand {
         config.vsock = try parsedVsock()
         config.rng = rng
         config.virtioDiscovery = VmConfig.VirtioDiscovery(rawValue: virtioDiscovery) ?? .acpi
+        if let serialMaxBytes { config.serialLogMaxBytes = serialMaxBytes }
         return config
     }
 

@@ -83,6 +83,13 @@ import Testing
             (#"{\#(boot), "logger": {"level": "Chatty"}}"#, "logger.level: 'Chatty' is not one of"),
             (#"{\#(boot), "metrics": {}}"#, "metrics.metrics_path: missing required field"),
             (#"{\#(boot), "entropy": {"rate_limiter": {}}}"#, "entropy.rate_limiter: rate limiters are not supported"),
+            (#"{\#(boot), "machine-config": {"vcpu_count": 1, "mem_size_mib": 64, "vcpu_count": 2}}"#,
+             "the config file: machine-config.vcpu_count: duplicate key"),
+            (#"{\#(boot), \#(boot)}"#, "the config file: boot-source: duplicate key"),
+            (#"{"boot-source": {"kernel_image_path": "\#(probe)\u0000.evil"}}"#,
+             "the config file: boot-source.kernel_image_path: must not contain a NUL character"),
+            (#"{\#(boot), "serial": {"serial_out_path": "/tmp/s", "rate_limiter": {}}}"#, "serial.rate_limiter: rate limiters are not supported"),
+            (#"{\#(boot), "serial": {"max_bytes": -1}}"#, "serial.max_bytes: -1 is out of range"),
         ]
         for (text, expected) in cases {
             let file = try Self.write(text)
@@ -93,7 +100,7 @@ import Testing
             #expect(result.stdout.isEmpty)
         }
         let missingFile = try Command.run(Fixtures.kataVmm.path, ["--config-file", "/nonexistent/vm.json"], timeout: 30)
-        #expect(missingFile.status == 1 && missingFile.stderr.contains("cannot read the config file"))
+        #expect(missingFile.status == 1 && missingFile.stderr.contains("cannot open config file '/nonexistent/vm.json'"), "\(missingFile.stderr)")
     }
 
     @Test func flagCombinations() throws {

@@ -62,10 +62,7 @@ import Testing
 @Suite struct KataBenchIntegrationTests {
     @Test func bootRunWritesSaneJson() throws {
         let qemu = "/usr/bin/qemu-system-x86_64"
-        guard FileManager.default.isExecutableFile(atPath: qemu) else {
-            #expect(!Fixtures.isCI, "qemu-system-x86 is missing in CI")
-            return
-        }
+        guard FileManager.default.isExecutableFile(atPath: qemu) else { try Fixtures.missing("qemu-system-x86") }
         let json = Fixtures.scratch.appendingPathComponent("bench-\(UUID().uuidString).json")
         let plots = Fixtures.scratch.appendingPathComponent("bench-plots-\(UUID().uuidString)")
         let bench = Fixtures.productsDirectory.appendingPathComponent("kata-bench").path

@@ -152,7 +152,7 @@ import Testing
     }
 
     @Test func transmittedFramesComeOutOfTheTap() throws {
-        guard Self.available else { #expect(!Fixtures.isCI, "needs root, /dev/net/tun and ip in CI"); return }
+        guard Self.available else { try Fixtures.missing("root, /dev/net/tun and ip") }
         let (ns, net, d, _) = try setUp("ktx0")
         #expect(d.readConfig(0, width: 6) == Self.guestMac)
         #expect(ByteReader(d.readConfig(6, width: 2)).u16(0) == 1)  // link up
@@ -179,7 +179,7 @@ import Testing
     }
 
     @Test func framesIntoTheTapReachRxBuffersEvenWhenBuffersCameLate() throws {
-        guard Self.available else { #expect(!Fixtures.isCI, "needs root, /dev/net/tun and ip in CI"); return }
+        guard Self.available else { try Fixtures.missing("root, /dev/net/tun and ip") }
         let (ns, net, d, loop) = try setUp("krx0")
         // 1. No RX buffers yet: the frame must wait, not be dropped.
         let first = Self.frame(payload: Array(repeating: 0x42, count: 300), destination: Self.guestMac)
@@ -196,7 +196,7 @@ import Testing
     }
 
     @Test func rxHeaderAndOffloadsFollowTheNegotiatedFeatures() throws {
-        guard Self.available else { #expect(!Fixtures.isCI, "needs root, /dev/net/tun and ip in CI"); return }
+        guard Self.available else { try Fixtures.missing("root, /dev/net/tun and ip") }
         for offloads in [true, false] {
             let all = VirtioFeature.version1 | VirtioFeature.ringEventIndex | VirtioFeature.ringIndirectDescriptors
                 | VirtioNet.featureMac | VirtioNet.featureStatus | VirtioNet.featureMergeableRxBuffers | VirtioNet.featureCsum
@@ -224,7 +224,7 @@ import Testing
     /// Frames per second the device moves from the TX ring into the tap (64-byte frames,
     /// header and frame in one descriptor as Linux sends them). Printed, not asserted.
     @Test func transmitRate() throws {
-        guard Self.available else { #expect(!Fixtures.isCI, "needs root, /dev/net/tun and ip in CI"); return }
+        guard Self.available else { try Fixtures.missing("root, /dev/net/tun and ip") }
         let (_, net, d, _) = try setUp("krate0")
         let frame = [UInt8](repeating: 0, count: 12) + Self.frame(payload: [UInt8](repeating: 0x55, count: 50))
         let buffer = d.allocate(frame.count)

@@ -126,11 +126,11 @@ final class VirtioTestDriver {
     /// Guest allocations grow up from 1 MiB (below is left for tests that craft memory).
     private var nextFree: UInt64 = 1 << 20
 
-    init(device: any VirtioDevice, memory: GuestMemory? = nil, eventLoop: Bool = true) throws {
+    init(device: any VirtioDevice, memory: GuestMemory? = nil, eventLoop: Bool = true, logger: Logger = quietLogger()) throws {
         self.memory = try memory ?? GuestMemory(ranges: X86MemoryLayout.ramRanges(size: Self.defaultMemorySize))
         self.device = device
         interrupt = VirtioInterrupt(eventFd: try EventFd())
-        transport = try VirtioMmioTransport(device: device, memory: self.memory, interrupt: interrupt, logger: quietLogger())
+        transport = try VirtioMmioTransport(device: device, memory: self.memory, interrupt: interrupt, logger: logger)
         if eventLoop {
             let loop = try EventLoop()
             try transport.attach(to: loop)
@@ -443,6 +443,10 @@ final class VirtioTestDriver {
         } else {
             for (index, notifier) in transport.notifiers.enumerated() where notifier.consume() != nil {
                 transport.notified(queue: index)
+                handled += 1
+            }
+            if transport.failure.hasFailed {
+                transport.failureReported()
                 handled += 1
             }
         }

@@ -102,16 +102,26 @@ private func storeDescriptor(_ memory: GuestMemory, table: UInt64, _ index: UInt
         #expect(chain.writable == [GuestBuffer(address: 0x11000, length: 100), GuestBuffer(address: 0x12000, length: 200)])
     }
 
-    @Test func indirectTableMayOutgrowTheQueueAndLinkInAnyOrder() throws {
-        // 32 descriptors behind a queue of 8, linked 0 -> 31 -> 30 -> ... -> 1.
+    @Test func indirectTableAsLongAsTheQueueLinksInAnyOrder() throws {
+        // 8 descriptors behind a queue of 8, linked 0 -> 7 -> 6 -> ... -> 1.
         func address(_ i: UInt16) -> UInt64 { 0x10000 + 0x10 * UInt64(i) }
-        try desc(0, indirectTable, 32 * 16, I)
-        try indirect(0, address(0), 0x10, W | N, next: 31)
-        for i in UInt16(2)..<32 { try indirect(i, address(i), 0x10, W | N, next: i - 1) }
+        try desc(0, indirectTable, 8 * 16, I)
+        try indirect(0, address(0), 0x10, W | N, next: 7)
+        for i in UInt16(2)..<8 { try indirect(i, address(i), 0x10, W | N, next: i - 1) }
         try indirect(1, address(1), 0x10, W)
         let chain = try parse()
-        #expect(chain.writable.map(\.address) == [address(0)] + (1...31).reversed().map { address(UInt16($0)) })
-        #expect(chain.writableLength == 32 * 0x10)
+        #expect(chain.writable.map(\.address) == [address(0)] + (1...7).reversed().map { address(UInt16($0)) })
+        #expect(chain.writableLength == 8 * 0x10)
+    }
+
+    @Test func indirectTableLongerThanTheQueueIsRefusedUnwalked() throws {
+        // virtio 1.2, 2.7.5.3.1: no chain longer than the queue. The table is never read:
+        // its entries are garbage that would fail differently if walked.
+        try desc(0, indirectTable, 9 * 16, I)
+        expectError(.indirectTableTooLong(entries: 9, queueSize: 8))
+        // 64 MiB claimed (a hostile guest's stall): refused before it is touched.
+        try desc(0, 0x10000, 64 << 20, I)
+        expectError(.indirectTableTooLong(entries: (64 << 20) / 16, queueSize: 8))
     }
 
     @Test func directDescriptorsThenAnIndirectOne() throws {
@@ -190,8 +200,8 @@ private func storeDescriptor(_ memory: GuestMemory, table: UInt64, _ index: UInt
         expectError(.outOfGuestMemory(address: end - 16, length: 32))
         try desc(0, UInt64.max - 15, 32, I)  // address + length wraps around
         expectError(.outOfGuestMemory(address: UInt64.max - 15, length: 32))
-        try desc(0, 0xFFFF_FFF0, 0xFFFF_FFF0, I)  // a huge table
-        expectError(.outOfGuestMemory(address: 0xFFFF_FFF0, length: 0xFFFF_FFF0))
+        try desc(0, 0xFFFF_FFF0, 8 * 16, I)  // as long as the queue, but not in memory
+        expectError(.outOfGuestMemory(address: 0xFFFF_FFF0, length: 8 * 16))
     }
 
     @Test func indirectTableLoopsAndBadIndices() throws {
@@ -304,7 +314,7 @@ private func storeDescriptor(_ memory: GuestMemory, table: UInt64, _ index: UInt
         queue.usedRing = 0x3000
         queue.ready = true
         #expect(queue.isValid(memory: memory))
-        queue.activate(features: VirtioFeature.version1)
+        #expect(queue.activate(features: VirtioFeature.version1, memory: memory))
         for i in UInt16(0)..<4 {
             try storeDescriptor(memory, table: 0x1000, i, address: 0x10000, length: 8, flags: VirtqDesc.write)
         }
@@ -315,6 +325,7 @@ private func storeDescriptor(_ memory: GuestMemory, table: UInt64, _ index: UInt
             try memory.store(head, at: 0x2000 + 4 + 2 * UInt64(availIdx % 4))
             availIdx &+= 1
             try memory.store(availIdx, at: 0x2002)
+            queue.beginPass()
             guard let chain = try queue.pop(memory), chain.head == head, try queue.pop(memory) == nil else {
                 wrongHeads += 1
                 continue
@@ -337,6 +348,7 @@ private func storeDescriptor(_ memory: GuestMemory, table: UInt64, _ index: UInt
         queue.availableRing = 0x2000
         queue.usedRing = 0x3000
         queue.ready = true
+        #expect(queue.activate(features: VirtioFeature.version1, memory: memory))
         try memory.store(UInt16(9), at: 0x2002)
         #expect(throws: VirtQueueError.availableIndexRunaway(available: 9, consumed: 0)) { try queue.pop(memory) }
         try memory.store(UInt16(0xFFFF), at: 0x2002)  // "behind" is as bad as far ahead
@@ -517,5 +529,58 @@ private func storeDescriptor(_ memory: GuestMemory, table: UInt64, _ index: UInt
         let head = try d.add([.writable(good, 16)])
         d.notify()
         #expect(d.getUsed().map { [$0.id, $0.len] } == [[UInt32(head), 16]])
+    }
+}
+
+/// One pass over a queue takes at most a ring's worth of chains, however fast the driver
+/// refills it; the queue's doorbell brings the device back for the rest.
+@Suite struct VirtQueueBudgetTests {
+    @Test func aPassStopsAtOneRingAndRingsTheDoorbell() throws {
+        let memory = try GuestMemory(ranges: X86MemoryLayout.ramRanges(size: 1 << 20))
+        let doorbell = try EventFd()
+        let queue = VirtQueue(maxSize: 4, notifier: doorbell)
+        queue.descriptorTable = 0x1000
+        queue.availableRing = 0x2000
+        queue.usedRing = 0x3000
+        queue.ready = true
+        #expect(queue.activate(features: VirtioFeature.version1, memory: memory))
+        for i in UInt16(0)..<4 {
+            try storeDescriptor(memory, table: 0x1000, i, address: 0x10000, length: 8, flags: VirtqDesc.write)
+        }
+        var availIdx: UInt16 = 0
+        func offer(_ head: UInt16) throws {
+            try memory.store(head, at: 0x2000 + 4 + 2 * UInt64(availIdx % 4))
+            availIdx &+= 1
+            try memory.store(availIdx, at: 0x2002)
+        }
+        queue.beginPass()
+        var taken = 0
+        // The driver refills each slot as soon as it is used: the ring never runs dry.
+        for round in 0..<12 {
+            try offer(UInt16(round % 4))
+            guard let chain = try queue.pop(memory) else { break }
+            taken += 1
+            try queue.addUsed(memory, head: chain.head, length: 0)
+        }
+        #expect(taken == 4)
+        #expect(doorbell.consume() != nil, "the doorbell was not rung for the rest")
+        queue.beginPass()
+        #expect(try queue.pop(memory) != nil)
+    }
+
+    @Test func anInactiveQueueDoesNothing() throws {
+        let memory = try GuestMemory(ranges: X86MemoryLayout.ramRanges(size: 1 << 20))
+        let queue = VirtQueue(maxSize: 8)
+        queue.descriptorTable = UInt64.max & ~0xF
+        queue.availableRing = UInt64.max & ~0x1
+        queue.usedRing = UInt64.max & ~0x3
+        #expect(!queue.activate(features: VirtioFeature.version1, memory: memory))  // not ready
+        queue.ready = true
+        #expect(!queue.activate(features: VirtioFeature.version1, memory: memory))  // not valid
+        #expect(try queue.pop(memory) == nil)
+        #expect(!queue.hasAvailable(memory))
+        #expect(!queue.needsInterrupt(memory))
+        queue.unpop(3)
+        #expect(throws: VirtQueueError.notActive) { try queue.addUsed(memory, head: 0, length: 0) }
     }
 }

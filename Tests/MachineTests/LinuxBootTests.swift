@@ -27,10 +27,7 @@ extension LinuxGuestTests {
 
         @Test(.timeLimit(.minutes(15)), arguments: boots)
         func bootsToInitAndPowersOff(boot: Boot) throws {
-            guard let kernel = try Fixtures.sharedKernel() else {
-                #expect(!Fixtures.isCI, "shared/guest-kernel/vmlinux.xz is missing in CI")
-                return
-            }
+            guard let kernel = try Fixtures.sharedKernel() else { try Fixtures.missing("shared/guest-kernel/vmlinux.xz") }
             let initramfs = try Fixtures.e2eInitramfs()
             let cmdline = "console=ttyS0 reboot=k panic=-1 pci=off \(Fixtures.sharedKernelCmdline) kata.e2e=\(boot.bootProtocol)"
             let arguments = ["--kernel", kernel.path, "--initrd", initramfs.path, "--cmdline", cmdline,

@@ -12,14 +12,8 @@ extension LinuxGuestTests {
 
         @Test(.timeLimit(.minutes(10)))
         func guestNetworkingAndVsock() throws {
-            guard let kernel = try Fixtures.sharedKernel() else {
-                #expect(!Fixtures.isCI, "shared/guest-kernel/vmlinux.xz is missing in CI")
-                return
-            }
-            guard getuid() == 0, FileManager.default.isExecutableFile(atPath: "/usr/sbin/ip") else {
-                #expect(!Fixtures.isCI, "needs root and ip in CI")
-                return
-            }
+            guard let kernel = try Fixtures.sharedKernel() else { try Fixtures.missing("shared/guest-kernel/vmlinux.xz") }
+            guard getuid() == 0, FileManager.default.isExecutableFile(atPath: "/usr/sbin/ip") else { try Fixtures.missing("root and ip") }
             let initramfs = try Fixtures.netInitramfs()
             let hostSide = Fixtures.packageRoot.appendingPathComponent("guest/net-test/host-side.py").path
             let ns = "kte\(getpid() % 100000)"

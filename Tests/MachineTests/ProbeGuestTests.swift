@@ -125,6 +125,33 @@ import Testing
         #expect(none.stdout == "" && none.status == Self.resetExit)
     }
 
+    /// A hostile driver (guest/probe/hostile.c) against vsock, rng and blk through the real
+    /// transport: the VMM neither traps nor stalls, the broken rng alone needs a reset, and
+    /// the disk still serves reads after it.
+    @Test func aHostileDriverBreaksOnlyTheDeviceItAttacks() throws {
+        let probe = try Fixtures.probeGuest()
+        let disk = Fixtures.scratch.appendingPathComponent("hostile-\(UUID().uuidString).img")
+        try (Data("KATA".utf8) + Data(count: (1 << 20) - 4)).write(to: disk)
+        let uds = Fixtures.scratch.appendingPathComponent("hostile-\(UUID().uuidString.prefix(8)).sock").path
+        let result = try runVmm(["--kernel", probe.path, "--cmdline", "probe.mode=hostile", "--memory", "128",
+                                 "--vsock", "cid=3,uds=\(uds)", "--rng", "--disk", "path=\(disk.path)"])
+        #expect(result.status == Self.resetExit, "\(result.stderr)")
+        let lines = result.stdout.split(separator: "\n").filter { $0.hasPrefix("probe: hostile") }.map(String.init)
+        #expect(lines == [
+            "probe: hostile vsock-rx-unready tx-used=1 status=0xf",
+            "probe: hostile rng-indirect-64MiB used=4 status=0xf",
+            "probe: hostile rng-indirect-64MiB total-len=0 status=0xf",
+            "probe: hostile rng-good len=64 status=0xf",
+            "probe: hostile rng-runaway needs-reset=1 status=0x4f",
+            "probe: hostile rng-after-failure used=5 status=0x4f",
+            "probe: hostile blk-read len=513 status=0xf",
+            "probe: hostile blk-read first-word=\(0x4154_414B as UInt32) status=0x0",
+            "probe: hostile done",
+        ], "\(result.stdout)\n\(result.stderr)")
+        let failures = result.stderr.split(separator: "\n").filter { $0.contains("needs a reset") }
+        #expect(failures.count == 1 && failures[0].contains("virtio-rng"), "\(result.stderr)")
+    }
+
     @Test func stdinPipeDoesNotDisturbTheGuest() throws {
         let probe = try Fixtures.probeGuest()
         let result = try runVmm(["--kernel", probe.path, "--cmdline", "w"], stdin: "typed input\n")

@@ -82,10 +82,7 @@ extension LinuxGuestTests {
 
         @Test(.timeLimit(.minutes(15)))
         func linuxDriversFindAndUseTheDevicesBothWays() throws {
-            guard let kernel = try Fixtures.sharedKernel() else {
-                #expect(!Fixtures.isCI, "shared/guest-kernel/vmlinux.xz is missing in CI")
-                return
-            }
+            guard let kernel = try Fixtures.sharedKernel() else { try Fixtures.missing("shared/guest-kernel/vmlinux.xz") }
             let initramfs = try Fixtures.virtioInitramfs()
             let base = "console=ttyS0 reboot=k panic=-1 pci=off \(Fixtures.sharedKernelCmdline)"
             func arguments(_ disks: [Disk], cmdline: String, discovery: String) -> [String] {

@@ -106,10 +106,7 @@ import Testing
     }
 
     @Test func loadsTheSharedLinuxKernel() throws {
-        guard let vmlinux = try Fixtures.sharedKernel() else {
-            #expect(!Fixtures.isCI, "shared/guest-kernel/vmlinux.xz is missing in CI")
-            return
-        }
+        guard let vmlinux = try Fixtures.sharedKernel() else { try Fixtures.missing("shared/guest-kernel/vmlinux.xz") }
         let image = try [UInt8](Data(contentsOf: vmlinux))
         let memory = try GuestMemory(ranges: X86MemoryLayout.ramRanges(size: 256 << 20))
         let loaded = try KernelImage.load(image, into: memory)

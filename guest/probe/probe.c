@@ -6,14 +6,13 @@
  * ends through an i8042 reset, falling back to a triple fault where there is no i8042.
  *
  * Command line options: probe.exit=N (status to print), probe.mode=reset|triplefault|
- * hang|spin|poweroff|count (how to end; count prints "probe: tick N" about every 50 ms,
+ * hang|spin|poweroff|count|hostile (how to end; count prints "probe: tick N" about every 50 ms,
  * by the TSC, forever: progress a pause must stop and a resume restart; after each tick
- * it prints "probe: key 0xNN" for every byte waiting in the i8042, e.g. Ctrl-Alt-Del).
+ * it prints "probe: key 0xNN" for every byte waiting in the i8042, e.g. Ctrl-Alt-Del;
+ * hostile first plays a hostile virtio driver against every device, see hostile.c, then
+ * resets).
  */
-typedef unsigned char u8;
-typedef unsigned short u16;
-typedef unsigned int u32;
-typedef unsigned long long u64;
+#include "probe.h"
 
 struct hvm_start_info {
     u32 magic, version, flags, nr_modules;
@@ -23,27 +22,19 @@ struct hvm_start_info {
 struct hvm_memmap_entry { u64 addr, size; u32 type, reserved; };
 struct hvm_modlist_entry { u64 paddr, size, cmdline_paddr, reserved; };
 
-static inline void outb(u16 port, u8 v) { __asm__ volatile("outb %0, %1" : : "a"(v), "Nd"(port)); }
-static inline u8 inb(u16 port) { u8 v; __asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port)); return v; }
-static inline void cpuid(u32 leaf, u32 sub, u32 *a, u32 *b, u32 *c, u32 *d) {
-    __asm__ volatile("cpuid" : "=a"(*a), "=b"(*b), "=c"(*c), "=d"(*d) : "a"(leaf), "c"(sub));
-}
-
-static inline u64 rdtsc(void) { u32 lo, hi; __asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi)); return ((u64)hi << 32) | lo; }
-
 static int failures;
 
-static void putc_serial(char c) {
+void putc_serial(char c) {
     for (int i = 0; i < 100000 && !(inb(0x3f8 + 5) & 0x20); i++) {}
     outb(0x3f8, (u8)c);
 }
-static void puts_serial(const char *s) { while (*s) putc_serial(*s++); }
-static void put_dec(u32 v) {
+void puts_serial(const char *s) { while (*s) putc_serial(*s++); }
+void put_dec(u32 v) {
     char buf[11]; int i = 10; buf[i] = 0;
     do { buf[--i] = (char)('0' + v % 10); v /= 10; } while (v);
     puts_serial(buf + i);
 }
-static void put_hex(u64 v) {
+void put_hex(u64 v) {
     char buf[19]; int i = 18; buf[i] = 0;
     do { buf[--i] = "0123456789abcdef"[v & 0xf]; v >>= 4; } while (v);
     buf[--i] = 'x'; buf[--i] = '0';
@@ -225,6 +216,7 @@ void probe_main(struct hvm_start_info *si) {
             while (rdtsc() - start < 100000000ull) __asm__ volatile("pause");
         }
     }
+    if (option_is(mode, "hostile")) hostile_virtio();
     if (option_is(mode, "spin")) {
         puts_serial("probe: spinning forever\n");
         for (;;) __asm__ volatile("pause");

@@ -1,4 +1,4 @@
-import Glibc
+import HostInput
 import Machine
 
 /// `PUT /boot-source` and the config file's `boot-source`: kernel, initrd, command line.
@@ -20,15 +20,11 @@ struct BootSource {
         }
     }
 
-    /// Firecracker opens the images when they are configured; so do we (and close them).
-    /// Non-blocking, so that a FIFO cannot stall the controller's queue; only regular files pass.
+    /// Firecracker opens the images when they are configured; so do we, with the checks
+    /// the boot's read makes (a FIFO cannot stall the controller's queue: only regular files pass).
     static func checkReadable(_ file: String, field: String) throws {
-        let fd = open(file, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
-        guard fd >= 0 else { throw ApiError("\(field): cannot open '\(file)': \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
-        var info = stat()
-        guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG else {
-            throw ApiError("\(field): '\(file)' is not a regular file")
+        do { try CheckedFile.check(file, role: "file", limit: CheckedFile.bootImageLimit, allowEmpty: false) } catch let error as HostInputError {
+            throw ApiError("\(field): \(error)")
         }
     }
 

@@ -5,8 +5,8 @@ import Machine
 /// Both go through the same section parsers as the API, into one `VmConfig`.
 public enum FullVmConfiguration {
     static let supported = ["boot-source", "machine-config", "drives", "network-interfaces", "vsock", "entropy",
-                            "logger", "metrics"]
-    static let unsupported = ["balloon", "mmds-config", "cpu-config", "serial", "pmem", "memory-hotplug"]
+                            "logger", "metrics", "serial"]
+    static let unsupported = ["balloon", "mmds-config", "cpu-config", "pmem", "memory-hotplug"]
 
     /// Parses a config file's text. Every error names the field (`drives[1].is_root_device`).
     public static func parse(_ data: Data) throws -> VmConfig {
@@ -47,6 +47,11 @@ public enum FullVmConfiguration {
         }
         if let logger = object.value("logger") { config.logger = try LoggerSection(logger, path: "logger").log }
         if let metrics = object.value("metrics") { config.metricsPath = try MetricsSection(metrics, path: "metrics").path }
+        if let serial = object.value("serial") {
+            let section = try SerialSection(serial, path: "serial")
+            config.serial = section.output
+            if let maxBytes = section.maxBytes { config.serialLogMaxBytes = maxBytes }
+        }
         do { try config.validate() } catch { throw ApiError("\(error)") }
         return config
     }

@@ -72,3 +72,22 @@ struct MetricsSection {
         config.metricsPath.map { .object(["metrics_path": .string($0)]) } ?? .null
     }
 }
+
+/// The config file's `serial` (Firecracker's SerialDevice): where the guest's console goes,
+/// stdout without a `serial_out_path`. `max_bytes` is kata-swift's: the cap on the file
+/// before it is rotated to `<path>.1` (0: no cap), as `--serial-max-bytes`.
+struct SerialSection {
+    var output: VmConfig.SerialOutput
+    var maxBytes: Int?
+
+    init(_ json: JSONValue, path: String) throws {
+        let object = try StrictObject(json, path: path, allowed: ["serial_out_path", "rate_limiter", "max_bytes"])
+        try object.refuse("rate_limiter", because: "rate limiters are not supported (max_bytes caps the file)")
+        if object.has("serial_out_path") {
+            output = .file(try object.nonEmptyString(required: "serial_out_path"))
+        } else {
+            output = .stdio
+        }
+        maxBytes = try object.int("max_bytes", in: 0...(1 << 40)).map(Int.init)
+    }
+}

@@ -1,4 +1,5 @@
 import Foundation
+import HostInput
 
 /// A parsed JSON document as a typed tree. Request bodies and the config file are decoded
 /// into this first so that every field can be checked by name: unknown keys, wrong types
@@ -12,10 +13,15 @@ public indirect enum JSONValue: Sendable, Equatable {
     case array([JSONValue])
     case object([String: JSONValue])
 
-    /// Parses `data`; a syntax error becomes an `ApiError` that says where.
+    /// Parses `data`; a syntax error becomes an `ApiError` that says where, as does a
+    /// duplicate key or a NUL character in a string (`StrictJSON`).
     public static func parse(_ data: Data, what: String = "request body") throws -> JSONValue {
         do {
-            return try JSONDecoder().decode(JSONValue.self, from: data)
+            let value = try JSONDecoder().decode(JSONValue.self, from: data)
+            try StrictJSON.check(data)
+            return value
+        } catch let error as HostInputError {
+            throw ApiError("\(what): \(error)")
         } catch let error as DecodingError {
             throw ApiError("\(what) is not valid JSON: \(Self.describe(error))")
         } catch {

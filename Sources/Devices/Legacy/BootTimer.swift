@@ -21,11 +21,12 @@ public final class BootTimer: BusDevice, @unchecked Sendable {
         }
     }
 
-    private let logger: Logger
+    /// The guest can write the magic byte at will: its log lines are rate limited.
+    private let logger: RateLimitedLogger
     private let onMeasurement: (@Sendable (Measurement) -> Void)?
 
     public init(logger: Logger, onMeasurement: (@Sendable (Measurement) -> Void)? = nil) {
-        self.logger = logger
+        self.logger = RateLimitedLogger(logger, burst: 4)
         self.onMeasurement = onMeasurement
     }
 

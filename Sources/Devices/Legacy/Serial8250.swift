@@ -67,15 +67,20 @@ public final class Serial8250: BusDevice, @unchecked Sendable {
     }
 
     private let state = Mutex(State())
-    private let output: OwnedFileDescriptor?
+    private let output: ConsoleLog?
     private let interrupt: EventFd
     /// Called (outside the lock) when the guest has emptied the receive FIFO.
     public var onReceiveSpace: (@Sendable () -> Void)?
 
     /// `output` nil discards transmitted bytes (`--serial none`).
-    public init(output: OwnedFileDescriptor?, interrupt: EventFd) {
+    public init(output: ConsoleLog?, interrupt: EventFd) {
         self.output = output
         self.interrupt = interrupt
+    }
+
+    /// Output to a descriptor, uncapped (stdout, a pipe).
+    public convenience init(output: OwnedFileDescriptor?, interrupt: EventFd) {
+        self.init(output: output.map { ConsoleLog(descriptor: $0) }, interrupt: interrupt)
     }
 
     public func read(offset: UInt64, data: UnsafeMutableRawBufferPointer) {
@@ -158,18 +163,8 @@ public final class Serial8250: BusDevice, @unchecked Sendable {
                 return false
             }
         }
-        if let transmit, let output {
-            var byte = transmit
-            _ = retryingWrite(output.rawValue, &byte)
-        }
+        if let transmit, let output { output.write(transmit) }
         if raise { interrupt.signal() }
-    }
-
-    private func retryingWrite(_ fd: Int32, _ byte: UnsafeMutablePointer<UInt8>) -> Int {
-        while true {
-            let n = Glibc.write(fd, byte, 1)
-            if n >= 0 || errno != EINTR { return n }
-        }
     }
 
     /// Free space in the receive FIFO: how much the event loop may read from its input.

@@ -25,6 +25,10 @@ public final class VirtioNet: VirtioDevice, @unchecked Sendable {
     static let numBuffersOffset = 10
     /// Largest frame a tap hands over with TSO: 64 KiB of payload plus headers.
     static let maxFrame = 65_562 + headerSize
+    /// The most chains one frame may span with mergeable RX buffers: a 64 KiB frame in
+    /// Linux's smallest buffers (1518 bytes) takes 44. A guest posting smaller ones has its
+    /// frames dropped rather than making us gather the whole ring for each.
+    static let maxMergedBuffers = 64
     public static let rxQueue = 0
     public static let txQueue = 1
 
@@ -34,7 +38,8 @@ public final class VirtioNet: VirtioDevice, @unchecked Sendable {
     public let mac: [UInt8]
     public let mtu: UInt16
     let loop: EventLoop
-    let logger: Logger
+    /// Its lines are about the guest's requests, which a guest can repeat at will: rate limited.
+    let logger: RateLimitedLogger
 
     /// Counters for metrics and tests.
     public struct Counters: Sendable, Equatable {
@@ -64,7 +69,7 @@ public final class VirtioNet: VirtioDevice, @unchecked Sendable {
         self.mac = mac ?? Self.randomMac()
         self.mtu = mtu
         self.loop = loop
-        self.logger = logger
+        self.logger = RateLimitedLogger(logger)
         scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: Self.maxFrame, alignment: 16)
         try loop.add(fd: tap.fd.rawValue, events: 0) { [weak self] events in self?.tapReady(events) }
     }
@@ -136,17 +141,22 @@ public final class VirtioNet: VirtioDevice, @unchecked Sendable {
         }
     }
 
+    /// The tap is readable (a frame for the guest) or writable again (TX can go on). A
+    /// ring found broken here fails the device through the transport; until the driver
+    /// resets it the tap is not watched.
     private func tapReady(_ events: UInt32) {
-        do {
-            try state.withLock { s in
+        state.withLock { s in
+            do {
                 if events & EventLoop.writable != 0, s.txBlocked {
                     s.txBlocked = false
                     try transmit(&s)
                 }
                 if events & EventLoop.readable != 0 { try receive(&s) }
+            } catch {
+                s.context?.failure.report(error, in: "tap \(tap.name)")
+                s.context = nil
+                try? loop.modify(fd: tap.fd.rawValue, events: 0)
             }
-        } catch {
-            logger.error("virtio-net \(tap.name): \(error)")
         }
     }
 
@@ -214,6 +224,10 @@ public final class VirtioNet: VirtioDevice, @unchecked Sendable {
             let room = chain.writableLength
             chains.append(chain)
             capacity += room
+            if capacity < length && chains.count == Self.maxMergedBuffers {
+                try dropFrame(giving: chains, &s, context)
+                return true
+            }
             if !mergeable || (chains.count == 1 && room < Self.headerSize) {
                 if capacity < length || room < Self.headerSize {
                     // A buffer that can never hold this frame: the frame is dropped, the buffer returned.

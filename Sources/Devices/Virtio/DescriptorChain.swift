@@ -6,6 +6,7 @@ public enum DescriptorChainError: Error, Equatable, CustomStringConvertible {
     case indexOutOfRange(UInt16)
     case tooLong
     case badIndirectTable(length: UInt32)
+    case indirectTableTooLong(entries: UInt32, queueSize: UInt16)
     case nestedIndirect
     case indirectNotNegotiated
     case readableAfterWritable
@@ -17,6 +18,8 @@ public enum DescriptorChainError: Error, Equatable, CustomStringConvertible {
         case .indexOutOfRange(let i): return "descriptor index \(i) is outside its table"
         case .tooLong: return "descriptor chain is longer than its table (a loop?)"
         case .badIndirectTable(let length): return "indirect table of \(length) bytes is not a whole number of descriptors"
+        case .indirectTableTooLong(let entries, let queueSize):
+            return "indirect table of \(entries) descriptors is longer than the queue (\(queueSize))"
         case .nestedIndirect: return "indirect descriptor inside an indirect table, or with NEXT set"
         case .indirectNotNegotiated: return "indirect descriptor used without VIRTIO_F_INDIRECT_DESC"
         case .readableAfterWritable: return "device-readable descriptor after a device-writable one"
@@ -62,17 +65,22 @@ public struct DescriptorChain: Sendable {
         while true {
             visited += 1
             guard visited <= tableSize else { throw DescriptorChainError.tooLong }
-            let at = tableAddress + UInt64(index) * UInt64(Self.descriptorSize)
+            let at = tableAddress &+ UInt64(index) &* UInt64(Self.descriptorSize)
             let address = try memory.load(UInt64.self, at: at)
-            let length = try memory.load(UInt32.self, at: at + 8)
-            let flags = try memory.load(UInt16.self, at: at + 12)
-            let next = try memory.load(UInt16.self, at: at + 14)
+            let length = try memory.load(UInt32.self, at: at &+ 8)
+            let flags = try memory.load(UInt16.self, at: at &+ 12)
+            let next = try memory.load(UInt16.self, at: at &+ 14)
 
             if flags & Self.flagIndirect != 0 {
                 guard indirectAllowed else { throw DescriptorChainError.indirectNotNegotiated }
                 guard !inIndirect, flags & Self.flagNext == 0 else { throw DescriptorChainError.nestedIndirect }
                 guard length > 0, length % UInt32(Self.descriptorSize) == 0 else {
                     throw DescriptorChainError.badIndirectTable(length: length)
+                }
+                // No chain may be longer than the queue (virtio 1.2, 2.7.5.3.1): refused
+                // before the table is walked, so a table claiming 64 MiB costs nothing.
+                guard length / UInt32(Self.descriptorSize) <= UInt32(size) else {
+                    throw DescriptorChainError.indirectTableTooLong(entries: length / UInt32(Self.descriptorSize), queueSize: size)
                 }
                 guard memory.contains(address, length: Int(length)) else {
                     throw DescriptorChainError.outOfGuestMemory(address: address, length: length)
@@ -133,7 +141,7 @@ public struct BufferCursor {
             let available = Int(buffer.length - offset)
             let n = min(available, wanted)
             // Checked at parse time; a failure here would mean guest memory changed shape.
-            if let piece = try? memory.slice(at: buffer.address + UInt64(offset), length: n) { pieces.append(piece) }
+            if let piece = try? memory.slice(at: buffer.address &+ UInt64(offset), length: n) { pieces.append(piece) }
             wanted -= n
             consumed += n
             offset += UInt32(n)

@@ -4,9 +4,13 @@ import VMM
 /// A queue-level failure: the rings themselves are unusable, not just one request.
 public enum VirtQueueError: Error, Equatable, CustomStringConvertible {
     case availableIndexRunaway(available: UInt16, consumed: UInt16)
+    /// Used-ring access on a queue that was not activated (or was deactivated).
+    case notActive
 
     public var description: String {
         switch self {
+        case .notActive:
+            return "the queue is not active"
         case .availableIndexRunaway(let available, let consumed):
             return "available index \(available) is more than a queue ahead of \(consumed)"
         }
@@ -14,27 +18,51 @@ public enum VirtQueueError: Error, Equatable, CustomStringConvertible {
 }
 
 /// A split virtqueue (virtio 1.2, 2.7): the driver's descriptor table and available ring,
-/// the device's used ring. The transport writes the configuration; once the device is
-/// activated only the device's worker (the event loop) touches the rings.
+/// the device's used ring. The transport writes the registers; at DRIVER_OK a queue that
+/// is ready and valid is activated, and from then on only the device's worker (the event
+/// loop) touches its ring, through the geometry captured then. A queue that was not
+/// activated does nothing: devices may reach any of their queues from a backend event
+/// (a tap frame, a vsock RST), whatever the driver set up.
 public final class VirtQueue: @unchecked Sendable {
     public let maxSize: UInt16
+    // The registers, as the driver last wrote them.
     public var size: UInt16
     public var ready = false
     public var descriptorTable: UInt64 = 0
     public var availableRing: UInt64 = 0
     public var usedRing: UInt64 = 0
 
-    /// Negotiated ring features, set at activation.
-    public private(set) var eventIndex = false
-    public private(set) var indirectDescriptors = false
+    /// The ring as activated: every area checked to lie inside guest memory, so that no
+    /// offset computed below can leave it (or overflow).
+    struct Ring {
+        let size: UInt16
+        let table: UInt64
+        let avail: UInt64
+        let used: UInt64
+        let eventIndex: Bool
+        let indirect: Bool
+    }
+    private var ring: Ring?
+
+    public var isActive: Bool { ring != nil }
+    public var eventIndex: Bool { ring?.eventIndex ?? false }
+    public var indirectDescriptors: Bool { ring?.indirect ?? false }
     public private(set) var nextAvailable: UInt16 = 0
     public private(set) var nextUsed: UInt16 = 0
     /// `nextUsed` when the driver was last notified (event-index suppression).
     private var lastSignalledUsed: UInt16 = 0
 
-    public init(maxSize: UInt16) {
+    /// Chains taken in the current pass (see `beginPass`), and the doorbell that resumes
+    /// the work when a pass runs out of budget.
+    private var takenThisPass = 0
+    private let notifier: EventFd?
+
+    /// `notifier`: the queue's doorbell; a pass that stops at its budget rings it, so the
+    /// device comes back to the queue after the event loop served everything else.
+    public init(maxSize: UInt16, notifier: EventFd? = nil) {
         self.maxSize = maxSize
         self.size = maxSize
+        self.notifier = notifier
     }
 
     /// Forgets everything the driver configured (device reset).
@@ -44,55 +72,78 @@ public final class VirtQueue: @unchecked Sendable {
         descriptorTable = 0
         availableRing = 0
         usedRing = 0
-        eventIndex = false
-        indirectDescriptors = false
+        deactivate()
+    }
+
+    /// Stops using the ring but keeps the registers (the device failed; the driver resets).
+    public func deactivate() {
+        ring = nil
         nextAvailable = 0
         nextUsed = 0
         lastSignalledUsed = 0
+        takenThisPass = 0
     }
 
     /// Whether the driver's configuration can be used: a power-of-two size within the
     /// maximum and all three areas aligned and inside guest memory.
     public func isValid(memory: GuestMemory) -> Bool {
-        guard ready, size > 0, size <= maxSize, size & (size - 1) == 0 else { return false }
+        guard ready, size > 0, size <= maxSize, size & (size &- 1) == 0 else { return false }
         let n = Int(size)
         return descriptorTable % 16 == 0 && memory.contains(descriptorTable, length: 16 * n)
             && availableRing % 2 == 0 && memory.contains(availableRing, length: 6 + 2 * n)
             && usedRing % 4 == 0 && memory.contains(usedRing, length: 6 + 8 * n)
     }
 
-    public func activate(features: UInt64) {
-        eventIndex = features & VirtioFeature.ringEventIndex != 0
-        indirectDescriptors = features & VirtioFeature.ringIndirectDescriptors != 0
+    /// Activates the queue if it is ready and valid; returns whether it is now active.
+    @discardableResult
+    public func activate(features: UInt64, memory: GuestMemory) -> Bool {
+        deactivate()
+        guard isValid(memory: memory) else { return false }
+        ring = Ring(size: size, table: descriptorTable, avail: availableRing, used: usedRing,
+                    eventIndex: features & VirtioFeature.ringEventIndex != 0,
+                    indirect: features & VirtioFeature.ringIndirectDescriptors != 0)
+        return true
     }
 
-    /// The next chain the driver made available, nil when there is none. A malformed
-    /// chain is returned to the driver at once (used length 0) and thrown as a
-    /// `DescriptorChainError`; any other error means the rings are unusable.
+    /// Starts a pass over the queue (a notification): the device may take up to one
+    /// ring's worth of chains before it yields the event loop to other work.
+    public func beginPass() { takenThisPass = 0 }
+
+    /// The next chain the driver made available, nil when there is none (or the queue is
+    /// not active, or this pass used its budget). A malformed chain is returned to the
+    /// driver at once (used length 0) and thrown as a `DescriptorChainError`; any other
+    /// error means the rings are unusable.
     public func pop(_ memory: GuestMemory) throws -> DescriptorChain? {
-        let availableIndex = try memory.load(UInt16.self, at: availableRing + 2)
+        guard let ring else { return nil }
+        let availableIndex = try memory.load(UInt16.self, at: ring.avail &+ 2)
         guard availableIndex != nextAvailable else { return nil }
         ckvm_fence_acquire()  // read the ring entry only after seeing the index move
         // The driver may not run ahead of us by more than the queue size.
-        guard availableIndex &- nextAvailable <= size else {
+        guard availableIndex &- nextAvailable <= ring.size else {
             throw VirtQueueError.availableIndexRunaway(available: availableIndex, consumed: nextAvailable)
         }
-        let slot = UInt64(nextAvailable % size)
-        let head = try memory.load(UInt16.self, at: availableRing + 4 + 2 * slot)
+        guard takenThisPass < Int(ring.size) else {
+            // A driver refilling as fast as we drain cannot hold the loop: resume later.
+            notifier?.signal()
+            return nil
+        }
+        takenThisPass += 1
+        let slot = UInt64(nextAvailable % ring.size)
+        let head = try memory.load(UInt16.self, at: ring.avail &+ 4 &+ 2 &* slot)
         nextAvailable &+= 1
-        if eventIndex {
+        if ring.eventIndex {
             // avail_event: ask to be notified when the driver adds past what we consumed.
             // The full fence pairs with the driver's (write avail idx; mb; read avail_event):
             // without it our next read of the index could pass this store, and both sides
             // could miss each other's update (no kick, device idle, guest hung).
-            try memory.store(nextAvailable, at: usedRing + 4 + 8 * UInt64(size))
+            try memory.store(nextAvailable, at: ring.used &+ 4 &+ 8 &* UInt64(ring.size))
             ckvm_fence_full()
         }
         do {
-            return try DescriptorChain(memory: memory, table: descriptorTable, size: size, head: head,
-                                       indirectAllowed: indirectDescriptors)
+            return try DescriptorChain(memory: memory, table: ring.table, size: ring.size, head: head,
+                                       indirectAllowed: ring.indirect)
         } catch {
-            if head < size { try addUsed(memory, head: head, length: 0) }
+            if head < ring.size { try addUsed(memory, head: head, length: 0) }
             throw error
         }
     }
@@ -112,38 +163,44 @@ public final class VirtQueue: @unchecked Sendable {
 
     /// Whether the driver has made a chain available that we have not taken yet.
     public func hasAvailable(_ memory: GuestMemory) -> Bool {
-        guard let index = try? memory.load(UInt16.self, at: availableRing + 2) else { return false }
+        guard let ring, let index = try? memory.load(UInt16.self, at: ring.avail &+ 2) else { return false }
         return index != nextAvailable
     }
 
     /// Gives back the last `count` chains taken with `pop` and not yet used (a frame that
     /// did not fit waits for more buffers without losing the ones it had).
     public func unpop(_ count: Int = 1) {
+        guard ring != nil, count > 0 else { return }
+        let count = min(count, takenThisPass)
         nextAvailable &-= UInt16(truncatingIfNeeded: count)
+        takenThisPass -= count
     }
 
     /// Puts a finished chain on the used ring with the number of bytes written to it.
     public func addUsed(_ memory: GuestMemory, head: UInt16, length: UInt32) throws {
-        let slot = UInt64(nextUsed % size)
-        try memory.store(UInt32(head), at: usedRing + 4 + 8 * slot)
-        try memory.store(length, at: usedRing + 4 + 8 * slot + 4)
+        guard let ring else { throw VirtQueueError.notActive }
+        let slot = UInt64(nextUsed % ring.size)
+        let entry = ring.used &+ 4 &+ 8 &* slot
+        try memory.store(UInt32(head), at: entry)
+        try memory.store(length, at: entry &+ 4)
         nextUsed &+= 1
         ckvm_fence_release()  // the entry is visible before the index that publishes it
-        try memory.store(nextUsed, at: usedRing + 2)
+        try memory.store(nextUsed, at: ring.used &+ 2)
     }
 
     /// Whether the driver wants an interrupt for the entries used since the last one.
     public func needsInterrupt(_ memory: GuestMemory) -> Bool {
+        guard let ring else { return false }
         ckvm_fence_full()  // our used-index store is visible before we read the driver's wish
         defer { lastSignalledUsed = nextUsed }
-        if eventIndex {
-            guard let usedEvent = try? memory.load(UInt16.self, at: availableRing + 4 + 2 * UInt64(size)) else {
+        if ring.eventIndex {
+            guard let usedEvent = try? memory.load(UInt16.self, at: ring.avail &+ 4 &+ 2 &* UInt64(ring.size)) else {
                 return true
             }
             // vring_need_event: did used_event fall within (old, new]?
             return nextUsed &- usedEvent &- 1 < nextUsed &- lastSignalledUsed
         }
-        let flags = (try? memory.load(UInt16.self, at: availableRing)) ?? 0
+        let flags = (try? memory.load(UInt16.self, at: ring.avail)) ?? 0
         return flags & 1 == 0  // VIRTQ_AVAIL_F_NO_INTERRUPT
     }
 }

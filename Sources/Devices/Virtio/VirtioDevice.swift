@@ -16,7 +16,8 @@ public protocol VirtioDevice: AnyObject, Sendable {
     /// The driver notified queue `index` (called on the event loop thread). Bad requests
     /// are answered and skipped; throwing means the queue itself is unusable.
     func process(queue index: Int) throws
-    /// The driver reset the device: drop every reference to guest memory and queues.
+    /// The driver reset the device, or the device failed: drop every reference to guest
+    /// memory and queues and stop serving the guest from backend events.
     func reset()
     /// An eventfd the backend signals when work completes (e.g. Linux AIO), or nil.
     var backendEvents: EventFd? { get }
@@ -32,12 +33,16 @@ public struct VirtioDeviceContext: Sendable {
     public let queues: [VirtQueue]
     public let interrupt: VirtioInterrupt
     public let features: UInt64
+    /// Where the device's own event handlers report a ring they found unusable.
+    public let failure: VirtioDeviceFailure
 
-    public init(memory: GuestMemory, queues: [VirtQueue], interrupt: VirtioInterrupt, features: UInt64) {
+    public init(memory: GuestMemory, queues: [VirtQueue], interrupt: VirtioInterrupt, features: UInt64,
+                failure: VirtioDeviceFailure) {
         self.memory = memory
         self.queues = queues
         self.interrupt = interrupt
         self.features = features
+        self.failure = failure
     }
 }
 

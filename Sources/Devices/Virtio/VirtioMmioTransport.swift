@@ -17,8 +17,15 @@ public final class VirtioMmioTransport: BusDevice, @unchecked Sendable {
     public let interrupt: VirtioInterrupt
     /// One eventfd per queue: the doorbell the driver rings through QueueNotify.
     public let notifiers: [EventFd]
+    /// Where the device's own event handlers report a broken ring.
+    public let failure: VirtioDeviceFailure
     let memory: GuestMemory
-    let logger: Logger
+    /// Every line here follows from what the driver did, and a driver can reset and
+    /// repeat at will: rate limited.
+    let logger: RateLimitedLogger
+    /// The loop the doorbells are watched on (set by `attach`): disarmed while the device
+    /// has failed.
+    private var loop: EventLoop?
 
     private struct State {
         var status: UInt32 = 0
@@ -37,9 +44,11 @@ public final class VirtioMmioTransport: BusDevice, @unchecked Sendable {
         self.device = device
         self.memory = memory
         self.interrupt = interrupt
-        self.logger = logger
-        queues = device.queueMaxSizes.map { VirtQueue(maxSize: $0) }
-        notifiers = try queues.map { _ in try EventFd() }
+        self.logger = RateLimitedLogger(logger)
+        let notifiers = try device.queueMaxSizes.map { _ in try EventFd() }
+        self.notifiers = notifiers
+        queues = zip(device.queueMaxSizes, notifiers).map { VirtQueue(maxSize: $0, notifier: $1) }
+        failure = try VirtioDeviceFailure()
     }
 
     public var isActive: Bool { state.withLock { $0.active } }
@@ -47,6 +56,10 @@ public final class VirtioMmioTransport: BusDevice, @unchecked Sendable {
 
     /// Hooks the queue doorbells (and the backend's completions) into the event loop.
     public func attach(to loop: EventLoop) throws {
+        state.withLock { _ in self.loop = loop }
+        try loop.add(fd: failure.eventFd.fd.rawValue, events: EventLoop.readable) { [weak self] _ in
+            self?.failureReported()
+        }
         for (index, notifier) in notifiers.enumerated() {
             try loop.add(fd: notifier.fd.rawValue, events: EventLoop.readable) { [weak self] _ in
                 notifier.consume()
@@ -71,34 +84,60 @@ public final class VirtioMmioTransport: BusDevice, @unchecked Sendable {
 
     private func backendEventsFired() {
         state.withLock { s in
-            guard s.active, s.status & VirtioStatus.deviceNeedsReset == 0 else {
+            guard s.active else {
                 device.backendEvents?.consume()
                 return
             }
             do {
                 try device.processBackendEvents()
             } catch {
-                logger.error("virtio-\(device.deviceType) backend: \(error); the device needs a reset")
-                s.status |= VirtioStatus.deviceNeedsReset
-                interrupt.signal(VirtioInterrupt.configChange)
+                fail(&s, because: "backend: \(error)")
             }
         }
     }
 
+    /// A device's own event handler reported a broken ring (see `VirtioDeviceFailure`).
+    func failureReported() {
+        state.withLock { s in
+            guard let reason = failure.reason(), s.active else { return }
+            fail(&s, because: reason)
+        }
+    }
+
     /// Runs the device's queue processing if the device is live. A queue the device
-    /// cannot use any more (its rings broken, not just one bad request) puts the device in
-    /// DEVICE_NEEDS_RESET and tells the driver with a configuration interrupt.
+    /// cannot use any more (its rings broken, not just one bad request) fails the device.
     public func notified(queue index: Int) {
         state.withLock { s in
-            guard s.active, s.status & VirtioStatus.deviceNeedsReset == 0,
-                  index < queues.count, queues[index].ready else { return }
+            guard s.active, index < queues.count, queues[index].isActive else { return }
+            queues[index].beginPass()
             do {
                 try device.process(queue: index)
             } catch {
-                logger.error("virtio-\(device.deviceType) queue \(index): \(error); the device needs a reset")
-                s.status |= VirtioStatus.deviceNeedsReset
-                interrupt.signal(VirtioInterrupt.configChange)
+                fail(&s, because: "queue \(index): \(error)")
             }
+        }
+    }
+
+    /// The device cannot go on until the driver resets it: DEVICE_NEEDS_RESET and a
+    /// configuration interrupt for the driver, the device disarmed (its event sources and
+    /// doorbells no longer serve the guest, its references to the rings dropped), one log
+    /// line. The other devices are untouched.
+    private func fail(_ s: inout State, because reason: String) {
+        logger.error("virtio-\(device.deviceType): \(reason); the device needs a reset")
+        device.reset()
+        for queue in queues { queue.deactivate() }
+        s.active = false
+        s.status |= VirtioStatus.deviceNeedsReset
+        watchDoorbells(false)
+        interrupt.signal(VirtioInterrupt.configChange)
+    }
+
+    /// Doorbells rung while the device was failed are dropped with the rings they named.
+    private func watchDoorbells(_ armed: Bool) {
+        guard let loop else { return }
+        for notifier in notifiers {
+            notifier.consume()
+            try? loop.modify(fd: notifier.fd.rawValue, events: armed ? EventLoop.readable : 0)
         }
     }
 
@@ -227,10 +266,13 @@ public final class VirtioMmioTransport: BusDevice, @unchecked Sendable {
                 interrupt.signal(VirtioInterrupt.configChange)
                 return
             }
-            for queue in queues { queue.activate(features: s.driverFeatures) }
+            // Only queues the driver made ready and valid are ever touched; the others
+            // stay inactive whatever a backend event asks of them.
+            for queue in queues { queue.activate(features: s.driverFeatures, memory: memory) }
+            failure.clear()
             do {
                 try device.activate(VirtioDeviceContext(memory: memory, queues: queues, interrupt: interrupt,
-                                                        features: s.driverFeatures))
+                                                        features: s.driverFeatures, failure: failure))
                 s.active = true
             } catch {
                 logger.error("virtio-\(device.deviceType): activation failed: \(error)")
@@ -243,6 +285,8 @@ public final class VirtioMmioTransport: BusDevice, @unchecked Sendable {
     private func resetLocked(_ s: inout State) {
         if s.active { device.reset() }
         for queue in queues { queue.reset() }
+        failure.clear()
+        if s.status & VirtioStatus.deviceNeedsReset != 0 { watchDoorbells(true) }
         interrupt.clear()
         s = State(configGeneration: s.configGeneration)
     }

@@ -1,4 +1,6 @@
 import Foundation
+import HostInput
+import Machine
 import TOMLKit
 
 /// `configuration.toml`, modelled on Kata's: the guest kernel and image, the VM's size, the
@@ -19,6 +21,8 @@ public struct RuntimeConfiguration: Sendable, Equatable {
         public var blockDeviceDriver = "virtio-mmio"
         public var disableBlockDeviceUse = false
         public var enableDebug = false
+        /// The cap on console.log before it is rotated to console.log.1; 0: no cap.
+        public var consoleLogMaxBytes = VmConfig.defaultSerialLogMaxBytes
     }
 
     public struct Agent: Sendable, Equatable {
@@ -63,7 +67,11 @@ public struct RuntimeConfiguration: Sendable, Equatable {
                 if required { throw ConfigError("\(path): no such configuration file") }
                 continue
             }
-            guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
+            let bytes: [UInt8]
+            do { bytes = try CheckedFile.read(path, role: "configuration file", limit: CheckedFile.documentLimit) } catch {
+                throw ConfigError("\(error)")
+            }
+            guard let text = String(validating: bytes, as: UTF8.self) else {
                 throw ConfigError("\(path): cannot be read as UTF-8 text")
             }
             var config = try parse(text, file: path)
@@ -74,6 +82,9 @@ public struct RuntimeConfiguration: Sendable, Equatable {
     }
 
     public static func parse(_ text: String, file: String = "configuration.toml") throws -> RuntimeConfiguration {
+        if let line = nulLine(text) {
+            throw ConfigError("\(file): line \(line): a NUL character (a path would be cut short at it)")
+        }
         let table: TOMLTable
         do { table = try TOMLTable(string: text) } catch let error as TOMLParseError {
             throw ConfigError("\(file): \(error.source.begin.debugDescription): \(error.description)")
@@ -128,6 +139,7 @@ public struct RuntimeConfiguration: Sendable, Equatable {
                 h.blockDeviceDriver = driver
             case "disable_block_device_use": h.disableBlockDeviceUse = try r.bool(value, name)
             case "enable_debug": h.enableDebug = try r.bool(value, name)
+            case "console_log_max_bytes": h.consoleLogMaxBytes = try r.int(value, name, 0...(1 << 40))
             default: throw ConfigError("\(r.file): \(name): unknown key")
             }
         }
@@ -170,6 +182,24 @@ public struct RuntimeConfiguration: Sendable, Equatable {
         }
     }
 
+    /// The line of the first NUL in `text`, raw or as a `\u0000` / `\U00000000` escape:
+    /// TOMLKit hands strings over as C strings, so a NUL would silently cut a value short.
+    static func nulLine(_ text: String) -> Int? {
+        let bytes = Array(text.utf8)
+        var line = 1
+        var backslashes = 0
+        for (index, byte) in bytes.enumerated() {
+            if byte == 0 { return line }
+            if byte == UInt8(ascii: "\n") { line += 1 }
+            if byte == UInt8(ascii: "\\") { backslashes += 1; continue }
+            defer { backslashes = 0 }
+            guard backslashes % 2 == 1 else { continue }
+            let rest = bytes[index...]
+            if rest.starts(with: "u0000".utf8) || rest.starts(with: "U00000000".utf8) { return line }
+        }
+        return nil
+    }
+
     /// Typed reads with errors that name the key.
     struct KeyReader {
         let file: String
@@ -181,6 +211,7 @@ public struct RuntimeConfiguration: Sendable, Equatable {
 
         func string(_ value: TOMLValueConvertible?, _ key: String) throws -> String {
             guard let string = value?.string else { throw ConfigError("\(file): \(key): expected a string, got \(describe(value))") }
+            do { try string.checkNoNul(field: key) } catch { throw ConfigError("\(file): \(error)") }
             return string
         }
 

@@ -1,5 +1,6 @@
 import AgentProtocol
 import Foundation
+import HostInput
 import Glibc
 
 /// The OCI lifecycle of one container in its own microVM: create (boot the sandbox, create
@@ -141,8 +142,9 @@ public struct ContainerLifecycle {
     }
 
     func copyFile(_ file: GuestSpec.CopiedFile, session: AgentSession) throws {
-        guard let data = FileManager.default.contents(atPath: file.hostPath), data.count <= 1 << 20 else {
-            throw RuntimeError("\(file.hostPath): cannot be read, or larger than 1 MiB (bind-mounted files are copied into the guest)")
+        let data: Data
+        do { data = Data(try CheckedFile.read(file.hostPath, role: "bind mount source", limit: 1 << 20)) } catch {
+            throw RuntimeError("\(error) (bind-mounted files are copied into the guest)")
         }
         var request = Grpc_CopyFileRequest()
         request.path = file.guestPath

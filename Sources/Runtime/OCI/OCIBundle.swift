@@ -1,4 +1,5 @@
 import Foundation
+import HostInput
 
 /// An OCI bundle on disk: the directory, its `config.json` (parsed and as raw bytes), and
 /// the resolved rootfs path. Loading checks what the runtime depends on, and every problem
@@ -27,15 +28,10 @@ public struct OCIBundle: Sendable {
             throw LoadError("bundle \(bundle): not a directory")
         }
         let configPath = bundle + "/config.json"
-        let attributes: [FileAttributeKey: Any]
-        do { attributes = try FileManager.default.attributesOfItem(atPath: configPath) } catch {
-            throw LoadError("\(configPath): no such file (a bundle needs config.json)")
-        }
-        if let size = attributes[.size] as? NSNumber, size.intValue > Self.maxConfigSize {
-            throw LoadError("\(configPath): \(size.intValue) bytes, more than the \(Self.maxConfigSize) accepted")
-        }
-        guard let data = FileManager.default.contents(atPath: configPath) else {
-            throw LoadError("\(configPath): cannot be read")
+        let data: Data
+        do { data = Data(try CheckedFile.read(configPath, role: "config.json", limit: Self.maxConfigSize)) } catch let error as HostInputError {
+            if case .cannotOpen(_, _, ENOENT) = error { throw LoadError("\(configPath): no such file (a bundle needs config.json)") }
+            throw LoadError("\(error)")
         }
         let spec = try Self.decode(data, file: configPath)
         try Self.validate(spec, file: configPath)
@@ -52,9 +48,20 @@ public struct OCIBundle: Sendable {
     }
 
     /// Decodes a `config.json`, translating JSONDecoder's errors into "field: problem".
+    /// A duplicate key or a NUL in a string is refused too (`StrictJSON`).
     public static func decode(_ data: Data, file: String) throws -> Spec {
+        try decode(Spec.self, from: data, file: file)
+    }
+
+    /// Decodes any OCI document the caller hands us (config.json, `exec --process`,
+    /// `update --resources`) with the same checks and field-naming errors.
+    public static func decode<T: Decodable>(_ type: T.Type, from data: Data, file: String) throws -> T {
         do {
-            return try JSONDecoder().decode(Spec.self, from: data)
+            let value = try JSONDecoder().decode(T.self, from: data)
+            try StrictJSON.check(data)
+            return value
+        } catch let error as HostInputError {
+            throw LoadError("\(file): \(error)")
         } catch let DecodingError.keyNotFound(key, context) {
             throw LoadError("\(file): \(fieldPath(context.codingPath + [key])): missing")
         } catch let DecodingError.typeMismatch(type, context) {

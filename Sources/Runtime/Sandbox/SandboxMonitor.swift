@@ -123,6 +123,7 @@ public struct SandboxMonitor {
             // mount points first and remounts the container's / read-only last.
             vmConfig.disks = [DiskConfig(path: image, readOnly: false, id: RootfsImage.diskSerial)]
         }
+        vmConfig.serialLogMaxBytes = hypervisor.consoleLogMaxBytes
         vmConfig.vsock = VsockConfig(guestCid: 3, udsPath: record.vsockSocketPath)
         vmConfig.rng = true
         let interfaces = NetworkPlan.load(from: record.stateDir)

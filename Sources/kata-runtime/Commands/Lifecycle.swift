@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Glibc
+import HostInput
 import Runtime
 
 struct Create: ParsableCommand {
@@ -159,9 +160,12 @@ struct Exec: ParsableCommand {
     /// the command line's args and overrides.
     func processJSON(store: StateStore) throws -> (Data, Bool) {
         if let process {
-            guard let data = FileManager.default.contents(atPath: process) else { throw RuntimeError("\(process): cannot be read") }
+            let data: Data
+            do { data = Data(try CheckedFile.read(process, role: "--process file", limit: CheckedFile.documentLimit)) } catch {
+                throw RuntimeError("\(error)")
+            }
             let decoded: Spec.Process
-            do { decoded = try JSONDecoder().decode(Spec.Process.self, from: data) } catch {
+            do { decoded = try OCIBundle.decode(Spec.Process.self, from: data, file: process) } catch {
                 throw RuntimeError("\(process): not an OCI process object: \(error)")
             }
             guard let args = decoded.args, !args.isEmpty else { throw RuntimeError("\(process): args must not be empty") }
@@ -276,10 +280,13 @@ struct Update: ParsableCommand {
         try invocation.perform {
             var resources = Spec.Resources()
             if let resourcesFile {
-                let data = resourcesFile == "-" ? FileHandle.standardInput.readDataToEndOfFile()
-                    : try Data(contentsOf: URL(fileURLWithPath: resourcesFile))
+                let data: Data
                 do {
-                    resources = try JSONDecoder().decode(Spec.Resources.self, from: data)
+                    data = resourcesFile == "-" ? try Self.readStandardInput(limit: CheckedFile.documentLimit)
+                        : Data(try CheckedFile.read(resourcesFile, role: "--resources file", limit: CheckedFile.documentLimit))
+                } catch { throw RuntimeError("\(error)") }
+                do {
+                    resources = try OCIBundle.decode(Spec.Resources.self, from: data, file: resourcesFile)
                 } catch {
                     throw RuntimeError("--resources \(resourcesFile): not an OCI linux.resources object: \(error)")
                 }
@@ -300,6 +307,13 @@ struct Update: ParsableCommand {
             if let pidsLimit { resources.pids = Spec.Pids(limit: pidsLimit) }
             try ContainerLifecycle(context: try invocation.context()).update(id: id, resources: resources)
         }
+    }
+
+    /// `--resources -`: stdin, refused past `limit` bytes instead of read without end.
+    static func readStandardInput(limit: Int) throws -> Data {
+        let data = FileHandle.standardInput.readData(ofLength: limit + 1)
+        guard data.count <= limit else { throw RuntimeError("--resources -: more than the \(limit) bytes accepted on stdin") }
+        return data
     }
 }
 

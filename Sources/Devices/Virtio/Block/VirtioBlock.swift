@@ -35,7 +35,8 @@ public final class VirtioBlock: VirtioDevice, @unchecked Sendable {
     public private(set) var backend: BlockBackend
     public let serial: String
     public let engineKind: BlockEngine
-    let logger: Logger
+    /// Its lines are about the guest's requests, which a guest can repeat at will: rate limited.
+    let logger: RateLimitedLogger
     let aio: AioEngine?
     private var context: VirtioDeviceContext?
 
@@ -49,7 +50,7 @@ public final class VirtioBlock: VirtioDevice, @unchecked Sendable {
         self.backend = backend
         self.serial = serial
         self.engineKind = engine
-        self.logger = logger
+        self.logger = RateLimitedLogger(logger)
         aio = engine == .aio ? try AioEngine(depth: Int(Self.queueSize)) : nil
     }
 

@@ -9,14 +9,15 @@ public final class VirtioRng: VirtioDevice, @unchecked Sendable {
     public let deviceType = VirtioDeviceType.rng
     public let queueMaxSizes: [UInt16] = [256]
     public let offeredFeatures = VirtioFeature.version1 | VirtioFeature.ringIndirectDescriptors | VirtioFeature.ringEventIndex
-    let logger: Logger
+    /// Its lines are about the guest's requests, which a guest can repeat at will: rate limited.
+    let logger: RateLimitedLogger
     private var context: VirtioDeviceContext?
     /// Bytes handed to the guest (metrics).
     public private(set) var bytesServed: UInt64 = 0
     public private(set) var badRequests: UInt64 = 0
 
     public init(logger: Logger) {
-        self.logger = logger
+        self.logger = RateLimitedLogger(logger)
     }
 
     public func readConfig(offset: Int, into data: UnsafeMutableRawBufferPointer) {
