@@ -7,7 +7,7 @@ import VMM
 //   u16 queue size, u64 descriptor table, u64 available ring, u64 used ring,
 //   u8 ring features (bit 0 event index, bit 1 indirect), u16 head for a direct parse,
 //   then guest RAM: the first 32 KiB at 0, the next 32 KiB at 64 KiB.
-// The queue is only used when `isValid` accepts it, as the transport guarantees; the
+// The queue is used only if `activate` accepts its geometry, as the transport does; the
 // direct DescriptorChain parse takes any table address and size.
 
 let regionSize: UInt64 = 32 << 10
@@ -38,11 +38,11 @@ public func fuzzOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
                              indirectAllowed: ringFeatures & 2 != 0)
 
     queue.ready = true
-    guard queue.isValid(memory: memory) else { return 0 }
     var features: UInt64 = 0
     if ringFeatures & 1 != 0 { features |= VirtioFeature.ringEventIndex }
     if ringFeatures & 2 != 0 { features |= VirtioFeature.ringIndirectDescriptors }
-    queue.activate(features: features)
+    guard queue.activate(features: features, memory: memory) else { return 0 }
+    queue.beginPass()
     // At most a queue's worth of chains, so that a ring the input keeps full ends.
     for round in 0..<Int(queue.size) + 1 {
         guard let chain = try? queue.nextChain(memory, badChain: { _ in }) else { break }
