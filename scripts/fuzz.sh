@@ -66,7 +66,7 @@ for t in "${targets[@]}"; do
   mkdir -p "$work" "$artifacts" "$(dirname "$log")" "Fuzz/Corpus/$t" "Fuzz/Regressions/$t"
   rm -f "$artifacts"/*
   set +e
-  "$bin/fuzz-$t" -max_total_time="$seconds" -max_len="$(max_len "$t")" -timeout=10 -rss_limit_mb=4096 \
+  ASAN_OPTIONS=detect_leaks=$(detect_leaks "$t") "$bin/fuzz-$t" -max_total_time="$seconds" -max_len="$(max_len "$t")" -timeout=10 -rss_limit_mb=4096 \
     -detect_leaks="$(detect_leaks "$t")" \
     -print_final_stats=1 -artifact_prefix="$artifacts/" \
     "$work" "Fuzz/Corpus/$t" "Fuzz/Regressions/$t" >"$log" 2>&1
