@@ -10,6 +10,11 @@ let package = Package(
         .executable(name: "kata-agent", targets: ["kata-agent"]),
         .library(name: "Machine", targets: ["Machine"]),
         .library(name: "Runtime", targets: ["Runtime"]),
+        // For the fuzz targets (Fuzz/Package.swift), which drive these layers directly.
+        .library(name: "VMM", targets: ["VMM"]),
+        .library(name: "Devices", targets: ["Devices"]),
+        .library(name: "API", targets: ["API"]),
+        .library(name: "AgentProtocol", targets: ["AgentProtocol"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),

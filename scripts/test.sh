@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The test command: installs what the tests need, builds, and runs every test (unit tests,
 # real-KVM integration tests with the probe guest, and the end-to-end Linux boots when
-# ../shared/guest-kernel is present). Ends with a "N passed, N failed, N skipped" line.
+# ../shared/guest-kernel is present), then, on a full run (no arguments), every fuzz target
+# for KATA_FUZZ_SECONDS (default 15, 0 skips) each through scripts/fuzz.sh: each target
+# counts as one test, failed if it crashed. Ends with a "N passed, N failed, N skipped" line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -d /opt/swift/usr/bin ] && export PATH=/opt/swift/usr/bin:$PATH
@@ -18,9 +20,21 @@ trap 'rm -f "$log"' EXIT
 set +e
 swift test --skip-build --disable-xctest "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
+fuzz_seconds=${KATA_FUZZ_SECONDS:-15}
+if [ $# -eq 0 ] && [ "$fuzz_seconds" != 0 ]; then
+  scripts/fuzz.sh --seconds "$fuzz_seconds" 2>&1 | tee -a "$log"
+  fuzz_status=${PIPESTATUS[0]}
+  [ "$fuzz_status" -eq 0 ] || status=$fuzz_status
+fi
 set -e
 passed=$(grep -v '^✔ Test run ' "$log" | grep -c '^✔ Test .* passed' || true)
 failed=$(grep -v '^✘ Test run ' "$log" | grep -c '^✘ Test .* failed' || true)
+fuzz_clean=$(grep -c '^fuzz .*: [0-9]* runs, 0 crashes$' "$log" || true)
+fuzz_crashed=$(grep -E '^fuzz .*: [0-9]* runs, [0-9]+ crashes$' "$log" | grep -vc ', 0 crashes$' || true)
+passed=$((passed + fuzz_clean))
+failed=$((failed + fuzz_crashed))
+# A fuzz build failure names no target: count it as one failure.
+if [ "${fuzz_status:-0}" -ne 0 ] && [ "$fuzz_crashed" -eq 0 ]; then failed=$((failed + 1)); fi
 # A test whose fixture is missing outside CI is cancelled (Fixtures.missing): a skip, not a pass.
 skipped=$(grep -c '^➜ Test .* was cancelled' "$log" || true)
 echo "tests: $passed passed, $failed failed, $skipped skipped"

@@ -13,6 +13,27 @@ import Testing
         }
     }
 
+    /// Found by fuzz-toml (Fuzz/Regressions/toml): toml++ asserts (SIGABRT) on a table
+    /// header whose key starts with a character no key can start with.
+    @Test func tableHeaderWithoutAKeyIsRefusedNotACrash() throws {
+        for header in ["[\u{FFFD}]", "[[ é]]", "[=]", "[.a]", "[ #]", "[\t{]"] {
+            expectError("# comment\n\(header)\nx = 1\n", "c.toml: line 2: a table header must start with a key")
+        }
+        // Lines that only look like headers: inside arrays and multi-line strings.
+        let config = try RuntimeConfiguration.parse("""
+            [hypervisor.kata]
+            kernel_params = \"\"\"
+            [=] not a header
+            \"\"\"
+            [ "agent" . 'kata' ]
+            dial_timeout = 9
+            """)
+        #expect(config.hypervisor.kernelParams == "[=] not a header\n")
+        #expect(config.agent.dialTimeout == 9)
+        #expect(TOMLHeaderCheck.badHeaderLine("x = [\n  [ {a = 1} ],\n]\n[a]\n") == nil)
+        #expect(TOMLHeaderCheck.badHeaderLine("x = 'a [' # [=\n[ 'ok' ]\ny = \"\\\" [\"\n[.bad]\n") == 4)
+    }
+
     @Test func defaultsWithoutAFile() throws {
         let config = try RuntimeConfiguration.parse("")
         #expect(config.hypervisor.defaultMemory == 2048)

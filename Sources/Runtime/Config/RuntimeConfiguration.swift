@@ -85,6 +85,9 @@ public struct RuntimeConfiguration: Sendable, Equatable {
         if let line = nulLine(text) {
             throw ConfigError("\(file): line \(line): a NUL character (a path would be cut short at it)")
         }
+        if let line = TOMLHeaderCheck.badHeaderLine(text) {
+            throw ConfigError("\(file): line \(line): a table header must start with a key (a letter, digit, '_', '-' or a quoted key)")
+        }
         let table: TOMLTable
         do { table = try TOMLTable(string: text) } catch let error as TOMLParseError {
             throw ConfigError("\(file): \(error.source.begin.debugDescription): \(error.description)")

@@ -1,0 +1,290 @@
+#!/usr/bin/env python3
+"""Writes the seed corpora (Fuzz/Corpus/TARGET/*): a few small, valid inputs per target
+that reach deep into each parser, for libFuzzer to mutate. Run from anywhere; rewrites
+the seeds in place. The formats are those documented at the top of each target."""
+import os
+import struct
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "Corpus")
+NEXT, WRITE, INDIRECT = 1, 2, 4
+VERSION_1 = 1 << 32
+EVENT_IDX, INDIRECT_DESC = 1 << 29, 1 << 28
+
+
+def seed(target, name, data):
+    os.makedirs(os.path.join(ROOT, target), exist_ok=True)
+    with open(os.path.join(ROOT, target, name), "wb") as f:
+        f.write(data if isinstance(data, bytes) else data.encode())
+
+
+class Ram:
+    """Guest RAM from address 0, as the virtio targets lay it out."""
+
+    def __init__(self):
+        self.b = bytearray()
+
+    def put(self, at, data):
+        if len(self.b) < at + len(data):
+            self.b.extend(bytes(at + len(data) - len(self.b)))
+        self.b[at:at + len(data)] = data
+
+
+QUEUE_SIZE = 8
+
+
+def queue_base(q):
+    return q * 0x400
+
+
+def queue_header(q):
+    b = queue_base(q)
+    return struct.pack("<HIII", QUEUE_SIZE, b, b + 0x100, b + 0x200)
+
+
+def add_chains(ram, q, chains):
+    """chains: lists of (address, length, flags) descriptors; NEXT links added here."""
+    desc, avail = queue_base(q), queue_base(q) + 0x100
+    index = 0
+    heads = []
+    for chain in chains:
+        heads.append(index)
+        for i, (addr, length, flags) in enumerate(chain):
+            last = i == len(chain) - 1
+            ram.put(desc + 16 * index,
+                    struct.pack("<QIHH", addr, length, flags | (0 if last else NEXT), 0 if last else index + 1))
+            index += 1
+    ram.put(avail, struct.pack("<HH", 0, len(heads)) + b"".join(struct.pack("<H", h) for h in heads))
+
+
+def rig_input(features, queues, ram):
+    return struct.pack("<Q", features) + b"".join(queue_header(q) for q in range(queues)) + bytes(ram.b)
+
+
+# --- virtio devices through the transport (VirtioRig) ---
+
+ram = Ram()
+add_chains(ram, 0, [[(0x1000, 64, WRITE)], [(0x1100, 16, WRITE), (0x1200, 300, WRITE)]])
+seed("rng", "two-requests", rig_input(VERSION_1 | EVENT_IDX, 1, ram))
+ram = Ram()
+ram.put(0x1800, struct.pack("<QIHH", 0x1000, 32, WRITE, 1) + struct.pack("<QIHH", 0x1100, 32, WRITE, 0))
+add_chains(ram, 0, [[(0x1800, 32, INDIRECT)]])
+seed("rng", "indirect", rig_input(VERSION_1 | INDIRECT_DESC, 1, ram))
+
+
+def blk(kind, sector, data_len, data_flags, extra=b""):
+    ram = Ram()
+    ram.put(0x1000, struct.pack("<IIQ", kind, 0, sector))
+    chain = [(0x1000, 16, 0)]
+    if extra:
+        ram.put(0x1100, extra)
+        chain.append((0x1100, len(extra), 0))
+    if data_len:
+        chain.append((0x1200, data_len, data_flags))
+    chain.append((0x1800, 1, WRITE))
+    add_chains(ram, 0, [chain])
+    return rig_input(VERSION_1 | EVENT_IDX | INDIRECT_DESC | (1 << 9) | (1 << 13) | (1 << 14), 1, ram)
+
+
+seed("blk", "read", blk(0, 1, 512, WRITE))
+seed("blk", "write", blk(1, 2, 1024, 0))
+seed("blk", "flush", blk(4, 0, 0, 0))
+seed("blk", "get-id", blk(8, 0, 20, WRITE))
+seed("blk", "discard", blk(11, 0, 0, 0, struct.pack("<QII", 8, 16, 0)))
+seed("blk", "write-zeroes", blk(13, 0, 0, 0, struct.pack("<QII", 4, 4, 1)))
+
+ram = Ram()
+frame = bytes(12) + b"\xff" * 6 + b"\x02\x00\x00\x00\x00\x01" + b"\x08\x06" + bytes(46)
+ram.put(0x1000, frame)
+ram.put(0x1400, struct.pack("<BBHHHH", 1, 1, 54, 0, 14, 16))  # NEEDS_CSUM, TSO4 header
+add_chains(ram, 0, [[(0x2000, 1526, WRITE)], [(0x2800, 1526, WRITE)]])
+add_chains(ram, 1, [[(0x1000, len(frame), 0)], [(0x1400, 12, 0), (0x1000 + 12, len(frame) - 12, 0)]])
+seed("net", "tx-and-rx", rig_input(VERSION_1 | (1 << 15) | 1 | (1 << 11), 2, ram))
+
+
+def vsock_packet(op, src_port, dst_port, payload=b"", dst_cid=2, flags=0):
+    return struct.pack("<QQIIIHHIII", 3, dst_cid, src_port, dst_port, len(payload), 1, op, flags, 65536, 0) + payload
+
+
+ram = Ram()
+ram.put(0x1000, vsock_packet(1, 1234, 5000))               # REQUEST to a host port
+ram.put(0x1100, vsock_packet(5, 1234, 5000, b"hello"))     # RW on it
+ram.put(0x1200, vsock_packet(6, 1234, 5000))               # CREDIT_UPDATE
+ram.put(0x1300, vsock_packet(4, 1234, 5000, flags=3))      # SHUTDOWN both ways
+ram.put(0x1400, vsock_packet(3, 1234, 5000))               # RST
+add_chains(ram, 0, [[(0x2000 + 0x100 * i, 0x100, WRITE)] for i in range(4)])
+add_chains(ram, 1, [[(0x1000, 44, 0)], [(0x1100, 20, 0), (0x1100 + 20, 29, 0)], [(0x1200, 44, 0)],
+                    [(0x1300, 44, 0)], [(0x1400, 44, 0)]])
+add_chains(ram, 2, [[(0x2800, 8, WRITE)]])
+seed("vsock", "connect-write-close", rig_input(VERSION_1 | 1 | EVENT_IDX, 3, ram))
+
+# --- the virtqueue on its own ---
+
+ram = Ram()
+add_chains(ram, 0, [[(0x1000, 16, 0), (0x1100, 64, WRITE)], [(0x7FF0, 0x20, 0)]])
+vq = struct.pack("<HQQQBH", QUEUE_SIZE, 0, 0x100, 0x200, 3, 0)
+seed("virtqueue", "two-chains", vq + bytes(ram.b))
+ram = Ram()
+ram.put(0x1800, struct.pack("<QIHH", 0x10000, 64, 0, 1) + struct.pack("<QIHH", 0x10100, 64, WRITE, 0))
+add_chains(ram, 0, [[(0x1800, 32, INDIRECT)]])
+seed("virtqueue", "indirect-into-second-region", struct.pack("<HQQQBH", QUEUE_SIZE, 0, 0x100, 0x200, 7, 0) + bytes(ram.b))
+
+# --- register sequences (fuzz-mmio) ---
+
+
+def op(kind, offset, value):
+    return struct.pack("<BHI", kind, offset, value)
+
+
+def store(at, data):
+    return b"".join(op(5, (at + i) // 4, struct.unpack("<I", data[i:i + 4].ljust(4, b"\0"))[0])
+                    for i in range(0, len(data), 4))
+
+
+setup = (op(0, 0, 0) + op(0, 4, 0) + op(2, 0, 1) + op(2, 0, 3) + op(1, 0x14, 1) + op(0, 0x10, 0)
+         + op(1, 0x24, 1) + op(1, 0x20, 1) + op(1, 0x24, 0) + op(1, 0x20, 1 << 9) + op(2, 0, 11) + op(0, 0x70, 0)
+         + op(1, 0x30, 0) + op(0, 0x34, 0) + op(1, 0x38, 8) + op(1, 0x80, 0) + op(1, 0x90, 0x100) + op(1, 0xA0, 0x200)
+         + op(1, 0x44, 1) + op(2, 0, 15))
+request = (store(0x1000, struct.pack("<IIQ", 0, 0, 0))
+           + store(0, struct.pack("<QIHH", 0x1000, 16, NEXT, 1) + struct.pack("<QIHH", 0x1200, 512, NEXT | WRITE, 2)
+                   + struct.pack("<QIHH", 0x1800, 1, WRITE, 0))
+           + store(0x100, struct.pack("<HHH", 0, 1, 0)))
+seed("mmio", "setup-read-notify", setup + request + op(3, 0, 0) + op(4, 0, 1) + op(4, 0, 1) + op(0, 0x60, 0)
+     + op(1, 0x64, 1) + op(6, 0, 7) + op(8, 0, 0) + op(2, 0, 0))
+seed("mmio", "config-and-reset", setup + op(6, 0, 3) + op(6, 0x14, 1) + op(7, 0, 3) + op(2, 0, 0) + op(2, 0, 0x80))
+
+# --- host and agent parsers ---
+
+seed("vsock-connect", "connect", "CONNECT 1024\n")
+seed("vsock-connect", "connect-crlf-data", "CONNECT 4294967295\r\nhello")
+seed("vsock-connect", "partial", "CONNECT 52")
+
+seed("api", "configure-session", "\0".join([
+    'PUT /machine-config\n{"vcpu_count": 2, "mem_size_mib": 256, "smt": false}',
+    'PATCH /machine-config\n{"mem_size_mib": 512}',
+    'PUT /boot-source\n{"kernel_image_path": "/nonexistent/vmlinux", "boot_args": "console=ttyS0", "initrd_path": "/nonexistent/initrd"}',
+    'PUT /drives/rootfs\n{"drive_id": "rootfs", "path_on_host": "/nonexistent/disk", "is_root_device": true, "is_read_only": true}',
+    'PUT /network-interfaces/eth0\n{"iface_id": "eth0", "host_dev_name": "tap0", "guest_mac": "02:00:00:00:00:01"}',
+    'PUT /vsock\n{"guest_cid": 3, "uds_path": "/nonexistent/v.sock"}',
+    'PUT /entropy\n{}',
+    'GET /vm/config\n',
+    'GET /machine-config\n',
+    'GET /\n',
+]))
+seed("api", "refusals", "\0".join([
+    'PATCH /vm\n{"state": "Paused"}',
+    'PUT /actions\n{"action_type": "InstanceStart"}',
+    'PUT /logger\n{"log_path": "/nonexistent/log", "level": "Debug", "show_level": true}',
+    'PUT /metrics\n{"metrics_path": "/nonexistent/metrics"}',
+    'PATCH /drives/rootfs\n{"drive_id": "rootfs", "path_on_host": "/x"}',
+    'PUT /drives\n{}',
+    'PUT /machine-config?x=1\n{"vcpu_count": 0, "mem_size_mib": 1}',
+    'DELETE /version\n',
+]))
+
+seed("config-file", "full", """{
+  "boot-source": {"kernel_image_path": "/nonexistent/vmlinux", "boot_args": "console=ttyS0 reboot=k", "initrd_path": "/nonexistent/initrd"},
+  "machine-config": {"vcpu_count": 3, "mem_size_mib": 48, "smt": false},
+  "drives": [{"drive_id": "rootfs", "path_on_host": "/nonexistent/disk", "is_root_device": true, "is_read_only": true},
+             {"drive_id": "data", "path_on_host": "/nonexistent/data", "is_root_device": false, "is_read_only": false}],
+  "network-interfaces": [{"iface_id": "eth0", "host_dev_name": "tap0", "guest_mac": "02:00:00:00:00:01"}],
+  "vsock": {"guest_cid": 3, "uds_path": "/nonexistent/v.sock"},
+  "entropy": {},
+  "logger": {"log_path": "/nonexistent/log", "level": "Info"},
+  "metrics": {"metrics_path": "/nonexistent/metrics"},
+  "balloon": null
+}
+""")
+seed("config-file", "minimal", '{"boot-source": {"kernel_image_path": "/k"}}')
+
+spec = """{
+  "ociVersion": "1.0.2",
+  "process": {"terminal": false, "user": {"uid": 0, "gid": 0, "additionalGids": [1, 2]},
+              "args": ["sh", "-c", "echo hi"], "env": ["PATH=/usr/bin:/bin", "TERM=xterm"], "cwd": "/",
+              "consoleSize": {"height": 24, "width": 80},
+              "capabilities": {"bounding": ["CAP_KILL"], "effective": ["CAP_KILL"], "permitted": ["CAP_KILL"]},
+              "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}], "noNewPrivileges": true},
+  "root": {"path": "rootfs", "readonly": true},
+  "hostname": "fuzz",
+  "mounts": [{"destination": "/proc", "type": "proc", "source": "proc"},
+             {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "mode=1777", "size=65536k"]}],
+  "hooks": {"prestart": [{"path": "/bin/true", "args": ["true"], "env": ["A=1"], "timeout": 5}]},
+  "linux": {"namespaces": [{"type": "pid"}, {"type": "mount"}, {"type": "network", "path": "/proc/1/ns/net"}],
+            "resources": {"memory": {"limit": 268435456}, "cpu": {"quota": 50000, "period": 100000}, "pids": {"limit": 64}}}
+}
+"""
+seed("oci", "config", spec)
+seed("oci", "process", '{"terminal": true, "user": {"uid": 1000, "gid": 1000}, "args": ["/bin/sh"], "cwd": "/home", "env": []}')
+seed("oci", "resources", '{"memory": {"limit": 1048576}, "cpu": {"quota": -1, "period": 100000}, "pids": {"limit": 10}}')
+
+with open(os.path.join(os.path.dirname(ROOT), "..", "docs", "configuration.toml.example")) as f:
+    seed("toml", "example", f.read())
+seed("toml", "small", '[hypervisor.kata]\npath = "/usr/bin/kata-vmm"\ndefault_vcpus = 2\ndefault_memory = 512\n'
+     'kernel_params = "quiet"\n[agent.kata]\ndial_timeout = 30\n[runtime]\nenable_debug = true\n')
+
+
+def varint(n):
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        out.append(b | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def field(number, data):
+    if isinstance(data, int):
+        return varint(number << 3) + varint(data)
+    data = data.encode() if isinstance(data, str) else data
+    return varint(number << 3 | 2) + varint(len(data)) + data
+
+
+def frame(stream, kind, payload):
+    return struct.pack(">IIBB", len(payload), stream, kind, 0) + payload
+
+
+def request(method, payload, service="grpc.AgentService"):
+    return field(1, service) + field(2, method) + field(3, payload) + field(4, 5_000_000_000)
+
+
+create = field(1, "c1") + field(2, "e1") + field(3, field(1, "/dev/vda") + field(2, "ext4") + field(4, "/run/c1")) \
+    + field(4, '{"ociVersion": "1.0.2", "process": {"args": ["sh"], "cwd": "/"}, "root": {"path": "/run/c1"}}')
+seed("ttrpc", "create-start-wait", frame(1, 1, request("CreateContainer", create))
+     + frame(3, 1, request("StartContainer", field(1, "c1")))
+     + frame(5, 1, request("WaitProcess", field(1, "c1") + field(2, "e1")))
+     + frame(7, 1, request("Check", b"", service="grpc.Health")))
+seed("ttrpc", "response-and-copy", frame(2, 2, field(1, field(1, 0) + field(2, "ok")) + field(2, field(1, 7)))
+     + frame(9, 1, request("CopyFile", field(1, "/etc/hosts") + field(2, 5) + field(3, 0o644) + field(8, "127.0")))
+     + frame(11, 1, request("UpdateInterface", field(1, field(1, "eth0") + field(3, field(1, "10.0.0.2") + field(2, "24"))))))
+
+
+def elf64(segments, entry=0x1000000):
+    """segments: (type, paddr, data, memsz)."""
+    ph = 64 + 56 * len(segments)
+    out = bytearray(b"\x7fELF\x02\x01\x01" + bytes(9))
+    out += struct.pack("<HHIQQQIHHHHHH", 2, 62, 1, entry, 64, 0, 0, 64, 56, len(segments), 0, 0, 0)
+    offset = ph
+    for kind, paddr, data, memsz in segments:
+        out += struct.pack("<IIQQQQQQ", kind, 5, offset, paddr, paddr, len(data), memsz, 0x1000)
+        offset += len(data)
+    for _, _, data, _ in segments:
+        out += data
+    return bytes(out)
+
+
+note = struct.pack("<III", 4, 4, 18) + b"Xen\0" + struct.pack("<I", 0x1000040)
+seed("kernel", "elf64-pvh", elf64([(1, 0x1000000, b"\x90" * 64, 0x2000), (4, 0, note, len(note))]))
+bz = bytearray(2 * 512 + 256)
+bz[0x1F1] = 1
+struct.pack_into("<H", bz, 0x1FE, 0xAA55)
+bz[0x202:0x206] = b"HdrS"
+struct.pack_into("<H", bz, 0x206, 0x020F)
+bz[0x211] = 1  # LOADED_HIGH
+struct.pack_into("<I", bz, 0x22C, 0x7FFFFFFF)  # initrd_addr_max
+struct.pack_into("<I", bz, 0x230, 0x200000)  # kernel_alignment
+bz[0x234] = 1  # relocatable
+struct.pack_into("<H", bz, 0x236, 1)  # xloadflags: XLF_KERNEL_64
+struct.pack_into("<I", bz, 0x238, 2047)  # cmdline_size
+struct.pack_into("<Q", bz, 0x258, 0x1000000)  # pref_address
+struct.pack_into("<I", bz, 0x260, 0x100000)  # init_size
+seed("kernel", "bzimage", bytes(bz))
