@@ -76,7 +76,7 @@ public struct ContainerLifecycle {
         record.agentSocket = debugSocket ?? record.vsockSocketPath
         record.agentViaHybridVsock = debugSocket == nil
         if debugSocket == nil { try StateStore.makeDirectories(record.socketDir, mode: 0o700) }  // the VM's vsock socket
-        try StateStore.writeAtomically(bundle.configData, to: record.configCopyPath)
+        try AtomicFile.write(bundle.configData, to: record.configCopyPath)
         try store.save(record)
 
         if debugSocket == nil && !context.config.hypervisor.disableBlockDeviceUse {
@@ -156,7 +156,7 @@ public struct ContainerLifecycle {
 
     static func writePidFile(_ path: String, pid: Int32) throws {
         let absolute = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
-        try StateStore.writeAtomically(Data(String(pid).utf8), to: absolute, mode: 0o644)
+        try AtomicFile.write(Data(String(pid).utf8), to: absolute, mode: 0o644)
     }
 
     /// Re-executes the runtime as the sandbox monitor (own session, stdio to monitor.log)
