@@ -75,7 +75,7 @@ public struct ContainerLifecycle {
                                  setsUpNetworking: setsUpNetworking)
         record.agentSocket = debugSocket ?? record.vsockSocketPath
         record.agentViaHybridVsock = debugSocket == nil
-        if debugSocket == nil { try StateStore.makeDirectories(record.socketDir, mode: 0o700) }  // the VM's vsock socket
+        if debugSocket == nil { try SocketDirectory(path: record.socketDir, owner: record.stateDir).claim() }  // the VM's vsock socket
         try AtomicFile.write(bundle.configData, to: record.configCopyPath)
         try store.save(record)
 
@@ -375,7 +375,7 @@ public struct ContainerLifecycle {
             // runc: deleting a missing container with --force succeeds; a half-made one
             // (no state.json yet) is removed.
             try? FileManager.default.removeItem(atPath: store.directory(of: id))
-            try? FileManager.default.removeItem(atPath: store.socketDirectory(of: id))
+            store.claimedSocketDirectory(of: id).release()
         }
     }
 

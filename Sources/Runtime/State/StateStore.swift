@@ -38,6 +38,11 @@ public struct StateStore: Sendable {
         socketBase + "/" + FNV1a.hex(FNV1a.hash(root + "\u{0}" + id))
     }
 
+    /// The socket directory as a claim: see `SocketDirectory` for why it is checked.
+    public func claimedSocketDirectory(of id: String) -> SocketDirectory {
+        SocketDirectory(path: socketDirectory(of: id), owner: directory(of: id))
+    }
+
     /// Makes the container's directory; fails if the id is taken.
     public func createDirectory(for id: String) throws -> String {
         try Self.validate(id: id)
@@ -95,10 +100,14 @@ public struct StateStore: Sendable {
         return try body()
     }
 
-    /// Removes the container's directory and its socket directory.
+    /// Removes the container's directory and its socket directory (if it is the container's:
+    /// a colliding name may be another container's). state.json goes first: a removal cut
+    /// short leaves a directory that `delete --force` of a missing container finishes.
     public func remove(_ record: ContainerRecord) {
-        try? FileManager.default.removeItem(atPath: record.socketDir)
+        SocketDirectory(path: record.socketDir, owner: record.stateDir).release()
+        unlink(record.stateDir + "/state.json")
         try? FileManager.default.removeItem(atPath: record.stateDir)
+        try? AtomicFile.syncDirectory(containing: record.stateDir)
     }
 
     static func makeDirectories(_ path: String, mode: mode_t) throws {
