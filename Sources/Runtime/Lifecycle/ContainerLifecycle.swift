@@ -93,9 +93,11 @@ public struct ContainerLifecycle {
             }
         }
 
-        // The sandbox monitor, and its readiness line.
-        record.monitor = try startMonitor(record)
-        try store.save(record)
+        // The sandbox monitor: recorded before it boots, and tied to this create until the
+        // end (a create killed at any point takes the monitor and its VM with it).
+        let link = try CreatorLink()
+        defer { link.close() }
+        try startMonitor(&record, link: link)
 
         // The container inside the guest.
         let session = try AgentSession(endpoint: record.agentEndpoint)
@@ -137,6 +139,7 @@ public struct ContainerLifecycle {
         record.status = .created
         try store.save(record)
         if let pidFile = options.pidFile { try Self.writePidFile(pidFile, pid: shim.pid) }
+        try link.confirm()
         return shim.pid
     }
 
@@ -159,9 +162,10 @@ public struct ContainerLifecycle {
         try AtomicFile.write(Data(String(pid).utf8), to: absolute, mode: 0o644)
     }
 
-    /// Re-executes the runtime as the sandbox monitor (own session, stdio to monitor.log)
-    /// and waits for its readiness line.
-    func startMonitor(_ record: ContainerRecord) throws -> ProcessIdentity {
+    /// Re-executes the runtime as the sandbox monitor (own session, stdio to monitor.log),
+    /// records it (so that `delete --force` finds it whatever happens next) and waits for
+    /// its readiness line.
+    func startMonitor(_ record: inout ContainerRecord, link: CreatorLink) throws {
         let ready = try FileDescriptors.pipe()
         let log = open(record.monitorLogPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
         let devNull = open("/dev/null", O_RDWR | O_CLOEXEC)
@@ -175,13 +179,16 @@ public struct ContainerLifecycle {
             child = try ChildProcess.spawn(path: context.executable,
                                            argv: ["kata-runtime"] + context.globalArguments + ["sandbox-monitor", record.id],
                                            env: ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"],
-                                           fds: [0: devNull, 1: log, 2: log, 3: ready.write], newSession: true)
+                                           fds: [0: devNull, 1: log, 2: log, 3: ready.write, CreatorLink.monitorFd: link.readEnd],
+                                           newSession: true)
         } catch {
             close(ready.write)
             throw error
         }
         close(ready.write)
-        let identity = ProcessIdentity.of(child.pid) ?? ProcessIdentity(pid: child.pid, startTime: 0)
+        link.monitorStarted()
+        record.monitor = ProcessIdentity.of(child.pid) ?? ProcessIdentity(pid: child.pid, startTime: 0)
+        try store.save(record)
         let line = String(decoding: (try? FileDescriptors.readAll(ready.read, limit: 4096)) ?? [], as: UTF8.self)
             .trimmingCharacters(in: .whitespacesAndNewlines)
         guard line == "ready" else {
@@ -195,7 +202,6 @@ public struct ContainerLifecycle {
             throw RuntimeError("starting the sandbox: \(detail)")
         }
         // Reaped by whoever adopts it: this process exits soon (create) or waits on its shim (run).
-        return identity
     }
 
     /// Starts a process shim with the caller's stdio (or a new terminal whose master goes
@@ -382,7 +388,10 @@ public struct ContainerLifecycle {
     /// Stops and removes everything of the container; works whatever state it is in,
     /// including a dead monitor.
     func destroy(_ record: ContainerRecord, runPoststop: Bool) {
-        if let monitor = record.monitor, monitor.isAlive, record.status != .creating || record.initProcess != nil {
+        // A host agent (debug_agent_socket) outlives the monitor: its container is removed
+        // even when a killed create or a dead monitor left it behind.
+        let monitorAlive = record.monitor?.isAlive ?? false
+        if !record.agentViaHybridVsock || monitorAlive && (record.status != .creating || record.initProcess != nil) {
             if let session = try? AgentSession(endpoint: record.agentEndpoint, timeout: .seconds(10)) {
                 var request = Grpc_RemoveContainerRequest()
                 request.containerID = record.id
