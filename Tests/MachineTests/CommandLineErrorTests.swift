@@ -96,18 +96,21 @@ import Testing
 
     /// /dev/kvm hidden by an empty /dev in a private mount namespace (needs root).
     @Test func kvmMissing() throws {
-        guard getuid() == 0, FileManager.default.isExecutableFile(atPath: "/usr/bin/unshare") else { return }
+        try #require(getuid() == 0, "needs root (a private mount namespace)")
+        try #require(FileManager.default.isExecutableFile(atPath: "/usr/bin/unshare"), "needs /usr/bin/unshare (util-linux)")
         let probe = try Fixtures.probeGuest()
         let result = try Command.run("/usr/bin/unshare", ["--mount", "--", "/bin/sh", "-c",
             "mount -t tmpfs tmpfs /dev && exec '\(Fixtures.kataVmm.path)' --kernel '\(probe.path)'"], timeout: 30)
         expectOneLine(result, status: Self.vmmError, containing: "/dev/kvm does not exist")
     }
 
-    /// /dev/kvm present but not accessible to an unprivileged user (needs root to switch).
+    /// /dev/kvm present but not accessible to an unprivileged user: a 0600 root-owned
+    /// /dev/kvm node in a private mount namespace, whatever the host's own mode is.
     @Test func kvmNotAccessible() throws {
-        guard getuid() == 0, FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv") else { return }
-        var info = stat()
-        guard stat("/dev/kvm", &info) == 0, info.st_mode & 0o006 == 0 else { return }  // world-accessible: nothing to test
+        try #require(getuid() == 0, "needs root (a private mount namespace, then a switch to nobody)")
+        for tool in ["/usr/bin/unshare", "/usr/bin/setpriv"] {
+            try #require(FileManager.default.isExecutableFile(atPath: tool), "needs \(tool) (util-linux)")
+        }
         let probe = try Fixtures.probeGuest()
         let copy = URL(fileURLWithPath: "/tmp/kata-probe-\(getpid()).elf")
         try? FileManager.default.removeItem(at: copy)
@@ -117,8 +120,9 @@ import Testing
         try? FileManager.default.removeItem(at: vmm)
         try FileManager.default.copyItem(at: Fixtures.kataVmm, to: vmm)
         defer { try? FileManager.default.removeItem(at: vmm) }
-        let result = try Command.run("/usr/bin/setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", "--",
-                                                          vmm.path, "--kernel", copy.path], timeout: 30)
+        let result = try Command.run("/usr/bin/unshare", ["--mount", "--", "/bin/sh", "-c",
+            "mount -t tmpfs tmpfs /dev && mknod -m 600 /dev/kvm c 10 232 && exec /usr/bin/setpriv --reuid=65534 --regid=65534 "
+            + "--clear-groups -- '\(vmm.path)' --kernel '\(copy.path)'"], timeout: 30)
         expectOneLine(result, status: Self.vmmError, containing: "/dev/kvm is not accessible: permission denied")
     }
 }

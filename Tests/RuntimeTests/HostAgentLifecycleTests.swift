@@ -28,6 +28,11 @@ final class HostAgent {
         }
     }
 
+    /// The agent's own pid (unshare's child): its mount table is the "guest's".
+    var pid: Int32? {
+        RuntimeHarness.processes { $0.first?.hasSuffix("kata-agent") == true && $0.contains("unix:\(socketPath)") }.first?.pid
+    }
+
     var configuration: String { "[agent.kata]\ndial_timeout = 20\ndebug_agent_socket = \"\(socketPath)\"\n" }
 
     @discardableResult

@@ -76,8 +76,8 @@ public struct ContainerLifecycle {
                                  setsUpNetworking: setsUpNetworking)
         record.agentSocket = debugSocket ?? record.vsockSocketPath
         record.agentViaHybridVsock = debugSocket == nil
-        if debugSocket == nil { try StateStore.makeDirectories(record.socketDir, mode: 0o700) }  // the VM's vsock socket
-        try StateStore.writeAtomically(bundle.configData, to: record.configCopyPath)
+        if debugSocket == nil { try SocketDirectory(path: record.socketDir, owner: record.stateDir).claim() }  // the VM's vsock socket
+        try AtomicFile.write(bundle.configData, to: record.configCopyPath)
         try store.save(record)
 
         if debugSocket == nil && !context.config.hypervisor.disableBlockDeviceUse {
@@ -94,9 +94,11 @@ public struct ContainerLifecycle {
             }
         }
 
-        // The sandbox monitor, and its readiness line.
-        record.monitor = try startMonitor(record)
-        try store.save(record)
+        // The sandbox monitor: recorded before it boots, and tied to this create until the
+        // end (a create killed at any point takes the monitor and its VM with it).
+        let link = try CreatorLink()
+        defer { link.close() }
+        try startMonitor(&record, link: link)
 
         // The container inside the guest.
         let session = try AgentSession(endpoint: record.agentEndpoint)
@@ -138,6 +140,7 @@ public struct ContainerLifecycle {
         record.status = .created
         try store.save(record)
         if let pidFile = options.pidFile { try Self.writePidFile(pidFile, pid: shim.pid) }
+        try link.confirm()
         return shim.pid
     }
 
@@ -158,12 +161,13 @@ public struct ContainerLifecycle {
 
     static func writePidFile(_ path: String, pid: Int32) throws {
         let absolute = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
-        try StateStore.writeAtomically(Data(String(pid).utf8), to: absolute, mode: 0o644)
+        try AtomicFile.write(Data(String(pid).utf8), to: absolute, mode: 0o644)
     }
 
-    /// Re-executes the runtime as the sandbox monitor (own session, stdio to monitor.log)
-    /// and waits for its readiness line.
-    func startMonitor(_ record: ContainerRecord) throws -> ProcessIdentity {
+    /// Re-executes the runtime as the sandbox monitor (own session, stdio to monitor.log),
+    /// records it (so that `delete --force` finds it whatever happens next) and waits for
+    /// its readiness line.
+    func startMonitor(_ record: inout ContainerRecord, link: CreatorLink) throws {
         let ready = try FileDescriptors.pipe()
         let log = open(record.monitorLogPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
         let devNull = open("/dev/null", O_RDWR | O_CLOEXEC)
@@ -177,13 +181,16 @@ public struct ContainerLifecycle {
             child = try ChildProcess.spawn(path: context.executable,
                                            argv: ["kata-runtime"] + context.globalArguments + ["sandbox-monitor", record.id],
                                            env: ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"],
-                                           fds: [0: devNull, 1: log, 2: log, 3: ready.write], newSession: true)
+                                           fds: [0: devNull, 1: log, 2: log, 3: ready.write, CreatorLink.monitorFd: link.readEnd],
+                                           newSession: true)
         } catch {
             close(ready.write)
             throw error
         }
         close(ready.write)
-        let identity = ProcessIdentity.of(child.pid) ?? ProcessIdentity(pid: child.pid, startTime: 0)
+        link.monitorStarted()
+        record.monitor = ProcessIdentity.of(child.pid) ?? ProcessIdentity(pid: child.pid, startTime: 0)
+        try store.save(record)
         let line = String(decoding: (try? FileDescriptors.readAll(ready.read, limit: 4096)) ?? [], as: UTF8.self)
             .trimmingCharacters(in: .whitespacesAndNewlines)
         guard line == "ready" else {
@@ -197,7 +204,6 @@ public struct ContainerLifecycle {
             throw RuntimeError("starting the sandbox: \(detail)")
         }
         // Reaped by whoever adopts it: this process exits soon (create) or waits on its shim (run).
-        return identity
     }
 
     /// Starts a process shim with the caller's stdio (or a new terminal whose master goes
@@ -377,14 +383,17 @@ public struct ContainerLifecycle {
             // runc: deleting a missing container with --force succeeds; a half-made one
             // (no state.json yet) is removed.
             try? FileManager.default.removeItem(atPath: store.directory(of: id))
-            try? FileManager.default.removeItem(atPath: store.socketDirectory(of: id))
+            store.claimedSocketDirectory(of: id).release()
         }
     }
 
     /// Stops and removes everything of the container; works whatever state it is in,
     /// including a dead monitor.
     func destroy(_ record: ContainerRecord, runPoststop: Bool) {
-        if let monitor = record.monitor, monitor.isAlive, record.status != .creating || record.initProcess != nil {
+        // A host agent (debug_agent_socket) outlives the monitor: its container is removed
+        // even when a killed create or a dead monitor left it behind.
+        let monitorAlive = record.monitor?.isAlive ?? false
+        if !record.agentViaHybridVsock || monitorAlive && (record.status != .creating || record.initProcess != nil) {
             if let session = try? AgentSession(endpoint: record.agentEndpoint, timeout: .seconds(10)) {
                 var request = Grpc_RemoveContainerRequest()
                 request.containerID = record.id

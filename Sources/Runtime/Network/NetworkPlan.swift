@@ -115,7 +115,7 @@ public enum NetworkPlan {
     /// Creates each tap and the two mirred redirects; saves the plan.
     public static func setUp(_ plans: [NetworkInterfacePlan], namespace: String, stateDir: String) throws {
         let data = try JSONEncoder().encode(plans)
-        try StateStore.writeAtomically(data, to: stateDir + "/" + fileName)
+        try AtomicFile.write(data, to: stateDir + "/" + fileName)
         for plan in plans {
             try NetworkNamespace.run(in: namespace, ["ip", "tuntap", "add", "dev", plan.tap, "mode", "tap"])
             try NetworkNamespace.run(in: namespace, ["ip", "link", "set", plan.tap, "mtu", String(plan.mtu), "up"])

@@ -4,8 +4,8 @@ import Glibc
 /// Rootfs images already made, keyed by the rootfs's fingerprint: creating a container
 /// from a tree seen before copies the image (sparse)
 /// instead of running `mke2fs -d` again. Each entry is `<hash>.img` plus `<hash>.fingerprint`,
-/// the whole fingerprint, compared in full before use; both are written under temporary
-/// names and renamed, the fingerprint last, so a reader never takes a half-written image.
+/// the whole fingerprint, compared in full before use; both are written as `AtomicFile`s,
+/// the fingerprint last, so a reader never takes a half-written image.
 /// The least recently used entries beyond `capacity` are removed.
 public struct RootfsImageCache: Sendable {
     public let directory: String
@@ -33,18 +33,22 @@ public struct RootfsImageCache: Sendable {
     }
 
     /// Stores a copy of `image` (just made from the tree of `fingerprint`), then evicts.
+    /// Temporaries left by a runtime killed while storing are removed first.
     public func store(_ image: String, for fingerprint: RootfsFingerprint) throws {
         try StateStore.makeDirectories(directory, mode: 0o700)
-        let temporary = directory + "/.\(getpid())-\(FNV1a.hex(fingerprint.hash))"
-        unlink(temporary + ".img")
-        try SparseFileCopy.copy(from: image, to: temporary + ".img")
-        guard rename(temporary + ".img", imagePath(fingerprint)) == 0 else {
-            let error = SystemCallError("rename into \(imagePath(fingerprint))")
-            unlink(temporary + ".img")
-            throw error
+        removeAbandonedTemporaries()
+        try AtomicFile.replace(imagePath(fingerprint)) { fd, temporary in
+            try SparseFileCopy.copy(from: image, into: fd, named: temporary)
         }
-        try StateStore.writeAtomically(Data(fingerprint.text.utf8), to: fingerprintPath(fingerprint))
+        try AtomicFile.write(Data(fingerprint.text.utf8), to: fingerprintPath(fingerprint))
         evict()
+    }
+
+    /// Every dot file here is a temporary (entries are `<hash>.img` and `<hash>.fingerprint`),
+    /// including those of older runtimes (`.<pid>-<hash>.img`); an abandoned one is removed.
+    @discardableResult
+    public func removeAbandonedTemporaries(age: Double = 10) -> [String] {
+        AtomicFile.removeAbandonedTemporaries(in: directory, age: age) { $0.hasPrefix(".") }
     }
 
     /// Keeps the `capacity` most recently used entries.

@@ -24,13 +24,16 @@ public struct SandboxMonitor {
     }
 
     /// Runs until the sandbox ends; returns the monitor's exit status. `readyFd` gets one
-    /// line: "ready" or "error: <why>".
-    public func run(readyFd: Int32) -> Int32 {
+    /// line: "ready" or "error: <why>". `creatorFd` is the `CreatorLink`: if `create` goes
+    /// away before confirming, the monitor exits at once, whatever it is doing (booting
+    /// included): the VM is this process's, and goes with it.
+    public func run(readyFd: Int32, creatorFd: Int32 = CreatorLink.monitorFd) -> Int32 {
         var stopSignals = sigset_t()
         sigemptyset(&stopSignals)
         for signal in [SIGTERM, SIGINT, SIGHUP] { sigaddset(&stopSignals, signal) }
         pthread_sigmask(SIG_BLOCK, &stopSignals, nil)
         signal(SIGPIPE, SIG_IGN)
+        CreatorLink.watch(creatorFd, logger: logger) { _exit(1) }
 
         let record: ContainerRecord
         let spec: Spec

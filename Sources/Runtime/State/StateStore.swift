@@ -2,7 +2,7 @@ import Foundation
 import Glibc
 
 /// The runtime's state under `--root` (default /run/kata-swift): one directory per
-/// container holding `state.json`, written atomically (temp file + rename), and a `lock`
+/// container holding `state.json`, written atomically (`AtomicFile`), and a `lock`
 /// file that every command holding the container takes with flock, so that concurrent
 /// `kill`/`delete`/`start` calls from a caller see consistent state.
 public struct StateStore: Sendable {
@@ -38,6 +38,11 @@ public struct StateStore: Sendable {
         socketBase + "/" + FNV1a.hex(FNV1a.hash(root + "\u{0}" + id))
     }
 
+    /// The socket directory as a claim: see `SocketDirectory` for why it is checked.
+    public func claimedSocketDirectory(of id: String) -> SocketDirectory {
+        SocketDirectory(path: socketDirectory(of: id), owner: directory(of: id))
+    }
+
     /// Makes the container's directory; fails if the id is taken.
     public func createDirectory(for id: String) throws -> String {
         try Self.validate(id: id)
@@ -70,27 +75,7 @@ public struct StateStore: Sendable {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         let data = try encoder.encode(record)
-        try Self.writeAtomically(data, to: directory(of: record.id) + "/state.json")
-    }
-
-    public static func writeAtomically(_ data: Data, to path: String, mode: mode_t = 0o600) throws {
-        let temporary = path + ".tmp-\(getpid())"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
-        guard fd >= 0 else { throw SystemCallError("open \(temporary)") }
-        do {
-            try FileDescriptors.writeAll(fd, Array(data))
-            guard fsync(fd) == 0 else { throw SystemCallError("fsync \(temporary)") }
-        } catch {
-            close(fd)
-            unlink(temporary)
-            throw error
-        }
-        close(fd)
-        guard rename(temporary, path) == 0 else {
-            let error = SystemCallError("rename \(temporary) to \(path)")
-            unlink(temporary)
-            throw error
-        }
+        try AtomicFile.write(data, to: directory(of: record.id) + "/state.json")
     }
 
     /// Ids of every container with a state file, sorted.
@@ -115,10 +100,14 @@ public struct StateStore: Sendable {
         return try body()
     }
 
-    /// Removes the container's directory and its socket directory.
+    /// Removes the container's directory and its socket directory (if it is the container's:
+    /// a colliding name may be another container's). state.json goes first: a removal cut
+    /// short leaves a directory that `delete --force` of a missing container finishes.
     public func remove(_ record: ContainerRecord) {
-        try? FileManager.default.removeItem(atPath: record.socketDir)
+        SocketDirectory(path: record.socketDir, owner: record.stateDir).release()
+        unlink(record.stateDir + "/state.json")
         try? FileManager.default.removeItem(atPath: record.stateDir)
+        try? AtomicFile.syncDirectory(containing: record.stateDir)
     }
 
     static func makeDirectories(_ path: String, mode: mode_t) throws {

@@ -10,18 +10,24 @@ public enum SparseFileCopy {
 
     /// Creates `destination` (mode 0600, must not exist) as a copy of `source`.
     public static func copy(from source: String, to destination: String) throws {
+        let output = open(destination, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard output >= 0 else { throw SystemCallError("create \(destination)") }
+        defer { close(output) }
+        do {
+            try copy(from: source, into: output, named: destination)
+        } catch {
+            unlink(destination)
+            throw error
+        }
+    }
+
+    /// Copies `source` into the empty file open at `output` (`destination` names it in errors).
+    public static func copy(from source: String, into output: Int32, named destination: String) throws {
         let input = open(source, O_RDONLY | O_CLOEXEC)
         guard input >= 0 else { throw SystemCallError("open \(source)") }
         defer { close(input) }
         var info = stat()
         guard fstat(input, &info) == 0 else { throw SystemCallError("fstat \(source)") }
-        let output = open(destination, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-        guard output >= 0 else { throw SystemCallError("create \(destination)") }
-        var done = false
-        defer {
-            close(output)
-            if !done { unlink(destination) }
-        }
         let size = info.st_size
         guard ftruncate(output, size) == 0 else { throw SystemCallError("ftruncate \(destination)") }
         var buffer = [UInt8](repeating: 0, count: 1 << 20)
@@ -62,6 +68,5 @@ public enum SparseFileCopy {
             }
             offset = dataEnd
         }
-        done = true
     }
 }

@@ -78,7 +78,7 @@ struct SpecCommand: ParsableCommand {
             if FileManager.default.fileExists(atPath: path) { throw RuntimeError("File \(path) exists. Remove it first") }
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-            try StateStore.writeAtomically(try encoder.encode(DefaultSpec.make()), to: path, mode: 0o644)
+            try AtomicFile.write(try encoder.encode(DefaultSpec.make()), to: path, mode: 0o644)
         }
     }
 }

@@ -1,0 +1,89 @@
+import Foundation
+import Glibc
+@testable import Runtime
+import TestSupport
+import Testing
+
+@Suite struct AtomicFileTests {
+    func directory() throws -> String {
+        let path = Fixtures.scratch.appendingPathComponent("atomic-\(UUID().uuidString.prefix(8))").path
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }
+
+    /// Sets a file's mtime `seconds` into the past.
+    func age(_ path: String, _ seconds: Int) {
+        var times = [timespec(tv_sec: time(nil) - seconds, tv_nsec: 0), timespec(tv_sec: time(nil) - seconds, tv_nsec: 0)]
+        _ = utimensat(AT_FDCWD, path, &times, 0)
+    }
+
+    @Test func replacesWholeAndLeavesNoTemporary() throws {
+        let dir = try directory()
+        let path = dir + "/state.json"
+        try AtomicFile.write(Data("one".utf8), to: path)
+        try AtomicFile.write(Data("two".utf8), to: path, mode: 0o644)
+        #expect(try String(contentsOfFile: path, encoding: .utf8) == "two")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir) == ["state.json"])
+        // A failing fill leaves the old file and no temporary.
+        #expect(throws: RuntimeError.self) {
+            try AtomicFile.replace(path) { _, _ in throw RuntimeError("fill failed") }
+        }
+        #expect(try String(contentsOfFile: path, encoding: .utf8) == "two")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir) == ["state.json"])
+    }
+
+    /// The temporary is random and never follows a link planted beside the target: the old
+    /// fixed name (`state.json.tmp-<pid>`) could be pre-created as a link to any file.
+    @Test func temporaryNamesAreRandomExclusiveAndNotFollowed() throws {
+        let dir = try directory()
+        let victim = dir + "/victim"
+        try "precious".write(toFile: victim, atomically: false, encoding: .utf8)
+        try FileManager.default.createSymbolicLink(atPath: dir + "/state.json.tmp-\(getpid())", withDestinationPath: victim)
+        let first = try AtomicFile.createTemporary(for: dir + "/state.json", mode: 0o600)
+        let second = try AtomicFile.createTemporary(for: dir + "/state.json", mode: 0o600)
+        defer { close(first.fd); close(second.fd); unlink(first.path); unlink(second.path) }
+        #expect(first.path != second.path)
+        let name = (first.path as NSString).lastPathComponent
+        #expect(AtomicFile.isTemporary(name), "\(name)")
+        #expect(name.hasPrefix(".state.json.tmp-"))
+        try AtomicFile.write(Data("new".utf8), to: dir + "/state.json")
+        #expect(try String(contentsOfFile: victim, encoding: .utf8) == "precious")
+    }
+
+    /// A temporary whose writer died is removed; one a live writer holds (locked) or one
+    /// just made is not.
+    @Test func abandonedTemporariesAreTheOnlyOnesSwept() throws {
+        let dir = try directory()
+        let live = try AtomicFile.createTemporary(for: dir + "/a", mode: 0o600)
+        defer { close(live.fd) }
+        let dead = try AtomicFile.createTemporary(for: dir + "/b", mode: 0o600)
+        close(dead.fd)  // its writer is gone: the lock with it
+        let fresh = try AtomicFile.createTemporary(for: dir + "/c", mode: 0o600)
+        close(fresh.fd)
+        age(live.path, 3600)
+        age(dead.path, 3600)
+        try "x".write(toFile: dir + "/a", atomically: false, encoding: .utf8)
+        age(dir + "/a", 3600)  // not a temporary: never touched
+        let removed = AtomicFile.removeAbandonedTemporaries(in: dir)
+        #expect(removed == [(dead.path as NSString).lastPathComponent])
+        #expect(FileManager.default.fileExists(atPath: live.path))
+        #expect(FileManager.default.fileExists(atPath: fresh.path))
+        #expect(FileManager.default.fileExists(atPath: dir + "/a"))
+    }
+
+    /// The rootfs image cache removes what a runtime killed mid-store left (this format's
+    /// temporaries and older runtimes' `.<pid>-<hash>.img`), and keeps its entries.
+    @Test func theRootfsCacheSweepsAbandonedImages() throws {
+        let dir = try directory()
+        let cache = RootfsImageCache(directory: dir)
+        let abandoned = try AtomicFile.createTemporary(for: dir + "/0123456789abcdef.img", mode: 0o600)
+        close(abandoned.fd)
+        age(abandoned.path, 600)
+        FileManager.default.createFile(atPath: dir + "/.4242-0123456789abcdef.img", contents: Data(count: 10))
+        age(dir + "/.4242-0123456789abcdef.img", 600)
+        FileManager.default.createFile(atPath: dir + "/0123456789abcdef.img", contents: Data(count: 10))
+        let removed = cache.removeAbandonedTemporaries()
+        #expect(Set(removed) == [(abandoned.path as NSString).lastPathComponent, ".4242-0123456789abcdef.img"])
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir) == ["0123456789abcdef.img"])
+    }
+}
