@@ -6,10 +6,11 @@ import Glibc
 /// shim in the host's namespaces: following it would put taps and tc redirects on the
 /// host's (or every other pod's) veths. Until pods land such a spec is refused.
 public enum NamespaceGuard {
-    /// A namespace as the kernel names it: the nsfs inode, which `readlink` shows as
-    /// `net:[4026531840]`.
+    /// A namespace as the kernel names it: its nsfs inode (the number `readlink` shows in
+    /// `net:[4026531840]`), the same whether reached through `/proc/<pid>/ns/` or a bind
+    /// mount such as `/var/run/netns/<name>`.
     public struct Identity: Equatable, Sendable {
-        public var kind: String
+        public var device: UInt64
         public var inode: UInt64
     }
 
@@ -19,19 +20,19 @@ public enum NamespaceGuard {
 
     /// The namespace behind `path`, or an error when `path` is not a namespace at all.
     public static func identity(of path: String) throws -> Identity {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw SystemCallError("open namespace \(path)") }
-        defer { close(fd) }
-        // The fd's own link names the namespace, whatever links led to `path`.
-        var target = [CChar](repeating: 0, count: 64)
-        let n = readlink("/proc/self/fd/\(fd)", &target, target.count - 1)
-        guard n > 0 else { throw SystemCallError("readlink namespace \(path)") }
-        let link = String(decoding: target[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        guard let open = link.firstIndex(of: ":"), link.hasSuffix("]"),
-              link[link.index(after: open)...].hasPrefix("["),
-              let inode = UInt64(link[link.index(open, offsetBy: 2)..<link.index(before: link.endIndex)])
-        else { throw RuntimeError("\(path) is not a namespace (it is \(link))") }
-        return Identity(kind: String(link[..<open]), inode: inode)
+        let identity = try fileIdentity(path)
+        // Every namespace file is an inode of the kernel's one nsfs: the device of our own
+        // network namespace's file tells a namespace from any other file.
+        guard identity.device == (try fileIdentity("/proc/self/ns/net")).device else {
+            throw RuntimeError("\(path) is not a namespace")
+        }
+        return identity
+    }
+
+    private static func fileIdentity(_ path: String) throws -> Identity {
+        var info = stat()
+        guard stat(path, &info) == 0 else { throw SystemCallError("stat namespace \(path)") }
+        return Identity(device: UInt64(info.st_dev), inode: UInt64(info.st_ino))
     }
 
     /// Checks every namespace the spec joins by path. `containers` are the other
@@ -45,9 +46,6 @@ public enum NamespaceGuard {
                 throw RuntimeError("unknown namespace type \(namespace.type)")
             }
             let joined = try identity(of: path)
-            guard joined.kind == procName else {
-                throw RuntimeError("\(namespace.type) namespace \(path) is a \(joined.kind) namespace")
-            }
             for container in containers {
                 for pid in container.pids where (try? identity(of: "/proc/\(pid)/ns/\(procName)")) == joined {
                     throw RuntimeError("joining the \(namespace.type) namespace of container \(container.id) (\(path)) "
