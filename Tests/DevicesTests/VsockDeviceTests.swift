@@ -132,7 +132,7 @@ import Testing
         #expect(s.ops.first == .response)
         var accepted: Int32?
         #expect(g.pump { accepted = VsockHostSocket.accept(listener); return accepted != nil })
-        guard let fd = accepted else { return }
+        let fd = try #require(accepted, "the device never connected to the listener")
         defer { close(fd) }
         #expect(g.write(s, Array("hello host".utf8), layouts: [.scattered]))
         #expect(Self.hostRead(g, fd, count: 10) == Array("hello host".utf8))
@@ -623,7 +623,7 @@ import Testing
     @Test func guestCloseAndHostCloseAndHostReset() throws {
         let g = try VsockTestGuest()
         // Guest close(): SHUTDOWN RCV|SEND -> the device flushes, closes, answers RST.
-        guard let a = Self.hostConnect(g, port: 30) else { return }
+        let a = try #require(Self.hostConnect(g, port: 30), "no OK line for port 30")
         defer { close(a.fd) }
         #expect(g.write(a.socket, Array("bye".utf8)))
         g.shutdown(a.socket, flags: VsockPacketHeader.shutdownSend | VsockPacketHeader.shutdownReceive)
@@ -631,7 +631,7 @@ import Testing
         #expect(Self.hostSeesEOF(g, a.fd))
         #expect(g.pump { a.socket.gotReset })
         // Host close(): the guest gets its data, then SHUTDOWN(SEND).
-        guard let b = Self.hostConnect(g, port: 31) else { return }
+        let b = try #require(Self.hostConnect(g, port: 31), "no OK line for port 31")
         VsockHostSocket.writeSome(b.fd, Array("closing".utf8))
         close(b.fd)
         #expect(g.pump { b.socket.shutdownFlags & VsockPacketHeader.shutdownSend != 0 })
@@ -640,7 +640,7 @@ import Testing
         g.send(g.header(b.socket, .rw, len: 4), payload: [1, 2, 3, 4])
         #expect(g.pump { b.socket.gotReset })
         // Guest RST: the host socket is closed at once.
-        guard let c = Self.hostConnect(g, port: 32) else { return }
+        let c = try #require(Self.hostConnect(g, port: 32), "no OK line for port 32")
         defer { close(c.fd) }
         g.send(g.header(c.socket, .rst))
         #expect(Self.hostSeesEOF(g, c.fd))

@@ -149,6 +149,8 @@ final class VsockGuestSocket {
     var txCnt: UInt32 = 0
     var shutdownFlags: UInt32 = 0
     var ops: [VsockPacketHeader.Op] = []
+    /// We answered the device's full SHUTDOWN with an RST, as Linux does.
+    var sentReset = false
 
     init(guestPort: UInt32, hostPort: UInt32, state: State, bufAlloc: UInt32) {
         self.guestPort = guestPort
@@ -432,6 +434,13 @@ final class VsockTestGuest {
             send(self.header(socket, .creditUpdate))
         case .shutdown:
             socket.shutdownFlags |= header.flags
+            // Linux (virtio_transport_recv_connected): the peer shut both ways and nothing
+            // is left to read: reset and close the socket.
+            let both = VsockPacketHeader.shutdownSend | VsockPacketHeader.shutdownReceive
+            if socket.shutdownFlags & both == both, socket.unconsumed == 0, !socket.sentReset {
+                socket.sentReset = true
+                send(self.header(socket, .rst))
+            }
         case .request, .creditUpdate:
             break
         }

@@ -36,8 +36,16 @@ final class VsockConnection {
     var hostReadable = false
     /// The host socket reached end of file; SHUTDOWN(SEND) went to the guest.
     var hostEOF = false
+    /// The host socket is shut both ways (its client closed it, or shut it down for
+    /// reading too): it takes no more data, so the guest is told SHUTDOWN(RECEIVE) too
+    /// and answers with the RST that frees the connection (virtio 1.2, 5.10.6.6).
+    var hostHungUp = false
+    /// The SHUTDOWN flags the guest has been sent.
+    var shutdownSent: UInt32 = 0
     /// shutdown(SHUT_WR) done, after the guest's SHUTDOWN(SEND) and a full flush.
     var hostWriteShut = false
+    /// shutdown(SHUT_RD) done, after the guest's SHUTDOWN(RECEIVE): the client's writes fail.
+    var hostReadShut = false
 
     // What the guest said it will no longer do.
     var peerShutSend = false
@@ -82,8 +90,15 @@ final class VsockConnection {
 
     var canSendData: Bool { wantsHostData && hostReadable && peerCredit > 0 }
 
+    /// The host hung up after all its data reached the guest (or the guest wanted no more):
+    /// SHUTDOWN(SEND|RECEIVE) is owed.
+    var needsFullShutdown: Bool {
+        state == .established && hostHungUp && (hostEOF || peerShutRecv)
+            && shutdownSent & VsockPacketHeader.shutdownReceive == 0
+    }
+
     var hasRxWork: Bool {
-        !closed && (needsRequest || needsResponse || needsCreditUpdate || canSendData)
+        !closed && (needsRequest || needsResponse || needsCreditUpdate || canSendData || needsFullShutdown)
     }
 
     /// Both directions are over: the guest sends no more and all it sent reached the

@@ -393,6 +393,10 @@ final class VsockMuxer: @unchecked Sendable {
             Glibc.shutdown(connection.fd, Int32(SHUT_WR))
             connection.hostWriteShut = true
         }
+        if connection.peerShutRecv, !connection.hostReadShut {
+            Glibc.shutdown(connection.fd, Int32(SHUT_RD))
+            connection.hostReadShut = true
+        }
         if connection.finished {
             destroy(connection, reset: true)
             return
@@ -568,6 +572,7 @@ final class VsockMuxer: @unchecked Sendable {
                 loop.remove(fd: connection.fd)
                 connection.registered = false
                 connection.hostReadable = true
+                connection.hostHungUp = true
             }
             if events & EventLoop.readable != 0 { connection.hostReadable = true }
             if events & EventLoop.writable != 0 || !connection.registered {
@@ -722,6 +727,10 @@ final class VsockMuxer: @unchecked Sendable {
         } else if connection.needsResponse {
             connection.needsResponse = false
             op = .response
+        } else if connection.needsFullShutdown {
+            // A half-closed host socket was closed for good since its end of file.
+            op = .shutdown
+            header.flags = VsockPacketHeader.shutdownSend | VsockPacketHeader.shutdownReceive
         } else if connection.canSendData, writer.remaining == 0 {
             // A buffer with room for a header only: it carries our credit instead.
             op = .creditUpdate
@@ -737,9 +746,14 @@ final class VsockMuxer: @unchecked Sendable {
                 // it hung up: then read on to the end of file).
                 if n < capacity, connection.registered { connection.hostReadable = false }
             case .endOfFile:
+                // Every byte the host sent is the guest's now. A client that only shut its
+                // writing side still reads: SHUTDOWN(SEND); one that is gone takes nothing
+                // more either: SHUTDOWN(SEND|RECEIVE), which Linux answers with an RST.
                 connection.hostEOF = true
+                if !connection.hostHungUp, VsockUnixSocket.isHungUpOrFailed(connection.fd) { connection.hostHungUp = true }
                 op = .shutdown
                 header.flags = VsockPacketHeader.shutdownSend
+                    | (connection.hostHungUp ? VsockPacketHeader.shutdownReceive : 0)
             case .wouldBlock:
                 connection.hostReadable = false
             case .failed:
@@ -750,6 +764,7 @@ final class VsockMuxer: @unchecked Sendable {
         }
         if op == nil, connection.needsCreditUpdate { op = .creditUpdate }
         guard let op else { return nil }
+        if op == .shutdown { connection.shutdownSent |= header.flags }
         if op != .rst {
             connection.needsCreditUpdate = false
             connection.lastAdvertisedFwdCnt = connection.fwdCnt
