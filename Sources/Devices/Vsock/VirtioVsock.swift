@@ -54,11 +54,4 @@ public final class VirtioVsock: VirtioDevice, @unchecked Sendable {
     public func reset() {
         muxer.reset()
     }
-
-    /// The backend reports a ring it found broken while serving host sockets.
-    public var backendEvents: EventFd? { muxer.failures }
-
-    public func processBackendEvents() throws {
-        try muxer.checkHealth()
-    }
 }

@@ -56,12 +56,10 @@ final class VsockMuxer: @unchecked Sendable {
     let guestCid: UInt64
     let udsPath: String
     let loop: EventLoop
-    let logger: Logger
+    /// Most lines here follow from what the guest or a host client did, at their pace:
+    /// rate limited.
+    let logger: RateLimitedLogger
     private let lock = Mutex(())
-    /// Signalled when the rx ring broke outside a queue notification: the transport
-    /// watches it (`backendEvents`) and, under its lock, asks `checkHealth()`, whose error
-    /// puts the device in DEVICE_NEEDS_RESET.
-    let failures: EventFd
 
     // Everything below: only under `lock`.
     private var limits: VsockLimits
@@ -88,10 +86,9 @@ final class VsockMuxer: @unchecked Sendable {
         self.guestCid = guestCid
         self.udsPath = udsPath
         self.loop = loop
-        self.logger = logger
+        self.logger = RateLimitedLogger(logger)
         self.limits = limits
         timer = try VsockTimer()
-        failures = try EventFd()
         listenerFd = try VsockUnixSocket.listen(path: udsPath, backlog: 128)
         do {
             try loop.add(fd: listenerFd, events: EventLoop.readable) { [weak self] _ in self?.listenerReady() }
@@ -113,8 +110,6 @@ final class VsockMuxer: @unchecked Sendable {
     func activate(_ context: VirtioDeviceContext) {
         locked {
             self.context = context
-            broken = false
-            brokenBy = nil
         }
     }
 
@@ -128,8 +123,6 @@ final class VsockMuxer: @unchecked Sendable {
             heldRxChain = nil
             rxUsed = false
             context = nil
-            broken = false
-            brokenBy = nil
             updateTimer()
         }
     }
@@ -205,7 +198,7 @@ final class VsockMuxer: @unchecked Sendable {
         }
         guard header.srcCid == guestCid else {
             statistics.droppedPackets += 1
-            logger.debug("virtio-vsock: dropping a packet from CID \(header.srcCid)")
+            logger.log(level: .debug, "virtio-vsock: dropping a packet from CID \(header.srcCid)")
             return
         }
         let op = header.knownOp
@@ -621,32 +614,22 @@ final class VsockMuxer: @unchecked Sendable {
 
     // MARK: Packets to the guest (rx queue)
 
-    /// Fills rx buffers outside a queue notification; a broken ring stops the device
-    /// until the driver resets it.
+    /// Fills rx buffers outside a queue notification (a host socket's event). A broken
+    /// ring fails the device through the transport, and nothing reaches the guest until
+    /// the driver resets it.
     private func pumpRx() {
         do {
             try fillRx()
         } catch {
-            broken = true
-            brokenBy = error
-            logger.error("virtio-vsock: rx queue unusable: \(error); waiting for a device reset")
-            failures.signal()
-        }
-    }
-
-    /// Throws the error that broke the rx ring outside a queue notification, if one did
-    /// (event loop thread, under the transport lock).
-    func checkHealth() throws {
-        failures.consume()
-        try locked {
-            if broken, let brokenBy { throw brokenBy }
+            context?.failure.report(error, in: "rx queue")
+            context = nil
         }
     }
 
     /// Hands the guest every packet owed, while it has rx buffers: standalone RSTs first,
     /// then one packet per connection in turn.
     private func fillRx() throws {
-        guard let context, !broken else { return }
+        guard let context else { return }
         let rx = context.queues[0]
         defer {
             if rxUsed {
