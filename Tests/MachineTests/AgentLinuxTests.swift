@@ -133,6 +133,52 @@ extension LinuxGuestTests {
             #expect(status == 0)
             #expect(String(decoding: output, as: UTF8.self) == marker)
 
+            // A liveness probe's life: 1,000 short calls, each on its own connection that
+            // the runtime closes. The agent serves at most 128 connections at once, so one
+            // it never saw end would stop the probes within 128 calls; the agent's
+            // descriptors and threads (/proc/1 of the guest, listed by a container in the
+            // guest's PID namespace) and kata-vmm's descriptors must come back to where
+            // they were.
+            let endpoint = AgentEndpoint.hybridVsock(udsPath: uds, port: 1024)
+            let guestBefore = try await AgentLinuxTests.observeAgent(client, rootfs: "rootfs0")
+            let hostBefore = AgentLinuxTests.descriptorCount(vm.pid)
+            let callsBegan = Date()
+            var calls = 0
+            while calls < 1000 {
+                do {
+                    let probe = try AgentClient(connectingTo: endpoint, defaultTimeout: .seconds(60))
+                    let answer = try await probe.check()
+                    probe.close()
+                    guard answer.status == .serving else {
+                        Issue.record("call \(calls): Check answered \(answer.status)")
+                        break
+                    }
+                } catch {
+                    Issue.record("call \(calls) on a fresh connection failed: \(error)")
+                    break
+                }
+                calls += 1
+            }
+            let callSeconds = Date().timeIntervalSince(callsBegan)
+            #expect(calls == 1000)
+            // The last connections' ends reach the agent a moment after close().
+            var guestAfter = try await AgentLinuxTests.observeAgent(client, rootfs: "rootfs0")
+            for _ in 0..<5 where guestAfter != guestBefore && guestBefore != nil {
+                try await Task.sleep(for: .seconds(2))
+                guestAfter = try await AgentLinuxTests.observeAgent(client, rootfs: "rootfs0")
+            }
+            var hostAfter = AgentLinuxTests.descriptorCount(vm.pid)
+            for _ in 0..<50 where hostAfter != hostBefore {
+                usleep(100_000)
+                hostAfter = AgentLinuxTests.descriptorCount(vm.pid)
+            }
+            #expect(guestBefore != nil && guestAfter == guestBefore,
+                    "agent (fds, threads): \(String(describing: guestBefore)) before, \(String(describing: guestAfter)) after")
+            #expect(hostAfter == hostBefore, "kata-vmm descriptors: \(hostBefore) before, \(hostAfter) after")
+            print("MEASURE guest: \(calls) Check calls, each on its own connection: \(String(format: "%.1f", callSeconds)) s "
+                  + "(\(String(format: "%.1f", callSeconds * 1000 / Double(max(calls, 1)))) ms each); agent (fds, threads) "
+                  + "\(String(describing: guestBefore)) -> \(String(describing: guestAfter)); kata-vmm fds \(hostBefore) -> \(hostAfter)")
+
             // DestroySandbox powers the VM off: kata-vmm exits on its own.
             _ = try await client.destroySandbox()
             let exit = vm.waitForExit(timeout: 300)
@@ -146,6 +192,79 @@ extension LinuxGuestTests {
             print("MEASURE guest: VMM start to agent answering Check over vsock: \(String(format: "%.1f", agentUp)) s")
             print("MEASURE guest: kernel '\(initLine.trimmingCharacters(in: .whitespaces))' / agent '\(listening.trimmingCharacters(in: .whitespaces))'")
             print("MEASURE guest: container start (create+start to first output): \(String(format: "%.2f", latency)) s, \(attempts) attempt(s), \(output.count) bytes")
+        }
+
+        static func descriptorCount(_ pid: Int32) -> Int {
+            (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").count) ?? -1
+        }
+
+        /// The agent's open descriptors and threads: `ls /proc/1/fd /proc/1/task` in a
+        /// container that shares the guest's PID namespace (one busybox exec). Retried only
+        /// for the host's stale-page crash; nil if that crash hit every time.
+        static func observeAgent(_ client: AgentClient, rootfs: String) async throws -> AgentUsage? {
+            var spec = try JSONSerialization.jsonObject(with: Self.spec()) as? [String: Any] ?? [:]
+            var process = spec["process"] as? [String: Any] ?? [:]
+            process["args"] = ["ls", "/proc/1/fd", "/proc/1/task"]
+            spec["process"] = process
+            var linux = spec["linux"] as? [String: Any] ?? [:]
+            linux["namespaces"] = [["type": "mount"]]
+            spec["hostname"] = nil  // no UTS namespace of its own
+            spec["linux"] = linux
+            spec["root"] = ["path": "rootfs", "readonly": true]
+            for attempt in 0..<3 {
+                let id = "observe-\(UUID().uuidString.prefix(8))"
+                var storage = Grpc_Storage()
+                storage.driver = "blk"
+                storage.source = rootfs
+                storage.fstype = "ext4"
+                storage.options = ["ro"]
+                storage.mountPoint = "/run/kata-containers/\(id)/rootfs"
+                var create = Grpc_CreateContainerRequest()
+                create.containerID = id
+                create.storages = [storage]
+                create.ociSpecJson = try JSONSerialization.data(withJSONObject: spec)
+                _ = try await client.createContainer(create)
+                var start = Grpc_StartContainerRequest()
+                start.containerID = id
+                _ = try await client.startContainer(start)
+                var read = Grpc_ReadStreamRequest()
+                read.containerID = id
+                read.len = 1 << 20
+                var output = Data()
+                while true {
+                    let chunk = try await client.readStdout(read).data
+                    if chunk.isEmpty { break }
+                    output.append(chunk)
+                }
+                var wait = Grpc_WaitProcessRequest()
+                wait.containerID = id
+                let status = try await client.waitProcess(wait).status
+                var remove = Grpc_RemoveContainerRequest()
+                remove.containerID = id
+                _ = try await client.removeContainer(remove)
+                if status == 0, let usage = AgentUsage(listing: String(decoding: output, as: UTF8.self)) { return usage }
+                #expect(stalePageExits.contains(status), "ls /proc/1 exited \(status): \(String(decoding: output, as: UTF8.self))")
+                print("AgentLinuxTests: observer exited \(status) (attempt \(attempt + 1); the host's stale-page flaw); retrying")
+            }
+            return nil
+        }
+
+        /// What `ls /proc/1/fd /proc/1/task` counted.
+        struct AgentUsage: Equatable, CustomStringConvertible {
+            var fds: Int
+            var threads: Int
+            var description: String { "\(fds) fds, \(threads) threads" }
+
+            init?(listing: String) {
+                var section = ""
+                var counts: [String: Int] = [:]
+                for line in listing.split(whereSeparator: \.isNewline) {
+                    if line.hasSuffix(":") { section = String(line.dropLast()) } else if !section.isEmpty { counts[section, default: 0] += 1 }
+                }
+                guard let fds = counts["/proc/1/fd"], let threads = counts["/proc/1/task"] else { return nil }
+                self.fds = fds
+                self.threads = threads
+            }
         }
 
         /// The container: `cat /marker.txt` from the read-only rootfs, in its own mount,
@@ -189,6 +308,7 @@ final class ConsoleLoggedProcess {
     }
 
     var isRunning: Bool { process.isRunning }
+    var pid: Int32 { process.processIdentifier }
     var console: String { (try? String(contentsOf: log, encoding: .utf8)) ?? "" }
 
     /// The exit status, or nil if it was still running after `timeout` seconds.

@@ -99,6 +99,9 @@ public enum Fixtures {
     /// The network end-to-end initramfs: one static /init (guest/net-test/init.c).
     public static func netInitramfs() throws -> URL { try staticInitramfs("net-test") }
 
+    /// The vsock end-to-end initramfs: one static /init (guest/vsock-test/init.c).
+    public static func vsockInitramfs() throws -> URL { try staticInitramfs("vsock-test") }
+
     /// guest/<folder>/init.c built into an initramfs by guest/build-static-initramfs.sh.
     static func staticInitramfs(_ folder: String) throws -> URL {
         try once(folder) {
