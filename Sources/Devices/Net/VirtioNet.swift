@@ -124,11 +124,14 @@ public final class VirtioNet: VirtioDevice, @unchecked Sendable {
     }
 
     public func reset() {
+        state.withLock { disarm(&$0) }
+    }
+
+    /// Stops serving the guest: the tap is not watched and the rings are forgotten.
+    private func disarm(_ s: inout State) {
         try? loop.modify(fd: tap.fd.rawValue, events: 0)
-        state.withLock { s in
-            s.context = nil
-            s.pendingLength = 0
-        }
+        s.context = nil
+        s.pendingLength = 0
     }
 
     public func process(queue index: Int) throws {
@@ -154,8 +157,7 @@ public final class VirtioNet: VirtioDevice, @unchecked Sendable {
                 if events & EventLoop.readable != 0 { try receive(&s) }
             } catch {
                 s.context?.failure.report(error, in: "tap \(tap.name)")
-                s.context = nil
-                try? loop.modify(fd: tap.fd.rawValue, events: 0)
+                disarm(&s)
             }
         }
     }
