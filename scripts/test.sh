@@ -27,8 +27,10 @@ if [ $# -eq 0 ] && [ "$fuzz_seconds" != 0 ]; then
   [ "$fuzz_status" -eq 0 ] || status=$fuzz_status
 fi
 set -e
-passed=$(grep -v '^✔ Test run ' "$log" | grep -c '^✔ Test .* passed' || true)
-failed=$(grep -v '^✘ Test run ' "$log" | grep -c '^✘ Test .* failed' || true)
+# One line per test ends it ("passed/failed after N seconds"); an issue recorded on the way
+# has a line of its own, which is not a test.
+passed=$(grep -v -e '^✔ Test run ' -e ' recorded an issue ' "$log" | grep -cE '^✔ Test .* passed after [0-9.]+ seconds' || true)
+failed=$(grep -v -e '^✘ Test run ' -e ' recorded an issue ' "$log" | grep -cE '^✘ Test .* failed after [0-9.]+ seconds' || true)
 fuzz_clean=$(grep -c '^fuzz .*: [0-9]* runs, 0 crashes$' "$log" || true)
 fuzz_crashed=$(grep -E '^fuzz .*: [0-9]* runs, [0-9]+ crashes$' "$log" | grep -vc ', 0 crashes$' || true)
 passed=$((passed + fuzz_clean))
