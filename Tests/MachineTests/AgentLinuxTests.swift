@@ -88,50 +88,71 @@ extension LinuxGuestTests {
             var status: Int32 = -1
             var attempts = 0
             var latency = 0.0
+            var violation: String?
             while attempts < 3 {
                 attempts += 1
                 let id = "e2e\(attempts)"
-                var storage = Grpc_Storage()
-                storage.driver = "blk"
-                storage.source = "rootfs0"
-                storage.fstype = "ext4"
-                storage.options = ["ro"]
-                storage.mountPoint = "/run/kata-containers/\(id)/rootfs"
-                var create = Grpc_CreateContainerRequest()
-                create.containerID = id
-                create.storages = [storage]
-                create.ociSpecJson = try JSONSerialization.data(withJSONObject: spec)
-                let t0 = Date()
-                _ = try await client.createContainer(create)
-                var start = Grpc_StartContainerRequest()
-                start.containerID = id
-                _ = try await client.startContainer(start)
-                var read = Grpc_ReadStreamRequest()
-                read.containerID = id
-                read.len = 1 << 20
-                output = try await client.readStdout(read).data
-                latency = Date().timeIntervalSince(t0)
-                while true {
-                    let chunk = try await client.readStdout(read).data
-                    if chunk.isEmpty { break }
-                    output.append(chunk)
+                violation = nil
+                do {
+                    var storage = Grpc_Storage()
+                    storage.driver = "blk"
+                    storage.source = "rootfs0"
+                    storage.fstype = "ext4"
+                    storage.options = ["ro"]
+                    storage.mountPoint = "/run/kata-containers/\(id)/rootfs"
+                    var create = Grpc_CreateContainerRequest()
+                    create.containerID = id
+                    create.storages = [storage]
+                    create.ociSpecJson = try JSONSerialization.data(withJSONObject: spec)
+                    let t0 = Date()
+                    _ = try await client.createContainer(create)
+                    var start = Grpc_StartContainerRequest()
+                    start.containerID = id
+                    _ = try await client.startContainer(start)
+                    var read = Grpc_ReadStreamRequest()
+                    read.containerID = id
+                    read.len = 1 << 20
+                    output = try await client.readStdout(read).data
+                    latency = Date().timeIntervalSince(t0)
+                    while true {
+                        let chunk = try await client.readStdout(read).data
+                        if chunk.isEmpty { break }
+                        output.append(chunk)
+                    }
+                    var wait = Grpc_WaitProcessRequest()
+                    wait.containerID = id
+                    status = try await client.waitProcess(wait).status
+                    var stats = Grpc_StatsContainerRequest()
+                    stats.containerID = id
+                    let cgroup = try await client.statsContainer(stats).cgroupStats
+                    #expect(cgroup.memoryStats.limit == 64 << 20)
+                    #expect(cgroup.pidsStats.limit == 32)
+                    var remove = Grpc_RemoveContainerRequest()
+                    remove.containerID = id
+                    _ = try await client.removeContainer(remove)
+                } catch AgentClientError.protocolViolation(let why) {
+                    // The host's flaw reaches the long-running agent too: a frame whose
+                    // bytes changed in the guest (shared/guest-kernel/README.md). Recorded
+                    // with the bytes, then retried; the muxer's own carrying of every byte
+                    // is checked against a scripted guest, which the flaw cannot touch
+                    // (VsockStressTests), and through Linux with checksums (VsockLinuxTests).
+                    print("AgentLinuxTests: attempt \(attempts): \(why); possibly the host's flaw; retrying")
+                    violation = why
+                    var remove = Grpc_RemoveContainerRequest()
+                    remove.containerID = id
+                    _ = try? await client.removeContainer(remove)
+                    continue
                 }
-                var wait = Grpc_WaitProcessRequest()
-                wait.containerID = id
-                status = try await client.waitProcess(wait).status
-                var stats = Grpc_StatsContainerRequest()
-                stats.containerID = id
-                let cgroup = try await client.statsContainer(stats).cgroupStats
-                #expect(cgroup.memoryStats.limit == 64 << 20)
-                #expect(cgroup.pidsStats.limit == 32)
-                var remove = Grpc_RemoveContainerRequest()
-                remove.containerID = id
-                _ = try await client.removeContainer(remove)
+                if status == 0 && output != Data(marker.utf8) {
+                    print("AgentLinuxTests: attempt \(attempts): \(AgentLinuxTests.difference(output, Data(marker.utf8))); possibly the host's flaw; retrying")
+                    continue
+                }
                 if !(AgentLinuxTests.stalePageExits.contains(status) && output.count < marker.utf8.count) { break }
                 print("AgentLinuxTests: container exited \(status) before its output (the host's stale-page flaw); retrying")
             }
+            #expect(violation == nil, "every attempt's response was corrupted, possibly the host's flaw (shared/guest-kernel/README.md): \(violation ?? "")")
             #expect(status == 0)
-            #expect(String(decoding: output, as: UTF8.self) == marker)
+            #expect(output == Data(marker.utf8), "\(AgentLinuxTests.difference(output, Data(marker.utf8)))")
 
             // A liveness probe's life: 1,000 short calls, each on its own connection that
             // the runtime closes. The agent serves at most 128 connections at once, so one
@@ -192,6 +213,18 @@ extension LinuxGuestTests {
             print("MEASURE guest: VMM start to agent answering Check over vsock: \(String(format: "%.1f", agentUp)) s")
             print("MEASURE guest: kernel '\(initLine.trimmingCharacters(in: .whitespaces))' / agent '\(listening.trimmingCharacters(in: .whitespaces))'")
             print("MEASURE guest: container start (create+start to first output): \(String(format: "%.2f", latency)) s, \(attempts) attempt(s), \(output.count) bytes")
+        }
+
+        /// Where `got` first differs from `expected`, with the bytes there: enough to tell
+        /// the host's flaw (NULs in place of data) from a loss or a reordering.
+        static func difference(_ got: Data, _ expected: Data) -> String {
+            guard got != expected else { return "identical" }
+            let at = zip(got, expected).enumerated().first { $0.element.0 != $0.element.1 }?.offset ?? min(got.count, expected.count)
+            func around(_ data: Data) -> String {
+                data.dropFirst(at).prefix(32).map { String(format: "%02x", $0) }.joined()
+            }
+            let nuls = got.lazy.filter { $0 == 0 }.count
+            return "got \(got.count) bytes (\(nuls) NUL), expected \(expected.count); first difference at byte \(at): got \(around(got)), expected \(around(expected))"
         }
 
         static func descriptorCount(_ pid: Int32) -> Int {

@@ -208,7 +208,7 @@ public final class AgentClient: Sendable {
         do {
             return try Response(serializedBytes: response.payload)
         } catch {
-            throw AgentClientError.protocolViolation("\(method) response payload: \(error)")
+            throw AgentClientError.protocolViolation("\(method) response payload: \(error) (\(undecodable(response.payload)))")
         }
     }
 
@@ -224,7 +224,7 @@ public final class AgentClient: Sendable {
         do {
             continuation.resume(returning: try Ttrpc_Response(serializedBytes: frame.payload))
         } catch {
-            continuation.resume(throwing: AgentClientError.protocolViolation("undecodable ttrpc response: \(error)"))
+            continuation.resume(throwing: AgentClientError.protocolViolation("undecodable ttrpc response: \(error) (\(undecodable(frame.payload)))"))
         }
     }
 
@@ -290,4 +290,15 @@ private final class ResponseReader: @unchecked Sendable {
             }
         }
     }
+}
+
+/// What an undecodable message looked like, bounded: its length, its first bytes and how
+/// many were NUL. Enough to tell a corrupted transfer (runs of zeros) from a peer that
+/// speaks something else.
+private func undecodable<Bytes: Collection<UInt8>>(_ bytes: Bytes) -> String {
+    let head = bytes.prefix(24).map { byte in
+        let hex = String(byte, radix: 16)
+        return byte < 16 ? "0" + hex : hex
+    }.joined()
+    return "\(bytes.count) bytes, \(bytes.lazy.filter { $0 == 0 }.count) NUL, starting \(head)"
 }
