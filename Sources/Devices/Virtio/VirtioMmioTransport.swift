@@ -121,7 +121,8 @@ public final class VirtioMmioTransport: BusDevice, @unchecked Sendable {
     /// The device cannot go on until the driver resets it: DEVICE_NEEDS_RESET and a
     /// configuration interrupt for the driver, the device disarmed (its event sources and
     /// doorbells no longer serve the guest, its references to the rings dropped), one log
-    /// line. The other devices are untouched.
+    /// line. The other devices are untouched. Also the answer to a DRIVER_OK the device
+    /// cannot accept, where `reset` undoes whatever part of the activation had happened.
     private func fail(_ s: inout State, because reason: String) {
         logger.error("virtio-\(device.deviceType): \(reason); the device needs a reset")
         device.reset()
@@ -261,9 +262,7 @@ public final class VirtioMmioTransport: BusDevice, @unchecked Sendable {
         s.status = value
         if added & VirtioStatus.driverOk != 0 {
             guard s.status & VirtioStatus.featuresOk != 0, queues.allSatisfy({ !$0.ready || $0.isValid(memory: memory) }) else {
-                logger.warning("virtio-\(device.deviceType): driver set DRIVER_OK with invalid features or queues")
-                s.status |= VirtioStatus.deviceNeedsReset
-                interrupt.signal(VirtioInterrupt.configChange)
+                fail(&s, because: "driver set DRIVER_OK with invalid features or queues")
                 return
             }
             // Only queues the driver made ready and valid are ever touched; the others
@@ -275,9 +274,8 @@ public final class VirtioMmioTransport: BusDevice, @unchecked Sendable {
                                                         features: s.driverFeatures, failure: failure))
                 s.active = true
             } catch {
-                logger.error("virtio-\(device.deviceType): activation failed: \(error)")
-                s.status |= VirtioStatus.deviceNeedsReset
-                interrupt.signal(VirtioInterrupt.configChange)
+                // The queues were activated for it: `fail` deactivates them with the rest.
+                fail(&s, because: "activation failed: \(error)")
             }
         }
     }
