@@ -58,6 +58,9 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The OCI runtime spec: one Codable model for the runtime and the agent, which keeps
+        // members it does not know. FoundationEssentials only, so the static agent links it.
+        .target(name: "OCI"),
         // Wire protocol between runtime and guest agent: ttrpc framing + protobuf messages.
         .target(
             name: "AgentProtocol",
@@ -69,7 +72,7 @@ let package = Package(
         // as a static executable for the initramfs.
         .executableTarget(
             name: "kata-agent",
-            dependencies: ["AgentProtocol", "CAgentSpawn"],
+            dependencies: ["AgentProtocol", "CAgentSpawn", "OCI"],
             path: "guest/agent"
         ),
         // The OCI runtime (kata-runtime): configuration, sandbox lifecycle, agent client.
@@ -79,6 +82,7 @@ let package = Package(
                 "Machine",
                 "HostInput",
                 "AgentProtocol",
+                "OCI",
                 .product(name: "TOMLKit", package: "TOMLKit"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -87,6 +91,7 @@ let package = Package(
             name: "kata-runtime",
             dependencies: [
                 "Runtime",
+                "OCI",
                 "HostInput",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -112,6 +117,7 @@ let package = Package(
         // Fixtures shared by the test targets: package paths, the probe guest, the shared kernel.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "HostInputTests", dependencies: ["HostInput"]),
+        .testTarget(name: "OCITests", dependencies: ["OCI"]),
         .testTarget(name: "VMMTests", dependencies: ["VMM", "CKVM", "TestSupport"]),
         .testTarget(name: "DevicesTests", dependencies: ["Devices", "VMM", "CKVM", "TestSupport"]),
         // MachineTests also holds the agent's end-to-end guest test (Runtime's AgentClient), so
@@ -119,7 +125,7 @@ let package = Package(
         .testTarget(name: "MachineTests", dependencies: ["Machine", "VMM", "Devices", "TestSupport", "kata-vmm", "Runtime", "AgentProtocol"]),
         .testTarget(name: "APITests", dependencies: ["API", "Machine", "TestSupport", "kata-vmm"]),
         .testTarget(name: "AgentTests", dependencies: ["AgentProtocol", "Runtime", "TestSupport", "kata-agent"]),
-        .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "AgentProtocol", "TestSupport", "kata-runtime", "kata-agent"]),
+        .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "AgentProtocol", "OCI", "TestSupport", "kata-runtime", "kata-agent"]),
     ],
     swiftLanguageModes: [.v5]
 )

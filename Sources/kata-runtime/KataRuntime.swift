@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Glibc
 import Runtime
+import OCI
 
 struct KataRuntime: ParsableCommand {
     static let version = "0.1.0"

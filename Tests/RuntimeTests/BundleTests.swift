@@ -1,4 +1,5 @@
 import Foundation
+import OCI
 @testable import Runtime
 import TestSupport
 import Testing
@@ -72,14 +73,28 @@ import Testing
         let caps = #"["CAP_AUDIT_WRITE","CAP_KILL"]"#
         let json = #"{"ociVersion":"1.0.2","root":{"path":"rootfs"},"process":{"args":["sh"],"cwd":"/","user":{"uid":0,"gid":0},"#
             + #""capabilities":{"bounding":\#(caps),"permitted":\#(caps),"effective":\#(caps),"ambient":\#(caps)}}}"#
-        let guest = try GuestSpec(configData: Data(json.utf8), containerId: "c", guestRoot: "/r", rewriteMounts: false)
-        let object = try #require(try JSONSerialization.jsonObject(with: guest.json) as? [String: Any])
+        let guest = GuestSpec(try Spec.decode(Data(json.utf8)), containerId: "c", guestRoot: "/r", rewriteMounts: false)
+        let object = try #require(try JSONSerialization.jsonObject(with: try guest.json) as? [String: Any])
         let capabilities = (object["process"] as? [String: Any])?["capabilities"] as? [String: [String]]
         #expect(capabilities?["ambient"] == [])
         #expect(capabilities?["bounding"] == ["CAP_AUDIT_WRITE", "CAP_KILL"])
-        let raisable = #"{"args":["sh"],"capabilities":{"permitted":\#(caps),"inheritable":["CAP_KILL"],"ambient":\#(caps)}}"#
-        let process = try JSONSerialization.jsonObject(with: GuestSpec.guestProcess(Data(raisable.utf8))) as? [String: Any]
+        let raisable = #"{"args":["sh"],"cwd":"/","user":{"uid":0,"gid":0},"capabilities":{"permitted":\#(caps),"inheritable":["CAP_KILL"],"ambient":\#(caps)}}"#
+        let process = try JSONSerialization.jsonObject(with: GuestSpec.guestProcess(try Spec.Process.decode(Data(raisable.utf8)))) as? [String: Any]
         #expect((process?["capabilities"] as? [String: [String]])?["ambient"] == ["CAP_KILL"])
+    }
+
+    @Test func membersTheRuntimeDoesNotKnowReachTheGuest() throws {
+        let json = #"{"ociVersion":"1.1.0","vm":{"hypervisor":{"path":"/x"}},"root":{"path":"rootfs"},"#
+            + #""process":{"args":["sh"],"cwd":"/","user":{"uid":0,"gid":0},"ioPriority":{"class":"IOPRIO_CLASS_RT"}},"#
+            + #""linux":{"seccomp":{"defaultAction":"SCMP_ACT_ALLOW"},"resources":{"devices":[{"allow":false,"access":"rwm"}]}}}"#
+        let guest = GuestSpec(try Spec.decode(Data(json.utf8)), containerId: "c", guestRoot: "/r", rewriteMounts: true)
+        let object = try #require(try JSONSerialization.jsonObject(with: try guest.json) as? [String: Any])
+        #expect((object["vm"] as? [String: Any])?["hypervisor"] as? [String: String] == ["path": "/x"])
+        #expect(((object["process"] as? [String: Any])?["ioPriority"] as? [String: String]) == ["class": "IOPRIO_CLASS_RT"])
+        let linux = object["linux"] as? [String: Any]
+        #expect((linux?["seccomp"] as? [String: String]) == ["defaultAction": "SCMP_ACT_ALLOW"])
+        #expect(((linux?["resources"] as? [String: Any])?["devices"] as? [[String: Any]])?.count == 1)
+        #expect((object["root"] as? [String: Any])?["path"] as? String == "/r")
     }
 
     @Test func guestSpecRewritesRootHooksNetnsAndBindMounts() throws {
@@ -94,8 +109,8 @@ import Testing
                        {"destination":"/masked","type":"bind","source":"/dev/null","options":["bind","ro"]},
                        {"destination":"/tty","type":"bind","source":"/dev/tty","options":["bind"]}]}
             """
-        let guest = try GuestSpec(configData: Data(json.utf8), containerId: "c1", guestRoot: "/run/kata-containers/c1/rootfs", rewriteMounts: true)
-        let object = try #require(try JSONSerialization.jsonObject(with: guest.json) as? [String: Any])
+        let guest = GuestSpec(try Spec.decode(Data(json.utf8)), containerId: "c1", guestRoot: "/run/kata-containers/c1/rootfs", rewriteMounts: true)
+        let object = try #require(try JSONSerialization.jsonObject(with: try guest.json) as? [String: Any])
         #expect((object["root"] as? [String: Any])?["path"] as? String == "/run/kata-containers/c1/rootfs")
         #expect((object["root"] as? [String: Any])?["readonly"] as? Bool == true)
         #expect(object["hooks"] == nil)

@@ -1,4 +1,5 @@
 import Foundation
+import OCI
 @testable import Runtime
 import TestSupport
 import Testing
@@ -122,19 +123,19 @@ import Testing
         hypervisor.defaultMaxVcpus = 8
         #expect(SandboxSizing(config: hypervisor, resources: nil, hostCpus: 2) == SandboxSizing(vcpus: 1, memoryMiB: 512))
         // A bundle may ask for anything: extreme limits are capped, never overflow.
-        let huge = Spec.Resources(memory: .init(limit: Int64.max), cpu: .init(quota: Int64.max, period: 1))
+        let huge = Spec.Resources(.init(memory: .init(.init(limit: Int64.max)), cpu: .init(.init(quota: Int64.max, period: 1))))
         #expect(SandboxSizing(config: hypervisor, resources: huge, hostCpus: 2) == SandboxSizing(vcpus: 8, memoryMiB: VmLimits.maxMemoryMiB))
-        let longPeriod = Spec.Resources(memory: nil, cpu: .init(quota: 1, period: UInt64.max))
+        let longPeriod = Spec.Resources(.init(memory: nil, cpu: .init(.init(quota: 1, period: UInt64.max))))
         #expect(SandboxSizing(config: hypervisor, resources: longPeriod, hostCpus: 2).vcpus == 2)
-        var resources = Spec.Resources(memory: .init(limit: 256 << 20), cpu: .init(quota: 150_000, period: 100_000))
+        var resources = Spec.Resources(.init(memory: .init(.init(limit: 256 << 20)), cpu: .init(.init(quota: 150_000, period: 100_000))))
         #expect(SandboxSizing(config: hypervisor, resources: resources, hostCpus: 2) == SandboxSizing(vcpus: 3, memoryMiB: 768))
-        resources.memory = .init(limit: (100 << 20) + 1)  // rounds up to the next MiB
-        resources.cpu = .init(quota: 2_000_000, period: 100_000)  // 20 CPUs, capped at default_maxvcpus
+        resources.memory = .init(.init(limit: (100 << 20) + 1))  // rounds up to the next MiB
+        resources.cpu = .init(.init(quota: 2_000_000, period: 100_000))  // 20 CPUs, capped at default_maxvcpus
         #expect(SandboxSizing(config: hypervisor, resources: resources, hostCpus: 2) == SandboxSizing(vcpus: 8, memoryMiB: 613))
         hypervisor.defaultMaxVcpus = 0  // the host's count
         #expect(SandboxSizing(config: hypervisor, resources: resources, hostCpus: 2).vcpus == 2)
-        resources.cpu = .init(quota: -1, period: 100_000)  // unlimited
-        resources.memory = .init(limit: -1)
+        resources.cpu = .init(.init(quota: -1, period: 100_000))  // unlimited
+        resources.memory = .init(.init(limit: -1))
         #expect(SandboxSizing(config: hypervisor, resources: resources, hostCpus: 2) == SandboxSizing(vcpus: 1, memoryMiB: 512))
     }
 }

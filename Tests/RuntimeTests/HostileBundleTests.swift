@@ -1,4 +1,5 @@
 import Foundation
+import OCI
 @testable import Runtime
 import TestSupport
 import Testing

@@ -1,4 +1,5 @@
 import Foundation
+import OCI
 import Runtime
 import TestSupport
 import Testing
@@ -22,7 +23,7 @@ import Testing
         defer { _ = try? VethNamespace.ip(["netns", "del", name]) }
         let bound = try NamespaceGuard.identity(of: "/var/run/netns/\(name)")
         #expect(bound != net)
-        try NamespaceGuard.check([Spec.Namespace(type: "network", path: "/var/run/netns/\(name)")], containers: [],
+        try NamespaceGuard.check([Spec.Namespace(.init(type: "network", path: "/var/run/netns/\(name)"))], containers: [],
                                  setsUpNetworking: true)
     }
 

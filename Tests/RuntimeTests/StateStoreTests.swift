@@ -1,4 +1,5 @@
 import Foundation
+import OCI
 @testable import Runtime
 import TestSupport
 import Testing
@@ -93,9 +94,9 @@ import Testing
     @Test func hooksRunInOrderWithArgvEnvAndStateOnStdin() throws {
         let log = Fixtures.scratch.appendingPathComponent("hooks-\(UUID().uuidString).log").path
         let command = "echo \"$0 $1 $HOOK_VAR $(cat)\" >> \(log)"
-        var hooks = Spec.Hooks()
-        hooks.createRuntime = [Spec.Hook(path: "/bin/sh", args: ["sh", "-c", command, "first", "a"], env: ["HOOK_VAR=x"]),
-                               Spec.Hook(path: "/bin/sh", args: ["sh", "-c", command, "second", "b"], env: ["HOOK_VAR=y"])]
+        var hooks = Spec.Hooks(.init())
+        hooks.createRuntime = [Spec.Hook(.init(path: "/bin/sh", args: ["sh", "-c", command, "first", "a"], env: ["HOOK_VAR=x"])),
+                               Spec.Hook(.init(path: "/bin/sh", args: ["sh", "-c", command, "second", "b"], env: ["HOOK_VAR=y"]))]
         try HookRunner().run(.createRuntime, hooks: hooks, state: state)
         let lines = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n")
         #expect(lines.count == 2)
@@ -108,9 +109,9 @@ import Testing
         let log = Fixtures.scratch.appendingPathComponent("hooks-\(UUID().uuidString).log").path
         let failing = try script("echo broken >&2; exit 3")
         let recorder = try script("echo ran >> \(log)")
-        var hooks = Spec.Hooks()
-        hooks.prestart = [Spec.Hook(path: failing), Spec.Hook(path: recorder)]
-        hooks.poststop = [Spec.Hook(path: failing), Spec.Hook(path: recorder)]
+        var hooks = Spec.Hooks(.init())
+        hooks.prestart = [Spec.Hook(.init(path: failing)), Spec.Hook(.init(path: recorder))]
+        hooks.poststop = [Spec.Hook(.init(path: failing)), Spec.Hook(.init(path: recorder))]
         do {
             try HookRunner().run(.prestart, hooks: hooks, state: state)
             Issue.record("a failing prestart hook was accepted")
@@ -125,12 +126,12 @@ import Testing
     }
 
     @Test func aHookPastItsTimeoutIsKilled() throws {
-        var hooks = Spec.Hooks()
-        hooks.createContainer = [Spec.Hook(path: "/bin/sleep", args: ["sleep", "30"], timeout: 1)]
+        var hooks = Spec.Hooks(.init())
+        hooks.createContainer = [Spec.Hook(.init(path: "/bin/sleep", args: ["sleep", "30"], timeout: 1))]
         let start = Date()
         #expect(throws: HookRunner.HookError.self) { try HookRunner().run(.createContainer, hooks: hooks, state: state) }
         #expect(Date().timeIntervalSince(start) < 25)
-        hooks.createContainer = [Spec.Hook(path: "/nonexistent/hook")]
+        hooks.createContainer = [Spec.Hook(.init(path: "/nonexistent/hook"))]
         #expect(throws: HookRunner.HookError.self) { try HookRunner().run(.createContainer, hooks: hooks, state: state) }
     }
 }

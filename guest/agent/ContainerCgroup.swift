@@ -4,6 +4,7 @@ import Glibc
 import Musl
 #endif
 import AgentProtocol
+import OCI
 
 /// The cgroups of one container (one directory per hierarchy in use): created with the
 /// spec's limits before the container's first process, which joins them (and so does
@@ -14,7 +15,7 @@ final class ContainerCgroup {
     /// The container's cgroup2 directory, if cgroup2 is mounted: where it is frozen.
     private(set) var unifiedDirectory: String?
 
-    init(layout: CgroupLayout, parentName: String, name: String, resources: OCIResources?) throws(AgentError) {
+    init(layout: CgroupLayout, parentName: String, name: String, resources: Spec.Resources?) throws(AgentError) {
         var created: [String: Bool] = [:]
         var unique: [(String, Bool)] = []
         for controller in CgroupLayout.Controller.allCases {
@@ -63,7 +64,7 @@ final class ContainerCgroup {
     var procsFiles: [String] { directories.map { $0 + "/cgroup.procs" } }
 
     /// Writes the limits `resources` sets (the others stay): at create, and for UpdateContainer.
-    func apply(_ resources: OCIResources?) throws(AgentError) {
+    func apply(_ resources: Spec.Resources?) throws(AgentError) {
         guard let resources else { return }
         if let memory = resources.memory, let limit = memory.limit {
             guard let (path, isV2) = controllerDirectory[.memory] else {

@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
+import OCI
 
 /// A container resolved from its OCI spec: the root filesystem, every mount with its
 /// host-side target (joined inside the rootfs without following symlinks out of it),
@@ -37,14 +38,14 @@ struct ContainerPlan {
     var hostname: String?
     var cloneFlags: Int32
     var process: ProcessPlan
-    var resources: OCIResources?
+    var resources: Spec.Resources?
 
     /// The devices a container gets when its spec mounts a fresh /dev (runc's defaults),
     /// bind-mounted from the agent's /dev.
     static let defaultDevices = ["null", "zero", "full", "random", "urandom", "tty"]
 
     /// `rootfsBase`: where a relative root.path is resolved (the container's directory).
-    init(spec: OCISpec, rootfsBase: String) throws(AgentError) {
+    init(spec: Spec, rootfsBase: String) throws(AgentError) {
         guard let root = spec.root else { throw .invalid("the spec has no root") }
         guard let process = spec.process else { throw .invalid("the spec has no process") }
         self.process = try ProcessPlan(process)

@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
+import OCI
 
 /// A container process fully resolved from the OCI "process" object: what the C child
 /// path needs, checked (no NUL bytes, known capability and rlimit names, args present).
@@ -24,18 +25,18 @@ struct ProcessPlan {
     var terminal: Bool
     var consoleSize: (rows: UInt32, columns: UInt32)?
 
-    init(_ process: OCIProcess) throws(AgentError) {
+    init(_ process: Spec.Process) throws(AgentError) {
         guard let args = process.args, !args.isEmpty, !args[0].isEmpty else {
             throw .invalid("process.args must name a program")
         }
         argv = args
         env = process.env ?? []
-        cwd = process.cwd ?? "/"
+        cwd = process.cwd
         guard cwd.hasPrefix("/") else { throw .invalid("process.cwd must be absolute: \(cwd)") }
         searchPath = env.last(where: { $0.hasPrefix("PATH=") }).map { String($0.dropFirst(5)) } ?? ProcessPlan.defaultPath
-        uid = process.user?.uid ?? 0
-        gid = process.user?.gid ?? 0
-        groups = process.user?.additionalGids ?? []
+        uid = process.user.uid
+        gid = process.user.gid
+        groups = process.user.additionalGids ?? []
         guard groups.count <= 65536 else { throw .invalid("too many additional gids") }
         rlimits = []
         for limit in process.rlimits ?? [] {

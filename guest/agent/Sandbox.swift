@@ -4,6 +4,7 @@ import Glibc
 import Musl
 #endif
 import AgentProtocol
+import OCI
 
 /// Everything the agent runs: the containers by id, the sandbox-wide storages, and the
 /// state directory (container directories, files copied in by CopyFile). Container ids
@@ -108,7 +109,7 @@ final class Sandbox: @unchecked Sendable {
             for storage in request.storages {
                 if let target = try StorageMount.mount(storage) { mounted.append(target) }
             }
-            let spec = try OCISpec.decode(Array(request.ociSpecJson))
+            let spec = try Spec.decode(request.ociSpecJson, as: "OCI spec")
             let plan = try ContainerPlan(spec: spec, rootfsBase: directory)
             let group = try ContainerCgroup(layout: cgroupLayout, parentName: cgroupParent, name: id, resources: plan.resources)
             cgroup = group
@@ -138,7 +139,7 @@ final class Sandbox: @unchecked Sendable {
     func execProcess(_ request: Grpc_ExecProcessRequest) throws(AgentError) {
         let container = try self.container(request.containerID)
         try container.reserveExec(request.execID)
-        let plan = try ProcessPlan(try OCIProcess.decode(Array(request.processJson)))
+        let plan = try ProcessPlan(try Spec.Process.decode(request.processJson, as: "OCI process"))
         let io = try ProcessIO(terminal: plan.terminal)
         let pid = try ProcessSpawner.exec(plan, initPid: container.initProcess.pid, io: io,
                                           cgroupProcs: container.cgroup.procsFiles, table: processes)
@@ -153,7 +154,7 @@ final class Sandbox: @unchecked Sendable {
     /// New limits for a container's cgroup.
     func updateContainer(_ request: Grpc_UpdateContainerRequest) throws(AgentError) {
         let container = try container(request.containerID)
-        try container.cgroup.apply(try OCIResources.decode(Array(request.resourcesJson)))
+        try container.cgroup.apply(try Spec.Resources.decode(request.resourcesJson, as: "resources"))
     }
 
     /// Pause (true) or resume (false): the container's cgroup frozen or thawed.

@@ -1,4 +1,5 @@
 import Foundation
+import OCI
 
 /// How big a sandbox VM is, as the Kata user guide says: the configured base plus what the
 /// container asks for. Memory = default_memory + the memory limit (rounded up to MiB);

@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import OCI
 
 /// The lifecycle points at which OCI hooks run.
 public enum HookKind: String, CaseIterable, Sendable {
@@ -13,12 +14,12 @@ public enum HookKind: String, CaseIterable, Sendable {
 extension Spec.Hooks {
     public func list(for kind: HookKind) -> [Spec.Hook] {
         switch kind {
-        case .prestart: return prestart ?? []
-        case .createRuntime: return createRuntime ?? []
-        case .createContainer: return createContainer ?? []
-        case .startContainer: return startContainer ?? []
-        case .poststart: return poststart ?? []
-        case .poststop: return poststop ?? []
+        case .prestart: return fields.prestart ?? []
+        case .createRuntime: return fields.createRuntime ?? []
+        case .createContainer: return fields.createContainer ?? []
+        case .startContainer: return fields.startContainer ?? []
+        case .poststart: return fields.poststart ?? []
+        case .poststop: return fields.poststop ?? []
         }
     }
 }

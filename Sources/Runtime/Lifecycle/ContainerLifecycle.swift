@@ -2,6 +2,7 @@ import AgentProtocol
 import Foundation
 import HostInput
 import Glibc
+import OCI
 
 /// The OCI lifecycle of one container in its own microVM: create (boot the sandbox, create
 /// the container in the guest, start the process shim, run the create hooks), start,
@@ -104,13 +105,12 @@ public struct ContainerLifecycle {
         let session = try AgentSession(endpoint: record.agentEndpoint)
         defer { session.close() }
         let guestRoot = debugSocket == nil ? GuestSpec.rootfsMountPoint(containerId: record.id) : bundle.rootfsPath
-        let guestSpec = try GuestSpec(configData: bundle.configData, containerId: record.id, guestRoot: guestRoot,
-                                      rewriteMounts: debugSocket == nil)
+        let guestSpec = GuestSpec(bundle.spec, containerId: record.id, guestRoot: guestRoot, rewriteMounts: debugSocket == nil)
         guestSpec.warnings.forEach(context.warn)
         for file in guestSpec.copiedFiles { try copyFile(file, session: session) }
         var request = Grpc_CreateContainerRequest()
         request.containerID = record.id
-        request.ociSpecJson = guestSpec.json
+        request.ociSpecJson = try guestSpec.json
         if debugSocket == nil && !context.config.hypervisor.disableBlockDeviceUse {
             var storage = Grpc_Storage()
             storage.driver = "blk"
@@ -361,7 +361,7 @@ public struct ContainerLifecycle {
             defer { session.close() }
             var request = Grpc_UpdateContainerRequest()
             request.containerID = id
-            request.resourcesJson = try JSONEncoder().encode(resources)
+            request.resourcesJson = try resources.encoded()
             try session.call("UpdateContainer") { [request] client in try await client.updateContainer(request) }
         }
     }
@@ -447,15 +447,15 @@ public struct ContainerLifecycle {
     // MARK: exec
 
     public struct ExecOptions {
-        public var processJSON: Data
+        public var process: Spec.Process
         public var terminal: Bool
         public var detach: Bool
         public var pidFile: String?
         public var consoleSocket: String?
         public var stdio: (Int32, Int32, Int32) = (0, 1, 2)
 
-        public init(processJSON: Data, terminal: Bool, detach: Bool, pidFile: String?, consoleSocket: String?) {
-            self.processJSON = processJSON
+        public init(process: Spec.Process, terminal: Bool, detach: Bool, pidFile: String?, consoleSocket: String?) {
+            self.process = process
             self.terminal = terminal
             self.detach = detach
             self.pidFile = pidFile
@@ -479,7 +479,7 @@ public struct ContainerLifecycle {
             var request = Grpc_ExecProcessRequest()
             request.containerID = id
             request.execID = execId
-            request.processJson = try GuestSpec.guestProcess(options.processJSON)
+            request.processJson = try GuestSpec.guestProcess(options.process)
             try session.call("ExecProcess") { [request] client in try await client.execProcess(request) }
             let shim = try startShim(record, execId: execId, terminal: options.terminal, consoleSocket: options.consoleSocket,
                                      stdio: options.stdio, startFifo: nil, consoleSize: nil)

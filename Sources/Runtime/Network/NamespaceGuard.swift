@@ -1,4 +1,5 @@
 import Glibc
+import OCI
 
 /// Proves that the namespaces a spec names by path are the container's own before the
 /// runtime changes anything in them. A container that joins another container's

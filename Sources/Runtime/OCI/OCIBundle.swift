@@ -1,5 +1,6 @@
 import Foundation
 import HostInput
+import OCI
 
 /// An OCI bundle on disk: the directory, its `config.json` (parsed and as raw bytes), and
 /// the resolved rootfs path. Loading checks what the runtime depends on, and every problem
@@ -7,7 +8,8 @@ import HostInput
 public struct OCIBundle: Sendable {
     public let path: String
     public let spec: Spec
-    /// `config.json` exactly as the caller wrote it (what the guest receives).
+    /// `config.json` exactly as the caller wrote it: the copy the container keeps, which
+    /// `exec` and the poststop hooks read back.
     public let configData: Data
     /// The rootfs directory (or block device), absolute.
     public let rootfsPath: String
@@ -55,23 +57,13 @@ public struct OCIBundle: Sendable {
 
     /// Decodes any OCI document the caller hands us (config.json, `exec --process`,
     /// `update --resources`) with the same checks and field-naming errors.
-    public static func decode<T: Decodable>(_ type: T.Type, from data: Data, file: String) throws -> T {
+    public static func decode<Fields>(_ type: OCIObject<Fields>.Type, from data: Data, file: String) throws -> OCIObject<Fields> {
         do {
-            let value = try JSONDecoder().decode(T.self, from: data)
+            let value = try OCIObject<Fields>.decode(data)
             try StrictJSON.check(data)
             return value
-        } catch let error as HostInputError {
-            throw LoadError("\(file): \(error)")
-        } catch let DecodingError.keyNotFound(key, context) {
-            throw LoadError("\(file): \(fieldPath(context.codingPath + [key])): missing")
-        } catch let DecodingError.typeMismatch(type, context) {
-            throw LoadError("\(file): \(fieldPath(context.codingPath)): expected \(typeName(type))")
-        } catch let DecodingError.valueNotFound(type, context) {
-            throw LoadError("\(file): \(fieldPath(context.codingPath)): null where \(typeName(type)) is required")
-        } catch let DecodingError.dataCorrupted(context) {
-            let detail = (context.underlyingError as NSError?)?.userInfo[NSDebugDescriptionErrorKey] as? String
-            let field = context.codingPath.isEmpty ? "" : fieldPath(context.codingPath) + ": "
-            throw LoadError("\(file): \(field)not valid JSON\(detail.map { " (\($0))" } ?? "")")
+        } catch let error as OCIDecodingError {
+            throw LoadError("\(file): \(error.field.map { "\($0): " } ?? "")\(error.problem)")
         } catch {
             throw LoadError("\(file): \(error)")
         }
@@ -109,24 +101,6 @@ public struct OCIBundle: Sendable {
         }
         if let cpu = spec.linux?.resources?.cpu, let quota = cpu.quota, quota > 0, cpu.period == 0 {
             throw LoadError("\(file): linux.resources.cpu.period: must be positive when a quota is set")
-        }
-    }
-
-    static func fieldPath(_ path: [CodingKey]) -> String {
-        var text = ""
-        for key in path {
-            if let index = key.intValue { text += "[\(index)]" } else { text += (text.isEmpty ? "" : ".") + key.stringValue }
-        }
-        return text.isEmpty ? "(top level)" : text
-    }
-
-    static func typeName(_ type: Any.Type) -> String {
-        switch type {
-        case is String.Type: return "a string"
-        case is Bool.Type: return "a boolean"
-        case is Int.Type, is Int64.Type, is UInt32.Type, is UInt64.Type: return "a number"
-        case is [Any].Type: return "an array"
-        default: return "an object"
         }
     }
 }

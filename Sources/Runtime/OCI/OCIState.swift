@@ -1,4 +1,5 @@
 import Foundation
+import OCI
 
 /// The container state as the runtime spec defines it (and as `runc state` prints it, with
 /// runc's extra `rootfs`, `created` and `owner`): what `state` prints and what hooks read

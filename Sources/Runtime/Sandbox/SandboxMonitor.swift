@@ -4,6 +4,7 @@ import Glibc
 import Logging
 import Machine
 import VMM
+import OCI
 
 /// The per-sandbox monitor: a daemon (`kata-runtime` re-executed, own session) that hosts
 /// the microVM in-process, waits for the guest agent, prepares the sandbox (hostname,

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Glibc
 import Runtime
+import OCI
 
 struct List: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "List the containers under --root.")

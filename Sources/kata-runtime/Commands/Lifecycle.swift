@@ -3,6 +3,7 @@ import Foundation
 import Glibc
 import HostInput
 import Runtime
+import OCI
 
 struct Create: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Create a container: boot its sandbox VM and prepare the process.")
@@ -144,9 +145,9 @@ struct Exec: ParsableCommand {
         try invocation.perform {
             let context = try invocation.context()
             _ = try context.store.load(id)  // runc checks the container before the process
-            let (json, terminal) = try processJSON(store: context.store)
+            let (process, terminal) = try execProcess(store: context.store)
             let lifecycle = ContainerLifecycle(context: context)
-            var options = ContainerLifecycle.ExecOptions(processJSON: json, terminal: terminal, detach: detach,
+            var options = ContainerLifecycle.ExecOptions(process: process, terminal: terminal, detach: detach,
                                                          pidFile: pidFile, consoleSocket: consoleSocket)
             options.stdio = (0, 1, 2)
             let shim = try lifecycle.exec(id: id, options: options)
@@ -158,7 +159,7 @@ struct Exec: ParsableCommand {
 
     /// The process object: the --process file as given, or the container's process with
     /// the command line's args and overrides.
-    func processJSON(store: StateStore) throws -> (Data, Bool) {
+    func execProcess(store: StateStore) throws -> (Spec.Process, Bool) {
         if let process {
             let data: Data
             do { data = Data(try CheckedFile.read(process, role: "--process file", limit: CheckedFile.documentLimit)) } catch {
@@ -169,12 +170,12 @@ struct Exec: ParsableCommand {
                 throw RuntimeError("\(process): not an OCI process object: \(error)")
             }
             guard let args = decoded.args, !args.isEmpty else { throw RuntimeError("\(process): args must not be empty") }
-            return (data, decoded.terminal ?? false)
+            return (decoded, decoded.terminal ?? false)
         }
         let arguments = command.first == "--" ? Array(command.dropFirst()) : command
         guard !arguments.isEmpty else { throw RuntimeError("exec: a command is required (or --process)") }
         let record = try store.load(id)
-        var base = Spec.Process(args: arguments)
+        var base = Spec.Process(.init(args: arguments))
         if let data = FileManager.default.contents(atPath: record.configCopyPath),
            let spec = try? OCIBundle.decode(data, file: record.configCopyPath), let process = spec.process {
             base = process
@@ -188,11 +189,11 @@ struct Exec: ParsableCommand {
         if let user {
             let parts = user.split(separator: ":")
             guard let uid = parts.first.flatMap({ UInt32($0) }) else { throw RuntimeError("exec --user \(user): use UID[:GID]") }
-            base.user = Spec.User(uid: uid, gid: parts.count > 1 ? UInt32(parts[1]) ?? 0 : 0)
+            base.user = Spec.User(.init(uid: uid, gid: parts.count > 1 ? UInt32(parts[1]) ?? 0 : 0))
         }
         if !additionalGids.isEmpty { base.user.additionalGids = additionalGids }
         if noNewPrivs { base.noNewPrivileges = true }
-        return (try JSONEncoder().encode(base), tty)
+        return (base, tty)
     }
 }
 
@@ -278,7 +279,7 @@ struct Update: ParsableCommand {
     func run() throws {
         let invocation = Invocation(global)
         try invocation.perform {
-            var resources = Spec.Resources()
+            var resources = Spec.Resources(.init())
             if let resourcesFile {
                 let data: Data
                 do {
@@ -292,19 +293,19 @@ struct Update: ParsableCommand {
                 }
             }
             if memory != nil || memorySwap != nil {
-                var value = resources.memory ?? Spec.Memory(limit: nil)
+                var value = resources.memory ?? Spec.Memory(.init(limit: nil))
                 if let memory { value.limit = try ByteSize.parse(memory, flag: "--memory") }
                 if let memorySwap { value.swap = try ByteSize.parse(memorySwap, flag: "--memory-swap") }
                 resources.memory = value
             }
             if cpuPeriod != nil || cpuQuota != nil || cpuShare != nil {
-                var value = resources.cpu ?? Spec.CPU(quota: nil, period: nil)
+                var value = resources.cpu ?? Spec.CPU(.init(quota: nil, period: nil))
                 if let cpuPeriod { value.period = cpuPeriod }
                 if let cpuQuota { value.quota = cpuQuota }
                 if let cpuShare { value.shares = cpuShare }
                 resources.cpu = value
             }
-            if let pidsLimit { resources.pids = Spec.Pids(limit: pidsLimit) }
+            if let pidsLimit { resources.pids = Spec.Pids(.init(limit: pidsLimit)) }
             try ContainerLifecycle(context: try invocation.context()).update(id: id, resources: resources)
         }
     }
