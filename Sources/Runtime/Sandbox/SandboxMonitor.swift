@@ -3,7 +3,6 @@ import Foundation
 import Glibc
 import Logging
 import Machine
-import VMM
 
 /// The per-sandbox monitor: a daemon (`kata-runtime` re-executed, own session) that hosts
 /// the microVM in-process, waits for the guest agent, prepares the sandbox (hostname,
