@@ -5,9 +5,9 @@ import Logging
 import HostInput
 import VMM
 
-/// One microVM: KVM VM, guest memory, the loaded kernel, the legacy devices, the vCPU
-/// threads and the event loop. `kata-vmm` runs one per process; the runtime will embed
-/// it in its sandbox monitor.
+/// One microVM: KVM VM, guest memory, the loaded kernel, the legacy and virtio devices, the
+/// vCPU threads and the event loop. `kata-vmm` runs one per process; the runtime's sandbox
+/// monitor embeds one.
 public final class MicroVM: @unchecked Sendable {
     public let config: VmConfig
     public let memory: GuestMemory
