@@ -80,6 +80,10 @@ let package = Package(
                 "Machine",
                 "HostInput",
                 "AgentProtocol",
+                // setns, termios and accept4 wrappers (Network/, Console/, System/).
+                "CKVM",
+                // AgentClient encodes and decodes the agent's messages itself.
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "TOMLKit", package: "TOMLKit"),
                 .product(name: "Logging", package: "swift-log"),
             ]
