@@ -30,6 +30,16 @@ public struct DiskConfig: Sendable, Equatable {
 
     public typealias ParseError = OptionList.Error
 
+    /// Longest id: it is the disk's virtio serial.
+    public static let maxIdLength = VirtioBlock.idLength
+
+    /// Opens `path` as the device would (buffered) and closes it again: a host that takes
+    /// disks before the VM exists (the API's pre-boot `PUT /drives`) reports a bad file at
+    /// once, with the same error the VM would give.
+    public static func checkCanBackDisk(path: String, readOnly: Bool) throws {
+        _ = try BlockBackend(path: path, readOnly: readOnly, direct: false)
+    }
+
     /// Parses the `--disk` syntax; every mistake is named.
     public static func parse(_ text: String) throws -> DiskConfig {
         let options = try OptionList(flag: "--disk", text: text)
@@ -43,8 +53,8 @@ public struct DiskConfig: Sendable, Equatable {
             case "readonly", "ro": config.readOnly = try options.flag(key, value)
             case "direct": config.direct = try options.flag(key, value)
             case "id":
-                guard !value.isEmpty, value.utf8.count <= VirtioBlock.idLength else {
-                    throw options.error("id must be 1 to \(VirtioBlock.idLength) bytes")
+                guard !value.isEmpty, value.utf8.count <= Self.maxIdLength else {
+                    throw options.error("id must be 1 to \(Self.maxIdLength) bytes")
                 }
                 config.id = value
             case "engine":

@@ -1,3 +1,5 @@
+import VMM
+
 /// One reading of a running microVM's counters (vCPU exits by kind, bytes and requests per
 /// device): what the metrics writer turns into Firecracker-shaped JSON.
 public struct MachineCounters: Sendable, Equatable {
@@ -25,4 +27,7 @@ public struct MachineCounters: Sendable, Equatable {
     public var nets: [Net] = []
 
     public init() {}
+
+    /// Every key `vcpuExits` can hold, so that a report can list the kinds no vCPU has hit yet.
+    public static let vcpuExitNames = VcpuExitCounters.Kind.allCases.map(\.metricName)
 }

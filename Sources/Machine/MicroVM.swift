@@ -5,9 +5,9 @@ import Logging
 import HostInput
 import VMM
 
-/// One microVM: KVM VM, guest memory, the loaded kernel, the legacy devices, the vCPU
-/// threads and the event loop. `kata-vmm` runs one per process; the runtime will embed
-/// it in its sandbox monitor.
+/// One microVM: KVM VM, guest memory, the loaded kernel, the legacy and virtio devices, the
+/// vCPU threads and the event loop. `kata-vmm` runs one per process; the runtime's sandbox
+/// monitor embeds one.
 public final class MicroVM: @unchecked Sendable {
     public let config: VmConfig
     public let memory: GuestMemory
@@ -26,6 +26,9 @@ public final class MicroVM: @unchecked Sendable {
     /// The virtio-mmio devices, in slot order: disks, network interfaces, vsock, rng.
     public let virtioDevices: [VirtioMmioTransport]
     public let virtioSlots: [VirtioMmioSlot]
+    /// The disks' devices, by disk index (the first transports): kept typed as built, for
+    /// the one disk-specific operation, `replaceDisk`.
+    private let blocks: [VirtioBlock]
     /// The command line the guest actually got (with virtio_mmio.device= entries when asked).
     public let kernelCmdline: String
     private var console: ConsoleInput?
@@ -53,11 +56,13 @@ public final class MicroVM: @unchecked Sendable {
         try vm.register(memory)
 
         // virtio devices: open every backend before anything boots, so a bad disk is a clean error.
-        var devices: [any VirtioDevice] = []
+        var blocks: [VirtioBlock] = []
         for (disk, id) in zip(config.disks, config.diskIds) {
             let backend = try BlockBackend(path: disk.path, readOnly: disk.readOnly, direct: disk.direct)
-            devices.append(try VirtioBlock(backend: backend, serial: id, engine: disk.engine, logger: logger))
+            blocks.append(try VirtioBlock(backend: backend, serial: id, engine: disk.engine, logger: logger))
         }
+        self.blocks = blocks
+        var devices: [any VirtioDevice] = blocks
         loop = try EventLoop()
         for net in config.nets {
             devices.append(try VirtioNet(tap: Tap(name: net.tap), mac: net.mac, mtu: net.mtu ?? 1500, loop: loop, logger: logger))
@@ -196,11 +201,9 @@ public final class MicroVM: @unchecked Sendable {
         guard let index = config.diskIds.firstIndex(of: id) else { throw DiskUpdateError.noSuchDisk(id) }
         let disk = config.disks[index]
         let backend = try BlockBackend(path: path, readOnly: disk.readOnly, direct: disk.direct)
+        let block = blocks[index]
         let transport = virtioDevices[index]
-        try transport.withDeviceLocked { device in
-            guard let block = device as? VirtioBlock else { throw DiskUpdateError.noSuchDisk(id) }
-            try block.replaceBackend(backend)
-        }
+        try transport.withDeviceLocked { _ in try block.replaceBackend(backend) }
         transport.configurationChanged()
     }
 
@@ -215,22 +218,19 @@ public final class MicroVM: @unchecked Sendable {
         var diskIndex = 0
         var netIndex = 0
         for transport in virtioDevices {
-            transport.withDeviceLocked { device in
-                switch device {
-                case let block as VirtioBlock:
-                    let id = config.diskIds[diskIndex]
-                    diskIndex += 1
-                    result.disks.append(.init(id: id, readBytes: block.readBytes, writeBytes: block.writtenBytes,
-                                              requests: block.requests, failedRequests: block.failedRequests))
-                case let net as VirtioNet:
-                    let c = net.counters
-                    let id = config.nets[netIndex].id ?? config.nets[netIndex].tap
-                    netIndex += 1
-                    result.nets.append(.init(id: id, rxBytes: c.rxBytes, txBytes: c.txBytes, rxPackets: c.rxFrames,
-                                             txPackets: c.txFrames, rxDropped: c.rxDropped, txDropped: c.txDropped))
-                default:
-                    break
-                }
+            switch transport.withDeviceLocked({ $0.deviceCounters }) {
+            case .block(let c):
+                let id = config.diskIds[diskIndex]
+                diskIndex += 1
+                result.disks.append(.init(id: id, readBytes: c.readBytes, writeBytes: c.writtenBytes,
+                                          requests: c.requests, failedRequests: c.failedRequests))
+            case .net(let c):
+                let id = config.nets[netIndex].id ?? config.nets[netIndex].tap
+                netIndex += 1
+                result.nets.append(.init(id: id, rxBytes: c.rxBytes, txBytes: c.txBytes, rxPackets: c.rxFrames,
+                                         txPackets: c.txFrames, rxDropped: c.rxDropped, txDropped: c.txDropped))
+            case .none:
+                break
             }
         }
         return result

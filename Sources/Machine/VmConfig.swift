@@ -1,9 +1,8 @@
 import Devices
 import VMM
 
-/// Everything needed to build one microVM. A value type: the CLI flags (and, later, the
-/// config file and the HTTP API) all produce one of these, and `validate()` is the single
-/// place that judges it.
+/// Everything needed to build one microVM. A value type: the CLI flags, the config file and
+/// the HTTP API all produce one of these, and `validate()` is the single place that judges it.
 public struct VmConfig: Sendable, Equatable {
     /// Where the guest's serial console goes.
     public enum SerialOutput: Sendable, Equatable {

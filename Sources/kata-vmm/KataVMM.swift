@@ -5,7 +5,6 @@ import Glibc
 import HostInput
 import Logging
 import Machine
-import VMM
 
 /// `kata-vmm`: boots one kernel in a microVM and exits with a code that says how the
 /// guest ended (see README.md, "Exit codes").

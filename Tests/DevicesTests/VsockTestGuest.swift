@@ -1,4 +1,5 @@
 import Glibc
+import CKVM
 import Logging
 import Testing
 @testable import Devices

@@ -1,7 +1,6 @@
 import Foundation
 import Logging
 import Machine
-import VMM
 
 /// Owns the microVM behind the API: the configuration being built before boot (one
 /// `VmConfig`, the same value the config file and the CLI flags produce), the running
@@ -297,7 +296,7 @@ public final class VmController: @unchecked Sendable {
         }
         let counters = vm?.counters() ?? MachineCounters()
         var vcpu = counters.vcpuExits
-        for kind in VcpuExitCounters.Kind.allCases where vcpu[kind.metricName] == nil { vcpu[kind.metricName] = 0 }
+        for name in MachineCounters.vcpuExitNames where vcpu[name] == nil { vcpu[name] = 0 }
         sections["vcpu"] = vcpu
         var block: [String: UInt64] = ["read_bytes": 0, "write_bytes": 0, "queue_event_count": 0, "execute_fails": 0]
         for disk in counters.disks {

@@ -1,4 +1,3 @@
-import Devices
 import Machine
 
 /// `PUT /drives/{id}` (pre-boot) and the config file's `drives[]`: a virtio-blk disk.
@@ -12,8 +11,8 @@ struct Drive {
         let object = try StrictObject(json, path: path, allowed: Self.fields)
         let id = try object.string(required: "drive_id")
         try ResourceId.check(id, field: object.name("drive_id"))
-        guard id.utf8.count <= VirtioBlock.idLength else {
-            throw ApiError("\(object.name("drive_id")): at most \(VirtioBlock.idLength) bytes (it is the disk's virtio serial)")
+        guard id.utf8.count <= DiskConfig.maxIdLength else {
+            throw ApiError("\(object.name("drive_id")): at most \(DiskConfig.maxIdLength) bytes (it is the disk's virtio serial)")
         }
         try ResourceId.match(path: pathId, body: id, field: object.name("drive_id"))
         let isRoot = try object.bool(required: "is_root_device")
@@ -29,7 +28,7 @@ struct Drive {
         if let engine = try object.choice("io_engine", ["Sync", "Async"]) { disk.engine = engine == "Async" ? .aio : .sync }
         // Firecracker opens the file when the drive is configured: a bad path fails here.
         do {
-            _ = try BlockBackend(path: file, readOnly: disk.readOnly, direct: false)
+            try DiskConfig.checkCanBackDisk(path: file, readOnly: disk.readOnly)
         } catch {
             throw ApiError("\(object.name("path_on_host")): \(error)")
         }

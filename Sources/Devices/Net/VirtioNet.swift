@@ -87,6 +87,8 @@ public final class VirtioNet: VirtioDevice, @unchecked Sendable {
 
     public var counters: Counters { state.withLock { $0.counters } }
 
+    public var deviceCounters: DeviceCounters { .net(counters) }
+
     public var offeredFeatures: UInt64 {
         VirtioFeature.version1 | VirtioFeature.ringIndirectDescriptors | VirtioFeature.ringEventIndex
             | Self.featureCsum | Self.featureGuestCsum | Self.featureGuestTso4 | Self.featureGuestTso6

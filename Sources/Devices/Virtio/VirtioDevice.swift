@@ -2,7 +2,7 @@ import VMM
 
 /// What a virtio device model implements; the transport (virtio-mmio) does the rest:
 /// registers, feature negotiation, queue setup, status, notifications and interrupts.
-public protocol VirtioDevice: AnyObject, Sendable {
+public protocol VirtioDevice: AnyObject, Sendable, DeviceCountersSource {
     var deviceType: VirtioDeviceType { get }
     /// Maximum size of each queue; the count is the number of queues.
     var queueMaxSizes: [UInt16] { get }

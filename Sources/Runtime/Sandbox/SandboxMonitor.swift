@@ -3,7 +3,6 @@ import Foundation
 import Glibc
 import Logging
 import Machine
-import VMM
 import OCI
 
 /// The per-sandbox monitor: a daemon (`kata-runtime` re-executed, own session) that hosts

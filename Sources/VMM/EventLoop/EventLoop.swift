@@ -3,8 +3,8 @@ import Glibc
 import Synchronization
 
 /// The VMM's device I/O thread: one epoll set, one handler per file descriptor. Device
-/// backends (stdin for the serial port now; tap, sockets, ioeventfds later) register
-/// here, so that vCPU threads only ever do the short synchronous part of an exit.
+/// backends (the serial port's stdin, taps, vsock sockets, ioeventfds, AIO completions)
+/// register here, so that vCPU threads only ever do the short synchronous part of an exit.
 public final class EventLoop: @unchecked Sendable {
     public typealias Handler = (_ events: UInt32) -> Void
 

@@ -46,6 +46,19 @@ public final class VirtioBlock: VirtioDevice, @unchecked Sendable {
     public private(set) var requests: UInt64 = 0
     public private(set) var failedRequests: UInt64 = 0
 
+    /// The four counters above, read together (under the transport lock) for the metrics.
+    public struct Counters: Sendable, Equatable {
+        public var readBytes: UInt64
+        public var writtenBytes: UInt64
+        public var requests: UInt64
+        public var failedRequests: UInt64
+    }
+
+    public var deviceCounters: DeviceCounters {
+        .block(Counters(readBytes: readBytes, writtenBytes: writtenBytes, requests: requests,
+                        failedRequests: failedRequests))
+    }
+
     public init(backend: BlockBackend, serial: String, engine: BlockEngine, logger: Logger) throws {
         self.backend = backend
         self.serial = serial
