@@ -69,11 +69,19 @@ let package = Package(
         ),
         // The agent's post-clone child path (async-signal-safe C) and thin syscall wrappers.
         .target(name: "CAgentSpawn", path: "guest/agent-spawn"),
-        // The guest agent: PID 1 inside every sandbox VM. guest/build-agent.sh links it
-        // as a static executable for the initramfs.
+        // The guest agent's logic, a library so that the host's tests reach its plans, cgroups
+        // and mounts: Server/ (ttrpc, RPC routing), Containers/, Processes/, Storage/,
+        // Network/, System/ (PID 1 duties, logging, threads).
+        .target(
+            name: "AgentCore",
+            dependencies: ["AgentProtocol", "CAgentSpawn", "OCI"],
+            path: "guest/agent-core"
+        ),
+        // The guest agent: PID 1 inside every sandbox VM (main.swift only). guest/build-initramfs.sh
+        // links it as a static executable for the initramfs.
         .executableTarget(
             name: "kata-agent",
-            dependencies: ["AgentProtocol", "CAgentSpawn", "OCI"],
+            dependencies: ["AgentCore"],
             path: "guest/agent"
         ),
         // The OCI runtime (kata-runtime): configuration, sandbox lifecycle, agent client.
@@ -124,6 +132,8 @@ let package = Package(
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "HostInputTests", dependencies: ["HostInput"]),
         .testTarget(name: "OCITests", dependencies: ["OCI"]),
+        // The agent's container, process and cgroup plans on the host, without a VM.
+        .testTarget(name: "AgentCoreTests", dependencies: ["AgentCore", "AgentProtocol", "OCI"]),
         .testTarget(name: "VMMTests", dependencies: ["VMM", "CKVM", "TestSupport"]),
         .testTarget(name: "DevicesTests", dependencies: ["Devices", "VMM", "CKVM", "TestSupport"]),
         // MachineTests also holds the agent's end-to-end guest test (Runtime's AgentClient), so

@@ -1,54 +1,5 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
-import CAgentSpawn
+import AgentCore
 
-// kata-agent: PID 1 of the sandbox VM (or a plain process in host tests) serving the
-// agent API over ttrpc.
-
-let options: AgentOptions
-do {
-    options = try AgentOptions(arguments: CommandLine.arguments)
-} catch {
-    AgentLog.write("kata-agent: \(error)\n")
-    exit(2)
-}
-let log = AgentLog(verbose: options.verbose)
-// Writes to a closed stdin pipe must fail with EPIPE, not kill the agent (children get
-// SIG_DFL back before execve).
-signal(SIGPIPE, SIG_IGN)
-
-GuestInit.active = options.runsAsInit
-if options.runsAsInit {
-    GuestInit.setUp(log: log)
-}
-
-let processes = ProcessTable()
-Reaper.start(table: processes, log: log)
-
-// Host tests run several agents beside each other: each gets its own cgroup parent.
-let cgroupParent = options.runsAsInit ? "kata-containers" : "kata-agent-\(randomSuffix())"
-let sandbox = Sandbox(processes: processes, log: log, stateDirectory: options.stateDirectory, cgroupParent: cgroupParent)
-var router = RPCRouter()
-HealthService.register(in: &router)
-AgentService(sandbox: sandbox, files: FileCopier(root: options.stateDirectory), runsAsInit: options.runsAsInit)
-    .register(in: &router)
-
-let listener: Int32
-do {
-    listener = try options.listen.listen()
-} catch {
-    AgentLog.fatal("cannot listen on \(options.listen): \(error)")
-}
-let uptime = options.runsAsInit ? ", uptime \(readSmallFile("/proc/uptime")?.split(separator: " ").first ?? "?") s" : ""
-log.info("listening on \(options.listen) (pid \(getpid())\(uptime))")
-AgentServer(router: router, log: log).serve(listener: listener)
-
-/// Eight hex digits from the kernel's random pool.
-func randomSuffix() -> String {
-    let value = agent_random_u32()
-    let digits = String(value, radix: 16)
-    return String(repeating: "0", count: 8 - digits.count) + digits
-}
+// kata-agent: PID 1 of the sandbox VM. Everything it does is in AgentCore, where the
+// host's tests can reach it.
+AgentMain.run(arguments: CommandLine.arguments)

@@ -24,9 +24,9 @@ struct CgroupLayout {
     /// The cgroup2 directory of the agent, when a cgroup2 hierarchy is mounted.
     var unifiedDirectory: String?
 
-    static func detect() -> CgroupLayout {
+    /// `membership`: /proc/self/cgroup; `root`: where the cgroup filesystems are mounted.
+    static func detect(membership: String = readSmallFile("/proc/self/cgroup") ?? "", root: String = "/sys/fs/cgroup") -> CgroupLayout {
         var layout = CgroupLayout()
-        let membership = readSmallFile("/proc/self/cgroup") ?? ""
         var v2Path = "/"
         var v1Paths: [String: String] = [:]
         for line in membership.split(separator: "\n") {
@@ -39,10 +39,10 @@ struct CgroupLayout {
             }
         }
         let unifiedMount: String?
-        if access("/sys/fs/cgroup/cgroup.controllers", F_OK) == 0 {
-            unifiedMount = "/sys/fs/cgroup"
-        } else if access("/sys/fs/cgroup/unified/cgroup.controllers", F_OK) == 0 {
-            unifiedMount = "/sys/fs/cgroup/unified"
+        if access(root + "/cgroup.controllers", F_OK) == 0 {
+            unifiedMount = root
+        } else if access(root + "/unified/cgroup.controllers", F_OK) == 0 {
+            unifiedMount = root + "/unified"
         } else {
             unifiedMount = nil
         }
@@ -58,7 +58,7 @@ struct CgroupLayout {
         }
         for controller in Controller.allCases where layout.placements[controller] == nil {
             guard let path = v1Paths[controller.rawValue] else { continue }
-            for mount in ["/sys/fs/cgroup/\(controller.rawValue)", "/sys/fs/cgroup/cpu,cpuacct"] {
+            for mount in ["\(root)/\(controller.rawValue)", "\(root)/cpu,cpuacct"] {
                 if access(join(mount, "cgroup.procs"), F_OK) == 0 {
                     layout.placements[controller] = Placement(directory: join(mount, path), isV2: false)
                     break

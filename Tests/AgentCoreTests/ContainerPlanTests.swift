@@ -1,0 +1,102 @@
+import Foundation
+import OCI
+import Testing
+@testable import AgentCore
+
+/// The container plan resolved on the host, against a scratch rootfs: no VM, no mount.
+@Suite struct ContainerPlanTests {
+    let rootfs: String
+
+    init() throws {
+        rootfs = FileManager.default.temporaryDirectory.appendingPathComponent("plan-\(UUID().uuidString)").path
+        for directory in ["etc", "proc", "data", "dev"] {
+            try FileManager.default.createDirectory(atPath: rootfs + "/" + directory, withIntermediateDirectories: true)
+        }
+        // Symlinks that try to leave the rootfs, absolutely and relatively.
+        try FileManager.default.createSymbolicLink(atPath: rootfs + "/escape", withDestinationPath: "/etc")
+        try FileManager.default.createSymbolicLink(atPath: rootfs + "/up", withDestinationPath: "../../../../..")
+    }
+
+    func spec(mounts: [Spec.Mount] = [], namespaces: [String] = ["mount", "pid", "uts"], hostname: String? = nil,
+              process: Spec.Process = Spec.Process(.init(args: ["sh"]))) -> Spec {
+        var linux = Spec.Linux(.init())
+        linux.namespaces = namespaces.map { Spec.Namespace(.init(type: $0)) }
+        return Spec(.init(process: process, root: Spec.Root(.init(path: rootfs)), hostname: hostname, mounts: mounts, linux: linux))
+    }
+
+    func refusal(_ spec: Spec) -> String {
+        do {
+            _ = try ContainerPlan(spec: spec, rootfsBase: "/")
+            return "accepted"
+        } catch {
+            return "\(error)"
+        }
+    }
+
+    @Test func symlinksCannotSendAMountOutOfTheRootfs() throws {
+        #expect(try ContainerPlan.secureJoin(rootfs, "/escape/passwd") == rootfs + "/etc/passwd")
+        #expect(try ContainerPlan.secureJoin(rootfs, "/up/etc") == rootfs + "/etc")
+        #expect(try ContainerPlan.secureJoin(rootfs, "/../../etc/../data/./x") == rootfs + "/data/x")
+        #expect(try ContainerPlan.secureJoin(rootfs, "/") == rootfs)
+        try FileManager.default.createSymbolicLink(atPath: rootfs + "/loop", withDestinationPath: "/loop")
+        #expect(throws: AgentError.self) { try ContainerPlan.secureJoin(rootfs, "/loop/x") }
+    }
+
+    @Test func namespacesBecomeCloneFlags() throws {
+        let plan = try ContainerPlan(spec: spec(namespaces: ["mount", "pid", "uts", "ipc", "cgroup", "network"], hostname: "box"),
+                                     rootfsBase: "/")
+        let expected = ContainerPlan.CloneFlag.newNS | ContainerPlan.CloneFlag.newPID | ContainerPlan.CloneFlag.newUTS
+            | ContainerPlan.CloneFlag.newIPC | ContainerPlan.CloneFlag.newCgroup
+        #expect(plan.cloneFlags == expected)
+        #expect(plan.hostname == "box")
+        #expect(refusal(spec(namespaces: ["mount", "user"])).contains("user namespaces are not supported"))
+        #expect(refusal(spec(namespaces: ["mount", "net"])).contains("unknown namespace type net"))
+        #expect(refusal(spec(namespaces: ["mount"], hostname: "box")).contains("needs a new uts namespace"))
+        #expect(refusal(spec(hostname: String(repeating: "h", count: 65))).contains("longer than 64"))
+        var joining = spec()
+        joining.linux?.namespaces = [Spec.Namespace(.init(type: "pid", path: "/proc/1/ns/pid"))]
+        #expect(refusal(joining).contains("joining a pid namespace by path"))
+    }
+
+    @Test func mountsGetFlagsTargetsAndTheDefaultDevices() throws {
+        let mounts = [
+            Spec.Mount(.init(destination: "/proc", type: "proc", source: "proc", options: ["nosuid", "noexec"])),
+            Spec.Mount(.init(destination: "/escape/hosts", type: "bind", source: "/etc/hostname", options: ["rbind", "ro"])),
+            Spec.Mount(.init(destination: "/sys/fs/cgroup", type: "cgroup", source: "cgroup", options: ["ro"])),
+            Spec.Mount(.init(destination: "/dev", type: "tmpfs", source: "tmpfs", options: ["mode=755", "size=65536k"])),
+        ]
+        let plan = try ContainerPlan(spec: spec(mounts: mounts), rootfsBase: "/")
+        let proc = plan.mounts[0]
+        #expect(proc.target == rootfs + "/proc" && proc.fstype == "proc" && proc.flags == UInt(MS_NOSUID | MS_NOEXEC))
+        // A bind ignores the other flags: read-only takes a remount, and the target stays inside.
+        let bind = plan.mounts[1]
+        #expect(bind.target == rootfs + "/etc/hosts")
+        #expect(bind.fstype == nil && bind.flags == UInt(MS_BIND | MS_REC) && bind.remountFlags == UInt(MS_RDONLY))
+        #expect(bind.isFile)
+        #expect(plan.mounts[2].fstype == "cgroup2" && plan.mounts[2].source == "cgroup2")
+        #expect(plan.mounts[3].data == "mode=755,size=65536k")
+        let devices = plan.mounts.dropFirst(4).map(\.target)
+        #expect(devices == ContainerPlan.defaultDevices.map { rootfs + "/dev/" + $0 })
+        #expect(plan.symlinks.contains { $0.target == "pts/ptmx" && $0.path == rootfs + "/dev/ptmx" })
+    }
+
+    @Test func badMountsAndPathsAreRefused() {
+        #expect(refusal(spec(mounts: [Spec.Mount(.init(destination: "proc", type: "proc", source: "proc", options: nil))]))
+            .contains("must be absolute"))
+        #expect(refusal(spec(mounts: [Spec.Mount(.init(destination: "/x", type: "bind", source: "relative", options: nil))]))
+            .contains("needs an absolute source"))
+        #expect(refusal(spec(mounts: [Spec.Mount(.init(destination: "/x", type: nil, source: "/no/such/source", options: ["bind"]))]))
+            .contains("does not exist"))
+        #expect(refusal(spec(mounts: [Spec.Mount(.init(destination: "/x", type: "tmpfs", source: "tmp\u{0}fs", options: nil))]))
+            .contains("NUL"))
+        var masked = spec()
+        masked.linux?.maskedPaths = ["proc/kcore"]
+        #expect(refusal(masked).contains("must be absolute"))
+        var noRoot = spec()
+        noRoot.root = nil
+        #expect(refusal(noRoot).contains("no root"))
+        var missingRoot = spec()
+        missingRoot.root?.path = rootfs + "/missing"
+        #expect(refusal(missingRoot).contains("is not a directory"))
+    }
+}

@@ -1,0 +1,42 @@
+import AgentProtocol
+import Foundation
+import Testing
+@testable import AgentCore
+
+@Suite struct MountTests {
+    @Test func optionsSplitIntoFlagsPropagationAndData() {
+        let options = MountOptions(["ro", "nosuid", "nodev", "rbind", "rslave", "size=64m", "mode=1777"])
+        #expect(options.flags == UInt(MS_RDONLY | MS_NOSUID | MS_NODEV | MS_BIND | MS_REC))
+        #expect(options.propagation == UInt(MS_SLAVE | MS_REC))
+        #expect(options.dataString == "size=64m,mode=1777")
+        #expect(options.isBind && options.isReadOnly)
+        // Later options win, as mount(8) reads them.
+        let reopened = MountOptions(["ro", "rw", "noexec", "exec"])
+        #expect(reopened.flags == 0 && !reopened.isReadOnly && reopened.dataString == nil)
+    }
+
+    @Test func storageOutsideAnAbsolutePathOrOfUnknownKindIsRefused() throws {
+        func refusal(_ edit: (inout Grpc_Storage) -> Void) -> String {
+            var storage = Grpc_Storage()
+            edit(&storage)
+            do {
+                _ = try StorageMount.mount(storage)
+                return "accepted"
+            } catch {
+                return "\(error)"
+            }
+        }
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("storage-\(UUID().uuidString)").path
+        #expect(refusal { $0.driver = "local"; $0.mountPoint = "relative/dir" }.contains("absolute path"))
+        #expect(refusal { $0.driver = "local"; $0.mountPoint = scratch + "/../escape" }.contains("without '..'"))
+        #expect(refusal { $0.driver = "nfs"; $0.mountPoint = scratch + "/nfs" }.contains("unknown storage driver nfs"))
+        #expect(refusal { $0.driver = "bind"; $0.source = "relative"; $0.mountPoint = scratch + "/bind" }.contains("absolute source"))
+        #expect(refusal { $0.driver = "blk"; $0.source = "../sda"; $0.mountPoint = scratch + "/blk" }.contains("needs a source"))
+        var local = Grpc_Storage()
+        local.driver = "local"
+        local.mountPoint = scratch + "/local/volume"
+        #expect(try StorageMount.mount(local) == nil)
+        var isDirectory: ObjCBool = false
+        #expect(FileManager.default.fileExists(atPath: local.mountPoint, isDirectory: &isDirectory) && isDirectory.boolValue)
+    }
+}
