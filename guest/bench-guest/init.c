@@ -34,18 +34,8 @@
 
 #define MIB (1024.0 * 1024.0)
 
-static void report(const char *key, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void report(const char *key, const char *fmt, ...) {
-    char line[512];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = snprintf(line, sizeof line, "KATA-BENCH %s=", key);
-    n += vsnprintf(line + n, sizeof line - n, fmt, ap);
-    va_end(ap);
-    if (n > (int)sizeof line - 2) n = sizeof line - 2;
-    line[n++] = '\n';
-    (void)!write(1, line, n);
-}
+#define REPORT_PREFIX "KATA-BENCH"
+#include "../include/guest_report.h"
 
 static double now(void) {
     struct timespec ts;

@@ -31,17 +31,8 @@
 
 static char cmdline[4096];
 
-static void report(const char *key, const char *fmt, ...) {
-    char line[512];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = snprintf(line, sizeof line, "KATA-NET %s=", key);
-    n += vsnprintf(line + n, sizeof line - n, fmt, ap);
-    va_end(ap);
-    if (n > (int)sizeof line - 2) n = sizeof line - 2;
-    line[n++] = '\n';
-    (void)!write(1, line, n);
-}
+#define REPORT_PREFIX "KATA-NET"
+#include "../include/guest_report.h"
 
 static const char *option(const char *key) {
     static char value[128];

@@ -32,18 +32,8 @@
 
 static char cmdline[4096];
 
-static void report(const char *key, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void report(const char *key, const char *fmt, ...) {
-    char line[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = snprintf(line, sizeof line, "KATA-VIRTIO %s=", key);
-    n += vsnprintf(line + n, sizeof line - n, fmt, ap);
-    va_end(ap);
-    if (n > (int)sizeof line - 2) n = sizeof line - 2;
-    line[n++] = '\n';
-    (void)!write(1, line, n);
-}
+#define REPORT_PREFIX "KATA-VIRTIO"
+#include "../include/guest_report.h"
 
 static int read_text(const char *path, char *buf, size_t size) {
     int fd = open(path, O_RDONLY);

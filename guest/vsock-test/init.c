@@ -43,18 +43,8 @@
 #define FRAME_MAGIC 0x4b565346u
 #define MAX_PAYLOAD (64 << 10)
 
-static void report(const char *key, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void report(const char *key, const char *fmt, ...) {
-    char line[512];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = snprintf(line, sizeof line, "KATA-VSOCK %s=", key);
-    n += vsnprintf(line + n, sizeof line - n, fmt, ap);
-    va_end(ap);
-    if (n > (int)sizeof line - 2) n = sizeof line - 2;
-    line[n++] = '\n';
-    (void)!write(1, line, n);
-}
+#define REPORT_PREFIX "KATA-VSOCK"
+#include "../include/guest_report.h"
 
 static uint32_t fnv(const uint8_t *p, size_t n, uint32_t h) {
     for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 16777619u;

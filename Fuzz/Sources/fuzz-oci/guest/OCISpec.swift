@@ -1,1 +1,0 @@
-../../../../guest/agent/OCISpec.swift
