@@ -107,11 +107,8 @@ import Testing
 
     @Test func hostCloseOnAGuestInitiatedConnection() throws {
         let g = try VsockTestGuest()
-        let listener = VsockHostListener(g, port: 104)
-        let s = g.connect(to: 104)
-        #expect(g.pump { s.state == .established })
-        let fd = listener.accept(pumping: g)
-        try #require(fd >= 0, "the device never connected to the listener")
+        let stream = try #require(g.openToHost(port: 104), "the device never connected to the listener")
+        let (s, fd) = (stream.socket, stream.fd)
         #expect(g.write(s, Array("hello".utf8)))
         #expect(Host.hostRead(g, fd, count: 5) == Array("hello".utf8))
         VsockHostSocket.writeSome(fd, Array("bye".utf8))
@@ -123,20 +120,12 @@ import Testing
 
     @Test func guestHalfCloseOnAGuestInitiatedConnection() throws {
         let g = try VsockTestGuest()
-        let listener = VsockHostListener(g, port: 105)
-        let s = g.connect(to: 105)
-        #expect(g.pump { s.state == .established })
-        let fd = listener.accept(pumping: g)
-        try #require(fd >= 0, "the device never connected to the listener")
+        let stream = try #require(g.openToHost(port: 105), "the device never connected to the listener")
+        let (s, fd) = (stream.socket, stream.fd)
         defer { close(fd) }
         #expect(g.write(s, Array("request".utf8)))
         g.shutdown(s, flags: Self.send)
-        var got: [UInt8] = []
-        #expect(g.pump {
-            let r = VsockHostSocket.readAvailable(fd)
-            got += r.bytes
-            return r.eof
-        })
+        let got = g.readToEnd(fd)
         #expect(got == Array("request".utf8))
         // The host still answers; then it closes and the guest hears the end.
         VsockHostSocket.writeSome(fd, Array("response".utf8))
@@ -163,12 +152,7 @@ import Testing
         g.settle()
         #expect(g.device.connectionCount == 1, "data is still owed to the host")
         #expect(!c.socket.gotReset)
-        var got: [UInt8] = []
-        #expect(g.pump {
-            let r = VsockHostSocket.readAvailable(c.fd)
-            got += r.bytes
-            return r.eof
-        })
+        let got = g.readToEnd(c.fd)
         #expect(got == data)
         #expect(g.pump { c.socket.gotReset })
         Self.expectIdle(g)
@@ -194,20 +178,12 @@ import Testing
 
     @Test func guestCloseOnAGuestInitiatedConnection() throws {
         let g = try VsockTestGuest()
-        let listener = VsockHostListener(g, port: 108)
-        let s = g.connect(to: 108)
-        #expect(g.pump { s.state == .established })
-        let fd = listener.accept(pumping: g)
-        try #require(fd >= 0, "the device never connected to the listener")
+        let stream = try #require(g.openToHost(port: 108), "the device never connected to the listener")
+        let (s, fd) = (stream.socket, stream.fd)
         defer { close(fd) }
         #expect(g.write(s, Array("goodbye".utf8)))
         g.shutdown(s, flags: Self.send | Self.receive)
-        var got: [UInt8] = []
-        #expect(g.pump {
-            let r = VsockHostSocket.readAvailable(fd)
-            got += r.bytes
-            return r.eof
-        })
+        let got = g.readToEnd(fd)
         #expect(got == Array("goodbye".utf8))
         #expect(g.pump { s.gotReset })
         Self.expectIdle(g)

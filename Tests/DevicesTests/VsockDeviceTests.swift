@@ -334,11 +334,8 @@ import Testing
         var limits = VsockLimits()
         limits.bufferSize = 64 << 10
         let g = try VsockTestGuest(limits: limits)
-        let listener = VsockHostListener(g, port: 6100)
-        let s = g.connect(to: 6100)
-        #expect(g.pump { s.state == .established })
-        let fd = listener.accept(pumping: g)
-        #expect(fd >= 0)
+        let stream = try #require(g.openToHost(port: 6100), "the device never connected to the listener")
+        let (s, fd) = (stream.socket, stream.fd)
         defer { close(fd) }
         // The host never reads: once its socket buffer is full, the device holds up to
         // 64 KiB; a guest that sends on regardless is reset.
@@ -532,13 +529,8 @@ import Testing
         let refused = VsockHostSocket.connect(g.path)!
         defer { close(refused) }
         VsockHostSocket.writeSome(refused, Array("CONNECT 555\n".utf8))
-        var got: [UInt8] = []
-        #expect(g.pump {
-            let r = VsockHostSocket.readAvailable(refused)
-            got += r.bytes
-            return r.eof
-        })
-        #expect(got.isEmpty, "no OK line for a refused connection")
+        let got = g.readToEnd(refused)
+        #expect(got == [], "no OK line for a refused connection")
         // Ignored: the guest never answers; the client is closed after the timeout and the
         // guest gets an RST, so that a late RESPONSE finds nothing.
         g.ignoring.insert(556)
@@ -591,20 +583,12 @@ import Testing
 
     @Test func halfCloseFromTheGuestThenTheHost() throws {
         let g = try VsockTestGuest()
-        let listener = VsockHostListener(g, port: 21)
-        let s = g.connect(to: 21)
-        #expect(g.pump { s.state == .established })
-        let fd = listener.accept(pumping: g)
-        #expect(fd >= 0)
+        let stream = try #require(g.openToHost(port: 21), "the device never connected to the listener")
+        let (s, fd) = (stream.socket, stream.fd)
         defer { close(fd) }
         #expect(g.write(s, Array("request".utf8)))
         g.shutdown(s, flags: VsockPacketHeader.shutdownSend)
-        var got: [UInt8] = []
-        #expect(g.pump {
-            let r = VsockHostSocket.readAvailable(fd)
-            got += r.bytes
-            return r.eof
-        })
+        let got = g.readToEnd(fd)
         #expect(got == Array("request".utf8))
         // The host answers after the guest's half-close, then closes.
         let answer = vsockPattern(200_000, seed: 11)

@@ -497,3 +497,34 @@ final class VsockTestGuest {
         send(header(socket, .shutdown, flags: flags))
     }
 }
+
+/// A stream the guest opened to a host listener: established, and accepted on the host.
+struct GuestInitiatedStream {
+    let listener: VsockHostListener
+    let socket: VsockGuestSocket
+    let fd: Int32
+}
+
+extension VsockTestGuest {
+    /// Opens a stream from the guest to a host listener on `port`; nil if it was never
+    /// established or the host never got it.
+    func openToHost(port: UInt32) -> GuestInitiatedStream? {
+        let listener = VsockHostListener(self, port: port)
+        let socket = connect(to: port)
+        guard pump(until: { socket.state == .established }) else { return nil }
+        let fd = listener.accept(pumping: self)
+        return fd >= 0 ? GuestInitiatedStream(listener: listener, socket: socket, fd: fd) : nil
+    }
+
+    /// What the host reads from `fd` until the stream ends, while the device runs; nil if
+    /// it never ends.
+    func readToEnd(_ fd: Int32) -> [UInt8]? {
+        var got: [UInt8] = []
+        let ended = pump {
+            let r = VsockHostSocket.readAvailable(fd)
+            got += r.bytes
+            return r.eof
+        }
+        return ended ? got : nil
+    }
+}
