@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "Devices", targets: ["Devices"]),
         .library(name: "API", targets: ["API"]),
         .library(name: "AgentProtocol", targets: ["AgentProtocol"]),
+        .library(name: "OCI", targets: ["OCI"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),

@@ -39,12 +39,8 @@ let package = Package(
         ]),
         fuzzTarget("fuzz-api", [.product(name: "API", package: main), .product(name: "Machine", package: main)]),
         fuzzTarget("fuzz-config-file", [.product(name: "API", package: main), .product(name: "Machine", package: main)]),
-        // The guest agent is an executable: its OCI model and the error type it throws are
-        // compiled in from guest/agent through symlinks (Sources/fuzz-oci/guest).
-        fuzzTarget("fuzz-oci", [
-            .product(name: "Runtime", package: main),
-            .product(name: "AgentProtocol", package: main),
-        ]),
+        // The one OCI model both the runtime and the agent decode with.
+        fuzzTarget("fuzz-oci", [.product(name: "Runtime", package: main), .product(name: "OCI", package: main)]),
         fuzzTarget("fuzz-toml", [.product(name: "Runtime", package: main)]),
         fuzzTarget("fuzz-kernel", []),
     ],

@@ -41,6 +41,13 @@ public final class VirtioRig {
         try! memory.zero(at: 0, length: Int(Self.memorySize))
     }
 
+    /// One libFuzzer input as one driver session: what a rig target's LLVMFuzzerTestOneInput does.
+    public func runSession(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
+        var input = FuzzInput(data, size)
+        run(&input)
+        return 0
+    }
+
     /// One driver session (see the type's comment); returns whether the device went live.
     @discardableResult
     public func run(_ input: inout FuzzInput, rounds: Int = 2, afterRound: () -> Void = {}) -> Bool {

@@ -7,9 +7,7 @@ import VMM
 let memory = try! GuestMemory(ranges: [(guestAddress: 0, size: 16 << 20)])
 
 @_cdecl("fuzz_kernel_main")
-public func fuzzMain(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
-    runFuzzer(argc, argv, fuzzOneInput)
-}
+public func fuzzMain(_ argc: Int32, _ argv: FuzzArguments) -> Int32 { runFuzzer(argc, argv, fuzzOneInput) }
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {

@@ -1,25 +1,34 @@
 import Foundation
 import FuzzSupport
+import OCI
 import Runtime
 
-// The OCI spec as both sides decode it: the runtime's config.json reader (decode, then
-// the checks a bundle's spec must pass) and the agent's OCISpec / OCIProcess /
-// OCIResources from CreateContainer, ExecProcess and UpdateContainer (compiled in from
-// guest/agent; see Package.swift).
+// The OCI documents as the runtime reads them (config.json: decode, then the checks a
+// bundle's spec must pass) and as the agent reads them (the spec, an exec's process, new
+// resources: one model, OCI). Whatever decodes must survive encode and decode unchanged,
+// unknown members included, and so must the spec the guest is given.
 
 @_cdecl("fuzz_oci_main")
-public func fuzzMain(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
-    runFuzzer(argc, argv, fuzzOneInput)
-}
+public func fuzzMain(_ argc: Int32, _ argv: FuzzArguments) -> Int32 { runFuzzer(argc, argv, fuzzOneInput) }
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
-    let bytes = FuzzInput(data, size).bytes
-    if let spec = try? OCIBundle.decode(Data(bytes), file: "config.json") {
+    let bytes = Data(FuzzInput(data, size).bytes)
+    if let spec = try? OCIBundle.decode(bytes, file: "config.json") {
         _ = try? OCIBundle.validate(spec, file: "config.json")
+        let guest = GuestSpec(spec, containerId: "fuzz", guestRoot: "/run/kata-containers/fuzz/rootfs", rewriteMounts: false)
+        roundTrips(guest.spec)
     }
-    _ = try? OCISpec.decode(bytes)
-    _ = try? OCIProcess.decode(bytes)
-    _ = try? OCIResources.decode(bytes)
+    if let spec = try? Spec.decode(bytes) { roundTrips(spec) }
+    if let process = try? Spec.Process.decode(bytes) { roundTrips(process) }
+    if let resources = try? Spec.Resources.decode(bytes) { roundTrips(resources) }
     return 0
+}
+
+/// Decoding what was encoded must give the same value: anything else loses a member on
+/// the way to the guest.
+func roundTrips<Fields>(_ value: OCIObject<Fields>) {
+    guard let again = try? OCIObject<Fields>.decode(value.encoded()), again == value else {
+        fatalError("OCI round trip changed \(value)")
+    }
 }
