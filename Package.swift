@@ -27,18 +27,21 @@ let package = Package(
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
     ],
     targets: [
-        // Thin C shim: one inline wrapper per ioctl/syscall Swift cannot call directly.
+        // One inline wrapper per KVM ioctl and kvm_run field Swift cannot reach directly.
         .target(name: "CKVM"),
+        // One inline wrapper per other Linux call Swift cannot make (TUN, setns, accept4,
+        // termios, timerfd, fences) and the libc headers the Glibc module leaves out.
+        .target(name: "CLinux"),
         // KVM wrappers, guest memory, direct kernel boot, vCPUs, event loop.
         .target(
             name: "VMM",
-            dependencies: ["CKVM", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["CKVM", "CLinux", .product(name: "Logging", package: "swift-log")]
         ),
         // Device models: legacy (8250, i8042, boot timer, ACPI PM) and virtio over virtio-mmio
         // (block, net, vsock, rng).
         .target(
             name: "Devices",
-            dependencies: ["VMM", "CKVM", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["VMM", "CLinux", .product(name: "Logging", package: "swift-log")]
         ),
         // Checks on what the host's callers hand us: files read whole (size, regular file),
         // JSON documents (duplicate keys, NUL characters).
@@ -46,7 +49,7 @@ let package = Package(
         // Assembles the VMM core and the devices into a runnable microVM.
         .target(
             name: "Machine",
-            dependencies: ["VMM", "Devices", "CKVM", "HostInput", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["VMM", "Devices", "CKVM", "CLinux", "HostInput", .product(name: "Logging", package: "swift-log")]
         ),
         // Firecracker-compatible HTTP API over a Unix socket (SwiftNIO) and JSON config file.
         .target(
@@ -94,7 +97,7 @@ let package = Package(
                 "AgentProtocol",
                 "OCI",
                 // setns, termios and accept4 wrappers (Network/, Console/, System/).
-                "CKVM",
+                "CLinux",
                 // AgentClient encodes and decodes the agent's messages itself.
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "TOMLKit", package: "TOMLKit"),
@@ -135,8 +138,8 @@ let package = Package(
         .testTarget(name: "OCITests", dependencies: ["OCI"]),
         // The agent's container, process and cgroup plans on the host, without a VM.
         .testTarget(name: "AgentCoreTests", dependencies: ["AgentCore", "AgentProtocol", "OCI"]),
-        .testTarget(name: "VMMTests", dependencies: ["VMM", "CKVM", "TestSupport"]),
-        .testTarget(name: "DevicesTests", dependencies: ["Devices", "VMM", "CKVM", "TestSupport"]),
+        .testTarget(name: "VMMTests", dependencies: ["VMM", "CKVM", "CLinux", "TestSupport"]),
+        .testTarget(name: "DevicesTests", dependencies: ["Devices", "VMM", "CLinux", "TestSupport"]),
         // MachineTests also holds the agent's end-to-end guest test (Runtime's AgentClient), so
         // that it runs serialized with the other Linux boots.
         .testTarget(name: "MachineTests", dependencies: ["Machine", "VMM", "Devices", "TestSupport", "kata-vmm", "Runtime", "AgentProtocol"]),

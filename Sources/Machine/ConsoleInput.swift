@@ -1,4 +1,4 @@
-import CKVM
+import CLinux
 import Devices
 import Glibc
 import Synchronization
@@ -28,10 +28,10 @@ public final class ConsoleInput: @unchecked Sendable {
         self.loop = loop
         if isTerminal {
             var saved = termios()
-            if ckvm_tcgetattr(fd, &saved) == 0 {
+            if clinux_tcgetattr(fd, &saved) == 0 {
                 var raw = saved
-                ckvm_cfmakeraw(&raw)
-                if ckvm_tcsetattr(fd, &raw) == 0 { savedTerminal = saved }
+                clinux_cfmakeraw(&raw)
+                if clinux_tcsetattr(fd, &raw) == 0 { savedTerminal = saved }
             }
         }
         serial.onReceiveSpace = { [weak self] in self?.resume() }
@@ -68,7 +68,7 @@ public final class ConsoleInput: @unchecked Sendable {
         guard !closed else { return }
         closed = true
         loop.remove(fd: fd)
-        if var saved = savedTerminal { _ = ckvm_tcsetattr(fd, &saved) }
+        if var saved = savedTerminal { _ = clinux_tcsetattr(fd, &saved) }
     }
 
     deinit { close() }

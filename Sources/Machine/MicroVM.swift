@@ -1,4 +1,5 @@
 import CKVM
+import CLinux
 import Devices
 import Glibc
 import Logging

@@ -1,4 +1,4 @@
-import CKVM
+import CLinux
 import Foundation
 import Glibc
 import Logging
@@ -31,10 +31,10 @@ import Testing
             let target = open("/var/run/netns/\(name)", O_RDONLY | O_CLOEXEC)
             let home = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC)
             defer { close(target); close(home) }
-            guard target >= 0, home >= 0, ckvm_setns(target, Int32(CLONE_NEWNET)) == 0 else {
+            guard target >= 0, home >= 0, clinux_setns(target, Int32(CLONE_NEWNET)) == 0 else {
                 throw Fixtures.FixtureError("cannot enter network namespace \(name)")
             }
-            defer { _ = ckvm_setns(home, Int32(CLONE_NEWNET)) }
+            defer { _ = clinux_setns(home, Int32(CLONE_NEWNET)) }
             tap = try Tap(name: tapName)
             for args in [["link", "set", tapName, "up"], ["addr", "add", "\(NetDeviceTests.hostAddress)/24", "dev", tapName],
                          ["neigh", "add", NetDeviceTests.guestAddress, "lladdr", "02:4b:41:54:41:01", "dev", tapName]] {

@@ -1,5 +1,5 @@
 import Glibc
-import CKVM
+import CLinux
 import Logging
 import Testing
 @testable import Devices

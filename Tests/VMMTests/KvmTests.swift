@@ -1,4 +1,5 @@
 import CKVM
+import CLinux
 import Testing
 @testable import VMM
 

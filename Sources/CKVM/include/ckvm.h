@@ -1,39 +1,15 @@
-// CKVM: the thin C layer under the Swift VMM.
+// CKVM: the KVM ioctls under the Swift VMM.
 //
 // Swift cannot call the variadic ioctl(2), cannot expand the _IO* request macros and
 // cannot reach some anonymous unions of the kernel ABI. Each function here is exactly
-// one ioctl or syscall (or one field access) with a typed signature; there is no logic.
+// one ioctl (or one field access of struct kvm_run) with a typed signature; there is no
+// logic. The other Linux calls Swift cannot make are in CLinux.
 #ifndef CKVM_H
 #define CKVM_H
 
-// No _GNU_SOURCE here: it would change the layout of libc types (fd_set) from the
-// Glibc module's view and break the module build.
-
 #include <linux/kvm.h>
-#include <linux/fs.h>
-#include <net/if.h>
-#include <netpacket/packet.h>
-#include <linux/if_tun.h>
-#include <linux/sched.h>
-#include <linux/falloc.h>
-#include <fcntl.h>
-#include <libaio.h>
 #include <sys/ioctl.h>
-#include <sys/eventfd.h>
-#include <sys/epoll.h>
-#include <sys/signalfd.h>
-#include <sys/timerfd.h>
-#include <sys/socket.h>
-#include <sys/mman.h>
-#include <sys/syscall.h>
-#include <signal.h>
-#include <pthread.h>
-#include <termios.h>
-#include <unistd.h>
 #include <stdint.h>
-#include <string.h>
-#include <sys/random.h>
-#include <sys/uio.h>
 
 // Every pointer passed to or returned by these wrappers is non-null.
 #pragma clang assume_nonnull begin
@@ -84,54 +60,6 @@ static inline typeof(((struct kvm_run *)0)->mmio) *ckvm_run_mmio(struct kvm_run 
 static inline typeof(((struct kvm_run *)0)->system_event) *ckvm_run_system_event(struct kvm_run *run) { return &run->system_event; }
 static inline typeof(((struct kvm_run *)0)->internal) *ckvm_run_internal(struct kvm_run *run) { return &run->internal; }
 static inline typeof(((struct kvm_run *)0)->fail_entry) *ckvm_run_fail_entry(struct kvm_run *run) { return &run->fail_entry; }
-
-// MARK: - Block devices and files
-
-static inline int ckvm_blkgetsize64(int fd, uint64_t *size) { return ioctl(fd, BLKGETSIZE64, size); }
-static inline int ckvm_fallocate(int fd, int mode, off_t offset, off_t length) { return (int)syscall(SYS_fallocate, fd, mode, offset, length); }
-static inline int ckvm_o_direct(void) { return __O_DIRECT; }
-
-// MARK: - TAP devices and network namespaces
-
-/// TUNSETIFF: attaches `fd` (an open /dev/net/tun) to the interface `name` with `flags`
-/// (creating it when allowed); the kernel's chosen name is copied to `actual` (IFNAMSIZ).
-static inline int ckvm_tun_set_iff(int fd, const char *name, short flags, char *actual) {
-    struct ifreq ifr;
-    memset(&ifr, 0, sizeof ifr);
-    strncpy(ifr.ifr_name, name, IFNAMSIZ - 1);
-    ifr.ifr_flags = flags;
-    int rc = ioctl(fd, TUNSETIFF, &ifr);
-    if (rc == 0) memcpy(actual, ifr.ifr_name, IFNAMSIZ);
-    return rc;
-}
-static inline int ckvm_tun_set_vnet_hdr_size(int fd, int size) { return ioctl(fd, TUNSETVNETHDRSZ, &size); }
-static inline int ckvm_tun_set_offload(int fd, unsigned int offloads) { return ioctl(fd, TUNSETOFFLOAD, offloads); }
-static inline int ckvm_setns(int fd, int nstype) { return (int)syscall(SYS_setns, fd, nstype); }
-
-// MARK: - Sockets and timers the Glibc module does not expose (GNU extensions)
-
-static inline int ckvm_accept4(int fd, struct sockaddr *_Nullable address, socklen_t *_Nullable length, int flags) {
-    return (int)syscall(SYS_accept4, fd, address, length, flags);
-}
-static inline int ckvm_timerfd_create(int clock, int flags) { return timerfd_create(clock, flags); }
-static inline int ckvm_timerfd_settime(int fd, int flags, const struct itimerspec *value, struct itimerspec *_Nullable old) {
-    return timerfd_settime(fd, flags, value, old);
-}
-
-// MARK: - Memory ordering for rings shared with the guest (virtio)
-
-static inline void ckvm_fence_acquire(void) { __atomic_thread_fence(__ATOMIC_ACQUIRE); }
-static inline void ckvm_fence_release(void) { __atomic_thread_fence(__ATOMIC_RELEASE); }
-static inline void ckvm_fence_full(void) { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
-
-// MARK: - Syscalls and macros Swift cannot reach
-
-static inline int ckvm_pthread_kill(pthread_t thread, int sig) { return pthread_kill(thread, sig); }
-static inline int ckvm_sigrtmin(void) { return SIGRTMIN; }
-static inline int ckvm_tcgetattr(int fd, struct termios *t) { return tcgetattr(fd, t); }
-static inline int ckvm_tcsetattr(int fd, const struct termios *t) { return tcsetattr(fd, TCSANOW, t); }
-static inline void ckvm_cfmakeraw(struct termios *t) { cfmakeraw(t); }
-
 
 #pragma clang assume_nonnull end
 

@@ -1,4 +1,4 @@
-import CKVM
+import CLinux
 import Glibc
 import VMM
 
@@ -36,11 +36,11 @@ public final class Tap: @unchecked Sendable {
         fd = OwnedFileDescriptor(raw)
         var actual = [CChar](repeating: 0, count: 16)
         let flags = Int16(IFF_TAP | IFF_NO_PI | IFF_VNET_HDR)
-        guard ckvm_tun_set_iff(raw, name, flags, &actual) == 0 else {
+        guard clinux_tun_set_iff(raw, name, flags, &actual) == 0 else {
             throw OpenError.cannotAttach(name: name, errno: errno)
         }
         self.name = String(cString: actual)
-        guard ckvm_tun_set_vnet_hdr_size(raw, Self.vnetHeaderSize) == 0 else {
+        guard clinux_tun_set_vnet_hdr_size(raw, Self.vnetHeaderSize) == 0 else {
             throw OpenError.cannotAttach(name: name, errno: errno)
         }
     }
@@ -51,7 +51,7 @@ public final class Tap: @unchecked Sendable {
         if checksum { flags |= UInt32(TUN_F_CSUM) }
         if checksum && tso4 { flags |= UInt32(TUN_F_TSO4) }
         if checksum && tso6 { flags |= UInt32(TUN_F_TSO6) }
-        try check("TUNSETOFFLOAD (\(name))", ckvm_tun_set_offload(fd.rawValue, flags))
+        try check("TUNSETOFFLOAD (\(name))", clinux_tun_set_offload(fd.rawValue, flags))
     }
 
     /// Reads one frame (vnet header + packet); nil when none is waiting.

@@ -1,4 +1,4 @@
-import CKVM
+import CLinux
 import VMM
 
 /// A queue-level failure: the rings themselves are unusable, not just one request.
@@ -117,7 +117,7 @@ public final class VirtQueue: @unchecked Sendable {
         guard let ring else { return nil }
         let availableIndex = try memory.load(UInt16.self, at: ring.avail &+ 2)
         guard availableIndex != nextAvailable else { return nil }
-        ckvm_fence_acquire()  // read the ring entry only after seeing the index move
+        clinux_fence_acquire()  // read the ring entry only after seeing the index move
         // The driver may not run ahead of us by more than the queue size.
         guard availableIndex &- nextAvailable <= ring.size else {
             throw VirtQueueError.availableIndexRunaway(available: availableIndex, consumed: nextAvailable)
@@ -137,7 +137,7 @@ public final class VirtQueue: @unchecked Sendable {
             // without it our next read of the index could pass this store, and both sides
             // could miss each other's update (no kick, device idle, guest hung).
             try memory.store(nextAvailable, at: ring.used &+ 4 &+ 8 &* UInt64(ring.size))
-            ckvm_fence_full()
+            clinux_fence_full()
         }
         do {
             return try DescriptorChain(memory: memory, table: ring.table, size: ring.size, head: head,
@@ -184,14 +184,14 @@ public final class VirtQueue: @unchecked Sendable {
         try memory.store(UInt32(head), at: entry)
         try memory.store(length, at: entry &+ 4)
         nextUsed &+= 1
-        ckvm_fence_release()  // the entry is visible before the index that publishes it
+        clinux_fence_release()  // the entry is visible before the index that publishes it
         try memory.store(nextUsed, at: ring.used &+ 2)
     }
 
     /// Whether the driver wants an interrupt for the entries used since the last one.
     public func needsInterrupt(_ memory: GuestMemory) -> Bool {
         guard let ring else { return false }
-        ckvm_fence_full()  // our used-index store is visible before we read the driver's wish
+        clinux_fence_full()  // our used-index store is visible before we read the driver's wish
         defer { lastSignalledUsed = nextUsed }
         if ring.eventIndex {
             guard let usedEvent = try? memory.load(UInt16.self, at: ring.avail &+ 4 &+ 2 &* UInt64(ring.size)) else {

@@ -1,4 +1,4 @@
-import CKVM
+import CLinux
 import Glibc
 import VMM
 
@@ -188,7 +188,7 @@ final class VsockTimer {
     private(set) var armed = false
 
     init() throws {
-        let create = ckvm_timerfd_create
+        let create = clinux_timerfd_create
         fd = create(CLOCK_MONOTONIC, O_NONBLOCK | O_CLOEXEC)  // TFD_NONBLOCK, TFD_CLOEXEC
         guard fd >= 0 else { throw VsockError.system("timerfd_create", errno: errno) }
     }
@@ -223,7 +223,7 @@ final class VsockTimer {
     private func set(_ periodNs: UInt64) {
         let spec = timespec(tv_sec: Int(periodNs / 1_000_000_000), tv_nsec: Int(periodNs % 1_000_000_000))
         var value = itimerspec(it_interval: spec, it_value: spec)
-        _ = ckvm_timerfd_settime(fd, 0, &value, nil)
+        _ = clinux_timerfd_settime(fd, 0, &value, nil)
     }
 
     static func now() -> UInt64 {
@@ -237,6 +237,6 @@ final class VsockTimer {
 enum VsockLibc {
     static func accept4(_ fd: Int32, _ address: UnsafeMutablePointer<sockaddr>?, _ length: UnsafeMutablePointer<socklen_t>?,
                         _ flags: Int32) -> Int32 {
-        ckvm_accept4(fd, address, length, flags)
+        clinux_accept4(fd, address, length, flags)
     }
 }

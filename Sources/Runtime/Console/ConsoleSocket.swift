@@ -1,4 +1,4 @@
-import CKVM
+import CLinux
 import Glibc
 
 /// A pseudo-terminal pair for a container process with `terminal: true`: the master goes
@@ -33,9 +33,9 @@ public final class PseudoTerminal {
         // Raw mode on the slave: the guest's pty does the line discipline; the host pair
         // only carries bytes.
         var attributes = termios()
-        if ckvm_tcgetattr(slave, &attributes) == 0 {
-            ckvm_cfmakeraw(&attributes)
-            _ = ckvm_tcsetattr(slave, &attributes)
+        if clinux_tcgetattr(slave, &attributes) == 0 {
+            clinux_cfmakeraw(&attributes)
+            _ = clinux_tcsetattr(slave, &attributes)
         }
         self.master = master
         self.slave = slave

@@ -1,4 +1,4 @@
-import CKVM
+import CLinux
 import Glibc
 
 /// Entering a container's network namespace (the monitor does, so that the VMM opens its
@@ -9,7 +9,7 @@ public enum NetworkNamespace {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw SystemCallError("open network namespace \(path)") }
         defer { close(fd) }
-        guard ckvm_setns(fd, 0x4000_0000 /* CLONE_NEWNET */) == 0 else { throw SystemCallError("setns \(path)") }
+        guard clinux_setns(fd, 0x4000_0000 /* CLONE_NEWNET */) == 0 else { throw SystemCallError("setns \(path)") }
     }
 
     static func tool(_ names: [String]) throws -> String {

@@ -1,4 +1,4 @@
-import CKVM
+import CLinux
 import Glibc
 
 /// A Unix stream socket fd (owned: closed on deinit) with the operations the runtime uses:
@@ -73,7 +73,7 @@ public final class UnixSocket {
             if ready == 0 { return nil }
             break
         }
-        let client = ckvm_accept4(fd, nil, nil, Int32(SOCK_CLOEXEC.rawValue))
+        let client = clinux_accept4(fd, nil, nil, Int32(SOCK_CLOEXEC.rawValue))
         guard client >= 0 else { throw SystemCallError("accept") }
         return UnixSocket(fd: client)
     }

@@ -1,4 +1,5 @@
 import CKVM
+import CLinux
 
 /// One CPUID leaf/subleaf as KVM describes it (`struct kvm_cpuid_entry2`), as a value type
 /// so that the per-vCPU adjustments are pure functions that unit tests can check.

@@ -1,4 +1,5 @@
 import CKVM
+import CLinux
 
 /// A flat x86 segment as both the GDT (8-byte descriptor) and KVM (`kvm_segment`) see it,
 /// so the descriptor table in guest memory and the hidden segment registers agree.

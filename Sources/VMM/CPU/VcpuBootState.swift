@@ -1,4 +1,5 @@
 import CKVM
+import CLinux
 
 /// The architectural state a vCPU starts in for each boot protocol: registers, segment and
 /// control registers, MSRs, FPU and local APIC. Pure values, applied by `apply(to:)`.

@@ -1,4 +1,4 @@
-import CKVM
+import CLinux
 import Glibc
 import Synchronization
 
@@ -25,7 +25,7 @@ public final class VmLifecycle: @unchecked Sendable {
 
     /// The real-time signal used to kick vCPU threads; its handler does nothing, so the
     /// only effect is that a blocking KVM_RUN returns EINTR.
-    public static let kickSignal = ckvm_sigrtmin()
+    public static let kickSignal = clinux_sigrtmin()
 
     public init() {
         pthread_mutex_init(mutex, nil)
@@ -136,7 +136,7 @@ public final class VmLifecycle: @unchecked Sendable {
 
     private func kick(_ vcpu: Vcpu, _ thread: pthread_t) {
         vcpu.setImmediateExit(true)
-        _ = ckvm_pthread_kill(thread, Self.kickSignal)
+        _ = clinux_pthread_kill(thread, Self.kickSignal)
     }
 
     /// Blocks until some component calls `stop`, then returns the winning reason.

@@ -1,4 +1,4 @@
-import CKVM
+import CLinux
 import Glibc
 
 /// A Linux eventfd: the doorbell between KVM (irqfd/ioeventfd), vCPU threads and the

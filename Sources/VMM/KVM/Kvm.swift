@@ -1,4 +1,5 @@
 import CKVM
+import CLinux
 import Glibc
 
 /// The `/dev/kvm` system handle: capabilities, supported CPUID and MSRs, and VM creation.

@@ -1,4 +1,5 @@
 import CKVM
+import CLinux
 import Glibc
 
 /// A KVM vCPU: its register state and the shared `kvm_run` page that `KVM_RUN` fills

@@ -1,4 +1,5 @@
 import CKVM
+import CLinux
 import Glibc
 
 /// A KVM virtual machine: memory slots, the in-kernel interrupt controllers and PIT,

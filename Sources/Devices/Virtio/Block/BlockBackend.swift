@@ -1,4 +1,4 @@
-import CKVM
+import CLinux
 import Glibc
 import VMM
 
@@ -39,7 +39,7 @@ public final class BlockBackend: @unchecked Sendable {
 
     public init(path: String, readOnly: Bool, direct: Bool) throws {
         var flags = (readOnly ? O_RDONLY : O_RDWR) | O_CLOEXEC
-        if direct { flags |= ckvm_o_direct() }
+        if direct { flags |= clinux_o_direct() }
         // Opened non-blocking so that a FIFO cannot hang the caller; cleared once the type is known.
         let raw = open(path, flags | O_NONBLOCK)
         if raw < 0 { throw OpenError.cannotOpen(path: path, errno: errno) }
@@ -55,7 +55,7 @@ public final class BlockBackend: @unchecked Sendable {
         case S_IFBLK:
             isBlockDevice = true
             var bytes: UInt64 = 0
-            guard ckvm_blkgetsize64(raw, &bytes) == 0 else { throw OpenError.cannotOpen(path: path, errno: errno) }
+            guard clinux_blkgetsize64(raw, &bytes) == 0 else { throw OpenError.cannotOpen(path: path, errno: errno) }
             size = bytes
         default:
             throw OpenError.unsupportedType(path: path)
@@ -106,7 +106,7 @@ public final class BlockBackend: @unchecked Sendable {
     /// Deallocates (discard) or zeroes a range; falls back to writing zeros.
     public func zero(at offset: UInt64, length: UInt64, deallocate: Bool) -> Bool {
         let mode = deallocate ? FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE : FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE
-        if !isBlockDevice, ckvm_fallocate(fd.rawValue, Int32(mode), off_t(offset), off_t(length)) == 0 { return true }
+        if !isBlockDevice, clinux_fallocate(fd.rawValue, Int32(mode), off_t(offset), off_t(length)) == 0 { return true }
         var zeros = [UInt8](repeating: 0, count: 1 << 16)
         var position = offset
         let end = offset + length

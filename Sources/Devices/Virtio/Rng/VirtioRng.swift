@@ -1,4 +1,4 @@
-import CKVM
+import CLinux
 import Glibc
 import Logging
 import VMM
