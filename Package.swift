@@ -25,6 +25,7 @@ let package = Package(
         // of ICU data), which the static guest agent must not carry.
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.28.0", traits: []),
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.4.0"),
     ],
     targets: [
         // One inline wrapper per KVM ioctl and kvm_run field Swift cannot reach directly.
@@ -32,16 +33,23 @@ let package = Package(
         // One inline wrapper per other Linux call Swift cannot make (TUN, setns, accept4,
         // termios, timerfd, fences) and the libc headers the Glibc module leaves out.
         .target(name: "CLinux"),
+        // The Linux plumbing every layer shares, on swift-system: the one system error,
+        // the owned descriptor, socket addresses, threads, signal waiting, directories and
+        // atomic files. Small enough for the static agent.
+        .target(
+            name: "LinuxSupport",
+            dependencies: ["CLinux", .product(name: "SystemPackage", package: "swift-system")]
+        ),
         // KVM wrappers, guest memory, direct kernel boot, vCPUs, event loop.
         .target(
             name: "VMM",
-            dependencies: ["CKVM", "CLinux", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["CKVM", "CLinux", "LinuxSupport", .product(name: "Logging", package: "swift-log")]
         ),
         // Device models: legacy (8250, i8042, boot timer, ACPI PM) and virtio over virtio-mmio
         // (block, net, vsock, rng).
         .target(
             name: "Devices",
-            dependencies: ["VMM", "CLinux", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["VMM", "CLinux", "LinuxSupport", .product(name: "Logging", package: "swift-log")]
         ),
         // Checks on what the host's callers hand us: files read whole (size, regular file),
         // JSON documents (duplicate keys, NUL characters).
@@ -49,7 +57,7 @@ let package = Package(
         // Assembles the VMM core and the devices into a runnable microVM.
         .target(
             name: "Machine",
-            dependencies: ["VMM", "Devices", "CKVM", "CLinux", "HostInput", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["VMM", "Devices", "CKVM", "CLinux", "LinuxSupport", "HostInput", .product(name: "Logging", package: "swift-log")]
         ),
         // Firecracker-compatible HTTP API over a Unix socket (SwiftNIO) and JSON config file.
         .target(
@@ -78,7 +86,7 @@ let package = Package(
         // Network/, System/ (PID 1 duties, logging, threads).
         .target(
             name: "AgentCore",
-            dependencies: ["AgentProtocol", "CAgentSpawn", "OCI"],
+            dependencies: ["AgentProtocol", "CAgentSpawn", "OCI", "LinuxSupport"],
             path: "guest/agent-core"
         ),
         // The guest agent: PID 1 inside every sandbox VM (main.swift only). guest/build-initramfs.sh
@@ -98,6 +106,7 @@ let package = Package(
                 "OCI",
                 // setns, termios and accept4 wrappers (Network/, Console/, System/).
                 "CLinux",
+                "LinuxSupport",
                 // AgentClient encodes and decodes the agent's messages itself.
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "TOMLKit", package: "TOMLKit"),
@@ -138,14 +147,14 @@ let package = Package(
         .testTarget(name: "OCITests", dependencies: ["OCI"]),
         // The agent's container, process and cgroup plans on the host, without a VM.
         .testTarget(name: "AgentCoreTests", dependencies: ["AgentCore", "AgentProtocol", "OCI"]),
-        .testTarget(name: "VMMTests", dependencies: ["VMM", "CKVM", "CLinux", "TestSupport"]),
-        .testTarget(name: "DevicesTests", dependencies: ["Devices", "VMM", "CLinux", "TestSupport"]),
+        .testTarget(name: "VMMTests", dependencies: ["VMM", "CKVM", "CLinux", "LinuxSupport", "TestSupport"]),
+        .testTarget(name: "DevicesTests", dependencies: ["Devices", "VMM", "CLinux", "LinuxSupport", "TestSupport"]),
         // MachineTests also holds the agent's end-to-end guest test (Runtime's AgentClient), so
         // that it runs serialized with the other Linux boots.
         .testTarget(name: "MachineTests", dependencies: ["Machine", "VMM", "Devices", "TestSupport", "kata-vmm", "Runtime", "AgentProtocol"]),
         .testTarget(name: "APITests", dependencies: ["API", "Machine", "TestSupport", "kata-vmm"]),
         .testTarget(name: "AgentTests", dependencies: ["AgentProtocol", "Runtime", "TestSupport", "kata-agent"]),
-        .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "AgentProtocol", "OCI", "TestSupport", "kata-runtime", "kata-agent"]),
+        .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "AgentProtocol", "OCI", "LinuxSupport", "TestSupport", "kata-runtime", "kata-agent"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -5,6 +5,7 @@ import Glibc
 import Logging
 import HostInput
 import VMM
+import LinuxSupport
 
 /// One microVM: KVM VM, guest memory, the loaded kernel, the legacy and virtio devices, the
 /// vCPU threads and the event loop. `kata-vmm` runs one per process; the runtime's sandbox

@@ -2,6 +2,7 @@ import Glibc
 import Testing
 @testable import Devices
 @testable import VMM
+import LinuxSupport
 
 /// Drives the UART as Linux's 8250 driver does, with a real pipe as the console output
 /// and a real eventfd as the interrupt line.

@@ -3,6 +3,7 @@ import OCI
 import Runtime
 import TestSupport
 import Testing
+import LinuxSupport
 
 /// The runtime never sets up networking in a namespace it cannot prove is the container's:
 /// not its own, not the host's, not another container's (whose `/proc/<pid>/ns/net` is our
@@ -14,7 +15,7 @@ import Testing
         #expect(try NamespaceGuard.identity(of: "/proc/\(getpid())/ns/net") == net)
         #expect(try NamespaceGuard.identity(of: "/proc/self/ns/ipc") != net)
         #expect(throws: RuntimeError.self) { try NamespaceGuard.identity(of: "/etc/hostname") }
-        #expect(throws: SystemCallError.self) { try NamespaceGuard.identity(of: "/nonexistent/ns") }
+        #expect(throws: SystemError.self) { try NamespaceGuard.identity(of: "/nonexistent/ns") }
         // A namespace bind-mounted by `ip netns add` (as CNI leaves one) is the same
         // namespace as its /proc link, and not the runtime's.
         let name = "ngid-\(UUID().uuidString.prefix(6).lowercased())"

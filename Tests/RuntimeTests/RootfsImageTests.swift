@@ -3,6 +3,7 @@ import Glibc
 import Runtime
 import TestSupport
 import Testing
+import LinuxSupport
 
 /// The rootfs image: made with mke2fs, copied sparse from the cache when the tree was seen
 /// before, made again when the tree changed, and the cache bounded. Real mke2fs, real files;
@@ -103,7 +104,7 @@ import Testing
         let copy = allocated(directory + "/sparse.dst")
         #expect(copy.size == 64 << 20 && copy.bytes <= 1 << 20, "\(copy)")
         // The destination must not exist: nothing is overwritten.
-        #expect(throws: SystemCallError.self) { try SparseFileCopy.copy(from: source, to: directory + "/sparse.dst") }
-        #expect(throws: SystemCallError.self) { try SparseFileCopy.copy(from: directory + "/missing", to: directory + "/x") }
+        #expect(throws: SystemError.self) { try SparseFileCopy.copy(from: source, to: directory + "/sparse.dst") }
+        #expect(throws: SystemError.self) { try SparseFileCopy.copy(from: directory + "/missing", to: directory + "/x") }
     }
 }

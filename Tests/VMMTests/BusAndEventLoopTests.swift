@@ -2,6 +2,7 @@ import Glibc
 import Synchronization
 import Testing
 @testable import VMM
+import LinuxSupport
 
 final class RecordingDevice: BusDevice, @unchecked Sendable {
     let log = Mutex<[(String, UInt64, [UInt8])]>([])

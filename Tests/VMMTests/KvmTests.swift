@@ -2,6 +2,7 @@ import CKVM
 import CLinux
 import Testing
 @testable import VMM
+import LinuxSupport
 
 /// Integration tests against the host's real /dev/kvm.
 @Suite struct KvmTests {

@@ -1,6 +1,7 @@
 import Glibc
 import Synchronization
 import VMM
+import LinuxSupport
 
 /// Where the serial console's output goes. A guest can print without end, so a console
 /// log file is capped: past `maxBytes` the file is rotated once, to `<path>.1` (replacing

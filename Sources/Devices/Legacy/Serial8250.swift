@@ -1,6 +1,7 @@
 import Glibc
 import Synchronization
 import VMM
+import LinuxSupport
 
 /// A 16550A-compatible UART (COM1: ports 0x3f8-0x3ff, IRQ 4), the guest's console.
 /// Transmit goes straight to the output fd; receive comes from the event loop (stdin)

@@ -1,6 +1,7 @@
 import CLinux
 import Glibc
 import VMM
+import LinuxSupport
 
 /// A Linux TAP interface opened with IFF_TAP | IFF_NO_PI | IFF_VNET_HDR: every frame read
 /// or written carries a 12-byte virtio-net header first, so offloads (checksum, TSO) pass

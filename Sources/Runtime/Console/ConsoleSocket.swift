@@ -1,5 +1,6 @@
 import CLinux
 import Glibc
+import LinuxSupport
 
 /// A pseudo-terminal pair for a container process with `terminal: true`: the master goes
 /// to the caller over `--console-socket` (as runc sends it: SCM_RIGHTS with the pty's name
@@ -15,18 +16,18 @@ public final class PseudoTerminal {
 
     public init() throws {
         let master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC)
-        guard master >= 0 else { throw SystemCallError("open /dev/ptmx") }
+        guard master >= 0 else { throw SystemError("open /dev/ptmx") }
         var unlock: Int32 = 0
         var number: UInt32 = 0
         guard ioctl(master, Self.TIOCSPTLCK, &unlock) == 0, ioctl(master, Self.TIOCGPTN, &number) == 0 else {
-            let error = SystemCallError("unlocking the pty")
+            let error = SystemError("unlocking the pty")
             close(master)
             throw error
         }
         let name = "/dev/pts/\(number)"
         let slave = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC)
         guard slave >= 0 else {
-            let error = SystemCallError("open \(name)")
+            let error = SystemError("open \(name)")
             close(master)
             throw error
         }

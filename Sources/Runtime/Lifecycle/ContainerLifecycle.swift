@@ -3,6 +3,7 @@ import Foundation
 import HostInput
 import Glibc
 import OCI
+import LinuxSupport
 
 /// The OCI lifecycle of one container in its own microVM: create (boot the sandbox, create
 /// the container in the guest, start the process shim, run the create hooks), start,
@@ -122,7 +123,7 @@ public struct ContainerLifecycle {
         try session.call("CreateContainer") { [request] client in try await client.createContainer(request) }
 
         // The init process shim: the pid the caller sees.
-        guard mkfifo(record.startFifoPath, 0o600) == 0 else { throw SystemCallError("mkfifo \(record.startFifoPath)") }
+        guard mkfifo(record.startFifoPath, 0o600) == 0 else { throw SystemError("mkfifo \(record.startFifoPath)") }
         let shim = try startShim(record, execId: "", terminal: terminal, consoleSocket: options.consoleSocket,
                                  stdio: options.stdio, startFifo: record.startFifoPath,
                                  consoleSize: bundle.spec.process?.consoleSize)
@@ -268,7 +269,7 @@ public struct ContainerLifecycle {
                 return
             }
             guard errno == ENXIO, let shim = record.initProcess, shim.isAlive, Date() < deadline else {
-                throw SystemCallError("releasing the container's process (\(record.startFifoPath))")
+                throw SystemError("releasing the container's process (\(record.startFifoPath))")
             }
             usleep(2_000)
         }

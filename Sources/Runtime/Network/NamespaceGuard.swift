@@ -1,5 +1,6 @@
 import Glibc
 import OCI
+import LinuxSupport
 
 /// Proves that the namespaces a spec names by path are the container's own before the
 /// runtime changes anything in them. A container that joins another container's
@@ -32,7 +33,7 @@ public enum NamespaceGuard {
 
     private static func fileIdentity(_ path: String) throws -> Identity {
         var info = stat()
-        guard stat(path, &info) == 0 else { throw SystemCallError("stat namespace \(path)") }
+        guard stat(path, &info) == 0 else { throw SystemError("stat namespace \(path)") }
         return Identity(device: UInt64(info.st_dev), inode: UInt64(info.st_ino))
     }
 

@@ -1,5 +1,6 @@
 import CLinux
 import Glibc
+import LinuxSupport
 
 /// Entering a container's network namespace (the monitor does, so that the VMM opens its
 /// taps there) and running iproute2 inside one (with nsenter, by absolute path: callers
@@ -7,9 +8,9 @@ import Glibc
 public enum NetworkNamespace {
     public static func enter(_ path: String) throws {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw SystemCallError("open network namespace \(path)") }
+        guard fd >= 0 else { throw SystemError("open network namespace \(path)") }
         defer { close(fd) }
-        guard clinux_setns(fd, 0x4000_0000 /* CLONE_NEWNET */) == 0 else { throw SystemCallError("setns \(path)") }
+        guard clinux_setns(fd, 0x4000_0000 /* CLONE_NEWNET */) == 0 else { throw SystemError("setns \(path)") }
     }
 
     static func tool(_ names: [String]) throws -> String {

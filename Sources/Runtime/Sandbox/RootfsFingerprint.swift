@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import LinuxSupport
 
 /// What a rootfs directory holds, as metadata: one line per entry (relative path, type and
 /// mode, owner, size, mtime and ctime in nanoseconds, device number, symlink target),
@@ -18,14 +19,14 @@ public struct RootfsFingerprint: Equatable, Sendable {
         var lines: [String] = []
         var allocated = 0
         var info = stat()
-        guard lstat(root, &info) == 0 else { throw SystemCallError("lstat \(root)") }
+        guard lstat(root, &info) == 0 else { throw SystemError("lstat \(root)") }
         lines.append(Self.line(".", info, linkTarget: ""))
         guard let enumerator = FileManager.default.enumerator(atPath: root) else {
             throw RuntimeError("rootfs \(root): cannot be listed")
         }
         for case let relative as String in enumerator {
             let path = root + "/" + relative
-            guard lstat(path, &info) == 0 else { throw SystemCallError("lstat \(path)") }
+            guard lstat(path, &info) == 0 else { throw SystemError("lstat \(path)") }
             allocated += Int(info.st_blocks) * 512 + 4096
             var target = ""
             if (info.st_mode & S_IFMT) == S_IFLNK {

@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import LinuxSupport
 
 /// The container's root filesystem as the guest sees it: a virtio-block disk. A rootfs
 /// directory becomes an ext4 image made with `mke2fs -d` in the container's state dir
@@ -50,10 +51,10 @@ public struct RootfsImage: Sendable, Equatable {
     static func makeImage(rootfs: String, imagePath: String, allocatedBytes used: Int) throws {
         let size = ((used + used / 3 + (64 << 20)) + (1 << 20) - 1) & ~((1 << 20) - 1)
         let fd = open(imagePath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw SystemCallError("create \(imagePath)") }
+        guard fd >= 0 else { throw SystemError("create \(imagePath)") }
         let truncated = ftruncate(fd, off_t(size))
         close(fd)
-        guard truncated == 0 else { throw SystemCallError("ftruncate \(imagePath) to \(size) bytes") }
+        guard truncated == 0 else { throw SystemError("ftruncate \(imagePath) to \(size) bytes") }
         guard let mke2fs = (["/usr/sbin/mke2fs", "/sbin/mke2fs", "/usr/bin/mke2fs"] as [String]).first(where: { access($0, X_OK) == 0 }) else {
             throw RuntimeError("mke2fs not found (install e2fsprogs): it builds the container's rootfs image")
         }

@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import LinuxSupport
 
 /// Rootfs images already made, keyed by the rootfs's fingerprint: creating a container
 /// from a tree seen before copies the image (sparse)
@@ -25,7 +26,7 @@ public struct RootfsImageCache: Sendable {
               stored.elementsEqual(fingerprint.text.utf8) else { return false }
         do {
             try SparseFileCopy.copy(from: imagePath(fingerprint), to: destination)
-        } catch let error as SystemCallError where error.errno == ENOENT {
+        } catch let error as SystemError where error.errno == ENOENT {
             return false  // removed by another runtime's eviction meanwhile
         }
         _ = utimensat(AT_FDCWD, imagePath(fingerprint), nil, 0)  // most recently used

@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import LinuxSupport
 
 /// A container's directory for its sockets under the shared socket base. Its name is a
 /// short hash (Unix socket paths are limited to 108 bytes), so two containers can collide,
@@ -29,7 +30,7 @@ public struct SocketDirectory: Sendable {
         try Self.checkPrivate(base, what: "socket base directory", allowGroupAndOtherRead: true)
         try withBaseLock {
             if mkdir(path, 0o700) != 0 {
-                guard errno == EEXIST else { throw SystemCallError("mkdir \(path)") }
+                guard errno == EEXIST else { throw SystemError("mkdir \(path)") }
                 try Self.checkPrivate(path, what: "socket directory", allowGroupAndOtherRead: false)
                 let current = recordedOwner()
                 if let current, current != owner, FileManager.default.fileExists(atPath: current) {
@@ -44,7 +45,7 @@ public struct SocketDirectory: Sendable {
                 do { try FileManager.default.removeItem(atPath: path) } catch {
                     throw RuntimeError("removing the stale socket directory \(path): \(error)")
                 }
-                guard mkdir(path, 0o700) == 0 else { throw SystemCallError("mkdir \(path)") }
+                guard mkdir(path, 0o700) == 0 else { throw SystemError("mkdir \(path)") }
             }
             try AtomicFile.write(Data(owner.utf8), to: path + "/" + Self.ownerFile)
             try AtomicFile.syncDirectory(containing: path)
@@ -76,7 +77,7 @@ public struct SocketDirectory: Sendable {
     /// A directory (not a link to one) owned by this user, writable by nobody else.
     static func checkPrivate(_ path: String, what: String, allowGroupAndOtherRead: Bool) throws {
         var info = stat()
-        guard lstat(path, &info) == 0 else { throw SystemCallError("lstat \(what) \(path)") }
+        guard lstat(path, &info) == 0 else { throw SystemError("lstat \(what) \(path)") }
         guard (info.st_mode & S_IFMT) == S_IFDIR else {
             throw RuntimeError("\(what) \(path) is not a directory (a link or a file is never followed): refusing to use it")
         }
@@ -91,10 +92,10 @@ public struct SocketDirectory: Sendable {
 
     func withBaseLock<T>(_ body: () throws -> T) throws -> T {
         let fd = open(base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-        guard fd >= 0 else { throw SystemCallError("open \(base)") }
+        guard fd >= 0 else { throw SystemError("open \(base)") }
         defer { close(fd) }
         while flock(fd, LOCK_EX) != 0 {
-            guard errno == EINTR else { throw SystemCallError("flock \(base)") }
+            guard errno == EINTR else { throw SystemError("flock \(base)") }
         }
         return try body()
     }

@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import LinuxSupport
 
 /// The runtime's state under `--root` (default /run/kata-swift): one directory per
 /// container holding `state.json`, written atomically (`AtomicFile`), and a `lock`
@@ -50,7 +51,7 @@ public struct StateStore: Sendable {
         let dir = directory(of: id)
         if mkdir(dir, 0o711) != 0 {
             if errno == EEXIST { throw RuntimeError("container with id exists: \(id)") }
-            throw SystemCallError("mkdir \(dir)")
+            throw SystemError("mkdir \(dir)")
         }
         return dir
     }
@@ -91,11 +92,11 @@ public struct StateStore: Sendable {
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else {
             if errno == ENOENT { throw RuntimeError.notExist(id) }
-            throw SystemCallError("open \(path)")
+            throw SystemError("open \(path)")
         }
         defer { close(fd) }
         while flock(fd, LOCK_EX) != 0 {
-            guard errno == EINTR else { throw SystemCallError("flock \(path)") }
+            guard errno == EINTR else { throw SystemError("flock \(path)") }
         }
         return try body()
     }
@@ -114,7 +115,7 @@ public struct StateStore: Sendable {
         var current = ""
         for component in path.split(separator: "/") {
             current += "/" + component
-            if mkdir(current, mode) != 0 && errno != EEXIST { throw SystemCallError("mkdir \(current)") }
+            if mkdir(current, mode) != 0 && errno != EEXIST { throw SystemError("mkdir \(current)") }
         }
     }
 

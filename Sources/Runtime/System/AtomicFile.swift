@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import LinuxSupport
 
 /// Files the runtime replaces whole (state, config copy, pid files, cached rootfs images):
 /// a crash at any moment leaves the old file or the new one, never a torn one. The data
@@ -20,8 +21,8 @@ public enum AtomicFile {
         let (fd, temporary) = try createTemporary(for: path, mode: mode)
         do {
             try fill(fd, temporary)
-            guard fsync(fd) == 0 else { throw SystemCallError("fsync \(temporary)") }
-            guard rename(temporary, path) == 0 else { throw SystemCallError("rename \(temporary) to \(path)") }
+            guard fsync(fd) == 0 else { throw SystemError("fsync \(temporary)") }
+            guard rename(temporary, path) == 0 else { throw SystemError("rename \(temporary) to \(path)") }
         } catch {
             unlink(temporary)
             close(fd)
@@ -42,10 +43,10 @@ public enum AtomicFile {
             let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode)
             if fd < 0 {
                 if errno == EEXIST { continue }
-                throw SystemCallError("create \(temporary)")
+                throw SystemError("create \(temporary)")
             }
             guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
-                let error = SystemCallError("flock \(temporary)")
+                let error = SystemError("flock \(temporary)")
                 unlink(temporary)
                 close(fd)
                 throw error
@@ -60,10 +61,10 @@ public enum AtomicFile {
         let directory = (path as NSString).deletingLastPathComponent
         let target = directory.isEmpty ? "." : directory
         let fd = open(target, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard fd >= 0 else { throw SystemCallError("open directory \(target)") }
+        guard fd >= 0 else { throw SystemError("open directory \(target)") }
         defer { close(fd) }
         // Some filesystems cannot sync a directory (EINVAL): nothing more to do there.
-        guard fsync(fd) == 0 || errno == EINVAL else { throw SystemCallError("fsync directory \(target)") }
+        guard fsync(fd) == 0 || errno == EINVAL else { throw SystemError("fsync directory \(target)") }
     }
 
     /// Whether `name` is one of this type's temporaries.

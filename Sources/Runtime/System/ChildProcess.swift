@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import LinuxSupport
 
 /// A child started with posix_spawn: exact argv (argv[0] may differ from the path, as OCI
 /// hooks allow), exact environment, chosen fds mapped to 0/1/2 and beyond, optionally a
@@ -57,7 +58,7 @@ public struct ChildProcess {
             retries += 1
             status = posix_spawn(&pid, path, &actions, &attributes, cArgv, cEnv)
         }
-        guard status == 0 else { throw SystemCallError("spawning \(path)", errno: status) }
+        guard status == 0 else { throw SystemError("spawning \(path)", errno: status) }
         return ChildProcess(pid: pid)
     }
 
@@ -81,7 +82,7 @@ public struct ChildProcess {
     public func wait() throws -> Termination {
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 {
-            guard errno == EINTR else { throw SystemCallError("waitpid \(pid)") }
+            guard errno == EINTR else { throw SystemError("waitpid \(pid)") }
         }
         return Self.decode(status)
     }
@@ -91,7 +92,7 @@ public struct ChildProcess {
         var status: Int32 = 0
         let result = waitpid(pid, &status, WNOHANG)
         if result == 0 { return nil }
-        guard result == pid else { throw SystemCallError("waitpid \(pid)") }
+        guard result == pid else { throw SystemError("waitpid \(pid)") }
         return Self.decode(status)
     }
 
@@ -105,7 +106,7 @@ public struct ChildProcess {
 public enum FileDescriptors {
     public static func pipe() throws -> (read: Int32, write: Int32) {
         var fds: [Int32] = [0, 0]
-        guard Glibc.pipe(&fds) == 0 else { throw SystemCallError("pipe") }
+        guard Glibc.pipe(&fds) == 0 else { throw SystemError("pipe") }
         _ = fcntl(fds[0], F_SETFD, FD_CLOEXEC)
         _ = fcntl(fds[1], F_SETFD, FD_CLOEXEC)
         return (fds[0], fds[1])
@@ -117,7 +118,7 @@ public enum FileDescriptors {
             let written = data[offset...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
             if written < 0 {
                 if errno == EINTR { continue }
-                throw SystemCallError("write")
+                throw SystemError("write")
             }
             offset += written
         }
@@ -131,7 +132,7 @@ public enum FileDescriptors {
             let count = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
             if count < 0 {
                 if errno == EINTR { continue }
-                throw SystemCallError("read")
+                throw SystemError("read")
             }
             if count == 0 { return result }
             if result.count < limit { result += buffer[0..<min(count, limit - result.count)] }

@@ -1,5 +1,6 @@
 import CLinux
 import Glibc
+import LinuxSupport
 
 /// A Unix stream socket fd (owned: closed on deinit) with the operations the runtime uses:
 /// connect, listen/accept, and passing fds with SCM_RIGHTS.
@@ -40,26 +41,26 @@ public final class UnixSocket {
     public static func connect(to path: String) throws -> UnixSocket {
         var address = try address(path)
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw SystemCallError("socket") }
+        guard fd >= 0 else { throw SystemError("socket") }
         let socket = UnixSocket(fd: fd)
         let result = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
         }
-        guard result == 0 else { throw SystemCallError("connect \(path)") }
+        guard result == 0 else { throw SystemError("connect \(path)") }
         return socket
     }
 
     public static func listen(at path: String, backlog: Int32 = 16) throws -> UnixSocket {
         var address = try address(path)
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw SystemCallError("socket") }
+        guard fd >= 0 else { throw SystemError("socket") }
         let socket = UnixSocket(fd: fd)
         unlink(path)
         let result = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
         }
-        guard result == 0 else { throw SystemCallError("bind \(path)") }
-        guard Glibc.listen(fd, backlog) == 0 else { throw SystemCallError("listen \(path)") }
+        guard result == 0 else { throw SystemError("bind \(path)") }
+        guard Glibc.listen(fd, backlog) == 0 else { throw SystemError("listen \(path)") }
         return socket
     }
 
@@ -69,12 +70,12 @@ public final class UnixSocket {
         while true {
             let ready = poll(&pfd, 1, timeoutMs)
             if ready < 0 && errno == EINTR { continue }
-            guard ready >= 0 else { throw SystemCallError("poll") }
+            guard ready >= 0 else { throw SystemError("poll") }
             if ready == 0 { return nil }
             break
         }
         let client = clinux_accept4(fd, nil, nil, Int32(SOCK_CLOEXEC.rawValue))
-        guard client >= 0 else { throw SystemCallError("accept") }
+        guard client >= 0 else { throw SystemError("accept") }
         return UnixSocket(fd: client)
     }
 
@@ -90,7 +91,7 @@ public final class UnixSocket {
             let count = read(fd, &byte, 1)
             if count < 0 {
                 if errno == EINTR { continue }
-                throw SystemCallError("read")
+                throw SystemError("read")
             }
             if count == 0 { return line.isEmpty ? nil : String(decoding: line, as: UTF8.self) }
             if byte == UInt8(ascii: "\n") { return String(decoding: line, as: UTF8.self) }
@@ -116,7 +117,7 @@ public final class UnixSocket {
         }
         var payload = payload.isEmpty ? [0] : payload
         let sent = Self.withMessage(payload: &payload, control: &control) { sendmsg(fd, &$0, Int32(MSG_NOSIGNAL)) }
-        guard sent >= 0 else { throw SystemCallError("sendmsg (SCM_RIGHTS)") }
+        guard sent >= 0 else { throw SystemError("sendmsg (SCM_RIGHTS)") }
     }
 
     /// Receives one message with up to `maxFds` fds (made O_CLOEXEC).
@@ -130,7 +131,7 @@ public final class UnixSocket {
             controlLength = message.msg_controllen
             return count
         }
-        guard received >= 0 else { throw SystemCallError("recvmsg") }
+        guard received >= 0 else { throw SystemError("recvmsg") }
         var fds: [Int32] = []
         if controlLength >= headerLength {
             control.withUnsafeBytes { raw in

@@ -2,6 +2,7 @@ import CKVM
 import CLinux
 import Glibc
 import Logging
+import LinuxSupport
 
 /// The exit loop of one vCPU, on its own thread: enters the guest with KVM_RUN and
 /// handles each exit (port I/O and MMIO on the buses, system events, faults) until the

@@ -1,5 +1,6 @@
 import CLinux
 import Glibc
+import LinuxSupport
 
 /// A Linux eventfd: the doorbell between KVM (irqfd/ioeventfd), vCPU threads and the
 /// event loop.

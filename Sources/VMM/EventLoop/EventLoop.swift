@@ -1,6 +1,7 @@
 import CLinux
 import Glibc
 import Synchronization
+import LinuxSupport
 
 /// The VMM's device I/O thread: one epoll set, one handler per file descriptor. Device
 /// backends (the serial port's stdin, taps, vsock sockets, ioeventfds, AIO completions)

@@ -1,6 +1,7 @@
 import CKVM
 import CLinux
 import Glibc
+import LinuxSupport
 
 /// The `/dev/kvm` system handle: capabilities, supported CPUID and MSRs, and VM creation.
 public final class Kvm: @unchecked Sendable {

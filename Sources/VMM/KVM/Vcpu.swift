@@ -1,6 +1,7 @@
 import CKVM
 import CLinux
 import Glibc
+import LinuxSupport
 
 /// A KVM vCPU: its register state and the shared `kvm_run` page that `KVM_RUN` fills
 /// on every exit.

@@ -1,6 +1,7 @@
 import CKVM
 import CLinux
 import Glibc
+import LinuxSupport
 
 /// A KVM virtual machine: memory slots, the in-kernel interrupt controllers and PIT,
 /// irqfd/ioeventfd registration, and vCPU creation.

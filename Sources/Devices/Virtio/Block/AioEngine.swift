@@ -1,6 +1,7 @@
 import CLinux
 import Glibc
 import VMM
+import LinuxSupport
 
 /// Linux AIO (libaio) for one disk: reads and writes go to the kernel with io_submit and
 /// complete through an eventfd the event loop watches. Each request keeps its iovecs alive

@@ -1,6 +1,7 @@
 import CLinux
 import Glibc
 import VMM
+import LinuxSupport
 
 /// How a disk's reads and writes are issued.
 public enum BlockEngine: String, Sendable, CaseIterable {
