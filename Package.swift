@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "Devices", targets: ["Devices"]),
         .library(name: "API", targets: ["API"]),
         .library(name: "AgentProtocol", targets: ["AgentProtocol"]),
+        .library(name: "HybridVsock", targets: ["HybridVsock"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -33,11 +34,14 @@ let package = Package(
             name: "VMM",
             dependencies: ["CKVM", .product(name: "Logging", package: "swift-log")]
         ),
+        // Firecracker's hybrid vsock handshake lines (CONNECT <port> / OK <port>): the vsock
+        // device parses one and writes the other, the runtime's agent connection the reverse.
+        .target(name: "HybridVsock"),
         // Device models: legacy (8250, i8042, boot timer, ACPI PM) and virtio over virtio-mmio
         // (block, net, vsock, rng).
         .target(
             name: "Devices",
-            dependencies: ["VMM", "CKVM", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["VMM", "CKVM", "HybridVsock", .product(name: "Logging", package: "swift-log")]
         ),
         // Checks on what the host's callers hand us: files read whole (size, regular file),
         // JSON documents (duplicate keys, NUL characters).
@@ -84,6 +88,8 @@ let package = Package(
                 "HostInput",
                 "AgentProtocol",
                 "OCI",
+                // The hybrid vsock handshake to reach the agent through the VMM's socket.
+                "HybridVsock",
                 // setns, termios and accept4 wrappers (Network/, Console/, System/).
                 "CKVM",
                 // AgentClient encodes and decodes the agent's messages itself.
@@ -125,7 +131,7 @@ let package = Package(
         .testTarget(name: "HostInputTests", dependencies: ["HostInput"]),
         .testTarget(name: "OCITests", dependencies: ["OCI"]),
         .testTarget(name: "VMMTests", dependencies: ["VMM", "CKVM", "TestSupport"]),
-        .testTarget(name: "DevicesTests", dependencies: ["Devices", "VMM", "CKVM", "TestSupport"]),
+        .testTarget(name: "DevicesTests", dependencies: ["Devices", "VMM", "CKVM", "HybridVsock", "TestSupport"]),
         // MachineTests also holds the agent's end-to-end guest test (Runtime's AgentClient), so
         // that it runs serialized with the other Linux boots.
         .testTarget(name: "MachineTests", dependencies: ["Machine", "VMM", "Devices", "TestSupport", "kata-vmm", "Runtime", "AgentProtocol"]),
