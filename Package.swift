@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "API", targets: ["API"]),
         .library(name: "AgentProtocol", targets: ["AgentProtocol"]),
         .library(name: "OCI", targets: ["OCI"]),
+        .library(name: "HybridVsock", targets: ["HybridVsock"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -45,11 +46,14 @@ let package = Package(
             name: "VMM",
             dependencies: ["CKVM", "CLinux", "LinuxSupport", .product(name: "Logging", package: "swift-log")]
         ),
+        // Firecracker's hybrid vsock handshake lines (CONNECT <port> / OK <port>): the vsock
+        // device parses one and writes the other, the runtime's agent connection the reverse.
+        .target(name: "HybridVsock"),
         // Device models: legacy (8250, i8042, boot timer, ACPI PM) and virtio over virtio-mmio
         // (block, net, vsock, rng).
         .target(
             name: "Devices",
-            dependencies: ["VMM", "CLinux", "LinuxSupport", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["VMM", "CLinux", "LinuxSupport", "HybridVsock", .product(name: "Logging", package: "swift-log")]
         ),
         // Checks on what the host's callers hand us: files read whole (size, regular file),
         // JSON documents (duplicate keys, NUL characters).
@@ -104,6 +108,8 @@ let package = Package(
                 "HostInput",
                 "AgentProtocol",
                 "OCI",
+                // The hybrid vsock handshake to reach the agent through the VMM's socket.
+                "HybridVsock",
                 // setns, termios and accept4 wrappers (Network/, Console/, System/).
                 "CLinux",
                 "LinuxSupport",
@@ -148,7 +154,7 @@ let package = Package(
         // The agent's container, process and cgroup plans on the host, without a VM.
         .testTarget(name: "AgentCoreTests", dependencies: ["AgentCore", "AgentProtocol", "OCI"]),
         .testTarget(name: "VMMTests", dependencies: ["VMM", "CKVM", "CLinux", "LinuxSupport", "TestSupport"]),
-        .testTarget(name: "DevicesTests", dependencies: ["Devices", "VMM", "CLinux", "LinuxSupport", "TestSupport"]),
+        .testTarget(name: "DevicesTests", dependencies: ["Devices", "VMM", "CLinux", "LinuxSupport", "HybridVsock", "TestSupport"]),
         // MachineTests also holds the agent's end-to-end guest test (Runtime's AgentClient), so
         // that it runs serialized with the other Linux boots.
         .testTarget(name: "MachineTests", dependencies: ["Machine", "VMM", "Devices", "TestSupport", "kata-vmm", "Runtime", "AgentProtocol"]),

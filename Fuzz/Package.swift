@@ -32,7 +32,7 @@ let package = Package(
         fuzzTarget("fuzz-net", []),
         fuzzTarget("fuzz-vsock", []),
         fuzzTarget("fuzz-rng", []),
-        fuzzTarget("fuzz-vsock-connect", []),
+        fuzzTarget("fuzz-vsock-connect", [.product(name: "HybridVsock", package: main)]),
         fuzzTarget("fuzz-ttrpc", [
             .product(name: "AgentProtocol", package: main),
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),

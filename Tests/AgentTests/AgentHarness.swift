@@ -56,26 +56,14 @@ final class AgentHarness {
     @discardableResult
     func stop() -> String {
         // DestroySandbox first: the agent removes its containers and its cgroups (on the
-        // host they would outlive a killed agent). Synchronous, on its own connection:
-        // blocking a Swift concurrency thread on a Task could starve that Task.
-        destroySandboxSynchronously()
+        // host they would outlive a killed agent). On its own connection, bounded, so a
+        // test that broke the harness's connection still cleans up.
+        _ = try? connect().destroySandbox(timeout: .seconds(20))
         client.close()
         return process.finish(timeout: 0)
     }
 
     deinit { _ = process.finish(timeout: 0) }
-
-    private func destroySandboxSynchronously() {
-        guard let raw = try? RawConnection(path: socketPath) else { return }
-        var request = Ttrpc_Request()
-        request.service = AgentServiceName.agent
-        request.method = "DestroySandbox"
-        guard let bytes: [UInt8] = try? request.serializedBytes() else { return }
-        var timeout = timeval(tv_sec: 20, tv_usec: 0)
-        setsockopt(raw.channel.fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        try? raw.channel.writeFrame(TTRPCFrame(streamID: 1, type: .request, payload: bytes))
-        _ = try? raw.channel.readFrame()
-    }
 }
 
 extension AgentHarness {

@@ -54,71 +54,71 @@ enum ContainerFixture {
 
 extension AgentClient {
     /// Creates and starts a container whose spec is `spec`.
-    func run(_ id: String, spec: Data) async throws {
+    func run(_ id: String, spec: Data) throws {
         var create = Grpc_CreateContainerRequest()
         create.containerID = id
         create.ociSpecJson = spec
-        _ = try await createContainer(create)
+        _ = try createContainer(create)
         var start = Grpc_StartContainerRequest()
         start.containerID = id
-        _ = try await startContainer(start)
+        _ = try startContainer(start)
     }
 
     /// Everything a process writes to stdout (or stderr) until end of stream.
-    func readAll(_ id: String, exec: String = "", stderr: Bool = false) async throws -> Data {
+    func readAll(_ id: String, exec: String = "", stderr: Bool = false) throws -> Data {
         var collected = Data()
         var request = Grpc_ReadStreamRequest()
         request.containerID = id
         request.execID = exec
         request.len = 1 << 20
         while true {
-            let chunk = stderr ? try await readStderr(request).data : try await readStdout(request).data
+            let chunk = stderr ? try readStderr(request).data : try readStdout(request).data
             if chunk.isEmpty { return collected }
             collected.append(chunk)
         }
     }
 
-    func wait(_ id: String, exec: String = "") async throws -> Int32 {
+    func wait(_ id: String, exec: String = "") throws -> Int32 {
         var request = Grpc_WaitProcessRequest()
         request.containerID = id
         request.execID = exec
-        return try await waitProcess(request).status
+        return try waitProcess(request).status
     }
 
-    func remove(_ id: String) async throws {
+    func remove(_ id: String) throws {
         var request = Grpc_RemoveContainerRequest()
         request.containerID = id
-        _ = try await removeContainer(request)
+        _ = try removeContainer(request)
     }
 
-    func exec(_ id: String, exec: String, process: [String: Any]) async throws {
+    func exec(_ id: String, exec: String, process: [String: Any]) throws {
         var request = Grpc_ExecProcessRequest()
         request.containerID = id
         request.execID = exec
         request.processJson = try JSONSerialization.data(withJSONObject: process)
-        _ = try await execProcess(request)
+        _ = try execProcess(request)
     }
 
-    func signal(_ id: String, exec: String = "", _ signal: Int32) async throws {
+    func signal(_ id: String, exec: String = "", _ signal: Int32) throws {
         var request = Grpc_SignalProcessRequest()
         request.containerID = id
         request.execID = exec
         request.signal = UInt32(signal)
-        _ = try await signalProcess(request)
+        _ = try signalProcess(request)
     }
 
-    func write(_ id: String, exec: String = "", _ text: String) async throws -> UInt32 {
+    func write(_ id: String, exec: String = "", _ text: String) throws -> UInt32 {
         var request = Grpc_WriteStreamRequest()
         request.containerID = id
         request.execID = exec
         request.data = Data(text.utf8)
-        return try await writeStdin(request).len
+        return try writeStdin(request).len
     }
 
-    func closeStdin(_ id: String, exec: String = "") async throws {
+    func closeStdin(_ id: String, exec: String = "") throws {
         var request = Grpc_CloseStdinRequest()
         request.containerID = id
         request.execID = exec
-        _ = try await closeStdin(request)
+        _ = try closeStdin(request)
     }
 }

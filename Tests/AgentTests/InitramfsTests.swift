@@ -8,7 +8,7 @@ import TestSupport
 /// that static agent works (the same binary the guest runs, here on the host).
 @Suite struct InitramfsTests {
     @Test(.timeLimit(.minutes(30)))
-    func initramfsHoldsAStaticAgentAndIsDeterministic() async throws {
+    func initramfsHoldsAStaticAgentAndIsDeterministic() throws {
         let image = try Fixtures.agentInitramfs()
         let listing = try Command.run("/bin/sh", ["-c", "cpio -t --quiet < '\(image.path)'"])
         let entries = Set(listing.stdout.split(separator: "\n").map(String.init))
@@ -37,12 +37,12 @@ import TestSupport
         // decoder, threads and the C child path all linked in statically).
         let agent = try AgentHarness(binary: Fixtures.staticAgent)
         defer { agent.stop() }
-        #expect(try await agent.client.check().status == .serving)
+        #expect(try agent.client.check().status == .serving)
         let rootfs = try Fixtures.busyboxRootfs()
-        try await agent.client.run("static", spec: try ContainerFixture.spec(rootfs: rootfs, process: ContainerFixture.process(["echo", "static agent"])))
-        #expect(String(decoding: try await agent.client.readAll("static"), as: UTF8.self) == "static agent\n")
-        #expect(try await agent.client.wait("static") == 0)
-        try await agent.client.remove("static")
+        try agent.client.run("static", spec: try ContainerFixture.spec(rootfs: rootfs, process: ContainerFixture.process(["echo", "static agent"])))
+        #expect(String(decoding: try agent.client.readAll("static"), as: UTF8.self) == "static agent\n")
+        #expect(try agent.client.wait("static") == 0)
+        try agent.client.remove("static")
         print("MEASURE static kata-agent start on the host (spawn to socket accepting): \(String(format: "%.1f", agent.startSeconds * 1000)) ms")
         if let rss = agent.residentSetKiB() { print("MEASURE static kata-agent RSS after one container: \(rss) KiB") }
     }

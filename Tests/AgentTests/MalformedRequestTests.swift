@@ -7,13 +7,13 @@ import TestSupport
 /// Wrong and malformed requests get errors (or, for a truncated frame, a dropped
 /// connection) and the agent keeps serving everyone else.
 @Suite struct MalformedRequestTests {
-    @Test func wrongRequestsAnsweredWithStatus() async throws {
+    @Test func wrongRequestsAnsweredWithStatus() throws {
         let agent = try AgentHarness()
         defer { agent.stop() }
         let client = agent.client
-        func code(_ body: () async throws -> Void) async -> RPCCode? {
+        func code(_ body: () throws -> Void) -> RPCCode? {
             do {
-                try await body()
+                try body()
                 return .ok
             } catch let error as AgentClientError {
                 return error.rpcCode
@@ -23,61 +23,61 @@ import TestSupport
         }
         var start = Grpc_StartContainerRequest()
         start.containerID = "missing"
-        #expect(await code { _ = try await client.startContainer(start) } == .notFound)
-        #expect(await code { _ = try await client.wait("missing") } == .notFound)
-        #expect(await code { try await client.signal("missing", SIGKILL) } == .notFound)
-        #expect(await code { try await client.remove("missing") } == .notFound)
+        #expect(code { _ = try client.startContainer(start) } == .notFound)
+        #expect(code { _ = try client.wait("missing") } == .notFound)
+        #expect(code { try client.signal("missing", SIGKILL) } == .notFound)
+        #expect(code { try client.remove("missing") } == .notFound)
         // UpdateInterface checks everything before touching the interface (here the agent
         // shares the host's network: only refused requests are sent, on `lo`).
         var interface = Grpc_UpdateInterfaceRequest()
         interface.interface.name = "no-such-if0"
-        #expect(await code { _ = try await client.updateInterface(interface) } == .notFound)
+        #expect(code { _ = try client.updateInterface(interface) } == .notFound)
         interface.interface.name = "lo"
         var v6 = Grpc_IPAddress()
         v6.family = .v6
         v6.address = "fd00::2"
         v6.mask = "64"
         interface.interface.ipaddresses = [v6]
-        #expect(await code { _ = try await client.updateInterface(interface) } == .invalidArgument)
+        #expect(code { _ = try client.updateInterface(interface) } == .invalidArgument)
         var v4 = Grpc_IPAddress()
         v4.family = .v4
         v4.address = "127.0.0.1"
         v4.mask = "33"
         interface.interface.ipaddresses = [v4]
-        #expect(await code { _ = try await client.updateInterface(interface) } == .invalidArgument)
+        #expect(code { _ = try client.updateInterface(interface) } == .invalidArgument)
         v4.mask = "8"
         v4.address = "127.0.0.256"
         interface.interface.ipaddresses = [v4]
-        #expect(await code { _ = try await client.updateInterface(interface) } == .invalidArgument)
+        #expect(code { _ = try client.updateInterface(interface) } == .invalidArgument)
         interface.interface.ipaddresses = []
         interface.interface.mtu = 1 << 20
-        #expect(await code { _ = try await client.updateInterface(interface) } == .invalidArgument)
+        #expect(code { _ = try client.updateInterface(interface) } == .invalidArgument)
         interface.interface.hwAddr = ""
         interface.interface.mtu = 0
         interface.interface.device = "lo"
         interface.interface.name = "bad/name"
-        #expect(await code { _ = try await client.updateInterface(interface) } == .invalidArgument)
+        #expect(code { _ = try client.updateInterface(interface) } == .invalidArgument)
 
         var pause = Grpc_PauseContainerRequest()
         pause.containerID = "missing"
-        #expect(await code { _ = try await client.pauseContainer(pause) } == .notFound)
+        #expect(code { _ = try client.pauseContainer(pause) } == .notFound)
 
         let rootfs = try ContainerFixture.makeRootfs()
         var create = Grpc_CreateContainerRequest()
         create.containerID = "bad"
         create.ociSpecJson = Data("{not json".utf8)
-        #expect(await code { _ = try await client.createContainer(create) } == .invalidArgument)
+        #expect(code { _ = try client.createContainer(create) } == .invalidArgument)
         create.ociSpecJson = Data(#"{"ociVersion":"1.0.2","root":{"path":"/"}}"#.utf8)
-        #expect(await code { _ = try await client.createContainer(create) } == .invalidArgument)
+        #expect(code { _ = try client.createContainer(create) } == .invalidArgument)
         create.ociSpecJson = try ContainerFixture.spec(rootfs: rootfs + "/does-not-exist", process: ContainerFixture.process(["true"]))
-        #expect(await code { _ = try await client.createContainer(create) } == .invalidArgument)
+        #expect(code { _ = try client.createContainer(create) } == .invalidArgument)
         create.ociSpecJson = try ContainerFixture.spec(rootfs: rootfs, process: ContainerFixture.process(["true"],
             extra: ["capabilities": ["bounding": ["CAP_NOT_A_THING"]]]))
-        #expect(await code { _ = try await client.createContainer(create) } == .invalidArgument)
+        #expect(code { _ = try client.createContainer(create) } == .invalidArgument)
         // A field of the wrong type is named in the error, with its path.
         create.ociSpecJson = Data(#"{"ociVersion":"1.0.2","root":{"path":"/"},"process":{"args":["true"],"user":"root"}}"#.utf8)
         do {
-            _ = try await client.createContainer(create)
+            _ = try client.createContainer(create)
             Issue.record("a string process.user was accepted")
         } catch AgentClientError.rpc(let error) {
             #expect(error.rpcCode == .invalidArgument)
@@ -85,50 +85,50 @@ import TestSupport
         }
         create.containerID = "../escape"
         create.ociSpecJson = try ContainerFixture.spec(rootfs: rootfs, process: ContainerFixture.process(["true"]))
-        #expect(await code { _ = try await client.createContainer(create) } == .invalidArgument)
+        #expect(code { _ = try client.createContainer(create) } == .invalidArgument)
 
         // A program that does not exist fails at StartContainer, with the reason.
         create.containerID = "noprog"
         create.ociSpecJson = try ContainerFixture.spec(rootfs: rootfs, process: ContainerFixture.process(["/bin/no-such-program"]))
-        _ = try await client.createContainer(create)
+        _ = try client.createContainer(create)
         start.containerID = "noprog"
-        #expect(await code { _ = try await client.startContainer(start) } == .invalidArgument)
-        try await client.remove("noprog")
+        #expect(code { _ = try client.startContainer(start) } == .invalidArgument)
+        try client.remove("noprog")
 
         // Two containers with one id: the second is refused.
         create.containerID = "twice"
         create.ociSpecJson = try ContainerFixture.spec(rootfs: rootfs, process: ContainerFixture.process(["true"]))
-        _ = try await client.createContainer(create)
-        #expect(await code { _ = try await client.createContainer(create) } == .alreadyExists)
-        try await client.remove("twice")
+        _ = try client.createContainer(create)
+        #expect(code { _ = try client.createContainer(create) } == .alreadyExists)
+        try client.remove("twice")
 
         // CopyFile outside the state directory is refused; inside it lands intact.
         var copy = Grpc_CopyFileRequest()
         copy.path = "/etc/kata-agent-test-should-not-exist"
         copy.data = Data("x".utf8)
         copy.fileSize = 1
-        #expect(await code { _ = try await client.copyFile(copy) } == .invalidArgument)
+        #expect(code { _ = try client.copyFile(copy) } == .invalidArgument)
         copy.path = agent.stateDirectory + "/shared/etc/hosts"
         copy.data = Data("127.0.0.1 localhost\n".utf8)
         copy.fileSize = Int64(copy.data.count)
         copy.fileMode = 0o644
-        _ = try await client.copyFile(copy)
+        _ = try client.copyFile(copy)
         #expect(FileManager.default.contents(atPath: copy.path) == copy.data)
         // Offsets and sizes at the edge of Int64 are refused, not overflowed.
         copy.offset = Int64.max
-        #expect(await code { _ = try await client.copyFile(copy) } == .invalidArgument)
+        #expect(code { _ = try client.copyFile(copy) } == .invalidArgument)
         copy.offset = 0
         copy.fileSize = Int64.max
         copy.data = Data()
-        #expect(await code { _ = try await client.copyFile(copy) } != nil)
+        #expect(code { _ = try client.copyFile(copy) } != nil)
         // A route destination without an address is an error, not a crash.
         var routes = Grpc_UpdateRoutesRequest()
         var route = Grpc_Route()
         route.dest = "/"
         routes.routes.routes = [route]
-        #expect(await code { _ = try await client.updateRoutes(routes) } != nil)
+        #expect(code { _ = try client.updateRoutes(routes) } != nil)
 
-        #expect(try await client.check().status == .serving)
+        #expect(try client.check().status == .serving)
     }
 
     /// A client that opens connections without end gets the extra ones closed; the agent
@@ -164,7 +164,7 @@ import TestSupport
         #expect(served)
     }
 
-    @Test func malformedFramesDoNotStopTheAgent() async throws {
+    @Test func malformedFramesDoNotStopTheAgent() throws {
         let agent = try AgentHarness()
         defer { agent.stop() }
 
@@ -206,8 +206,8 @@ import TestSupport
         try short.channel.writeAll([0, 0, 0])
         short.channel.shutdownBoth()
 
-        #expect(try await agent.client.check().status == .serving)
-        #expect(try await agent.connect().version().agentVersion == AgentProtocolVersion.agentVersion)
+        #expect(try agent.client.check().status == .serving)
+        #expect(try agent.connect().version().agentVersion == AgentProtocolVersion.agentVersion)
     }
 }
 

@@ -3,7 +3,8 @@ import Testing
 @testable import Devices
 @testable import VMM
 
-/// The vsock packet header and the hybrid handshake line, byte by byte.
+/// The vsock packet header and credit accounting, byte by byte (the hybrid handshake
+/// line: HybridVsockLineTests).
 @Suite struct VsockProtocolTests {
     @Test func headerRoundTripsInLittleEndian() throws {
         let header = VsockPacketHeader(srcCid: 0x0102_0304_0506_0708, dstCid: 2, srcPort: 0xAABB_CCDD, dstPort: 1024,
@@ -16,25 +17,6 @@ import Testing
         #expect(VsockPacketHeader(bytes) == header)
         #expect(VsockPacketHeader(Array(bytes.prefix(43))) == nil)
         #expect(VsockPacketHeader(bytes)?.knownOp == .rw)
-    }
-
-    @Test func connectLineParsing() {
-        func parse(_ s: String) -> VsockConnectCommand.Parse { VsockConnectCommand.parse(Array(s.utf8)) }
-        #expect(parse("CONNECT 52\n") == .connect(port: 52, length: 11))
-        #expect(parse("CONNECT 52\r\n") == .connect(port: 52, length: 12))
-        #expect(parse("CONNECT 4294967295\nmore data") == .connect(port: UInt32.max, length: 19))
-        #expect(parse("CONNECT 4294967296\n") == .invalid)
-        #expect(parse("CONNECT 99999999999\n") == .invalid)
-        #expect(parse("CONN") == .incomplete)
-        #expect(parse("CONNECT 12") == .incomplete)
-        #expect(parse("") == .incomplete)
-        #expect(parse("connect 52\n") == .invalid)
-        #expect(parse("GET / HTTP/1.1") == .invalid)
-        #expect(parse("CONNECT \n") == .invalid)
-        #expect(parse("CONNECT -1\n") == .invalid)
-        #expect(parse("CONNECT 1 2\n") == .invalid)
-        #expect(parse("CONNECT 0000000000000000000000001") == .invalid)  // 32 bytes and no newline
-        #expect(VsockConnectCommand.okLine(port: 1 << 30) == Array("OK 1073741824\n".utf8))
     }
 
     @Test func creditArithmeticWraps() {

@@ -64,7 +64,7 @@ extension LinuxGuestTests {
             var client: AgentClient?
             for _ in 0..<30 where client == nil {
                 if let candidate = try? AgentClient(connectingTo: .hybridVsock(udsPath: uds, port: 1024), defaultTimeout: .seconds(300)),
-                   (try? await candidate.check(timeout: .seconds(120)))?.status == .serving {
+                   (try? candidate.check(timeout: .seconds(120)))?.status == .serving {
                     client = candidate
                 } else {
                     try await Task.sleep(for: .seconds(2))
@@ -75,9 +75,9 @@ extension LinuxGuestTests {
                 return
             }
             let agentUp = Date().timeIntervalSince(began)
-            let version = try await client.version()
+            let version = try client.version()
             #expect(version.agentVersion == AgentProtocolVersion.agentVersion)
-            let details = try await client.getGuestDetails(Grpc_GuestDetailsRequest())
+            let details = try client.getGuestDetails(Grpc_GuestDetailsRequest())
             #expect(details.agentDetails.initDaemon)
 
             // One container from the virtio-block disk (found by its serial), with
@@ -105,31 +105,31 @@ extension LinuxGuestTests {
                     create.storages = [storage]
                     create.ociSpecJson = try JSONSerialization.data(withJSONObject: spec)
                     let t0 = Date()
-                    _ = try await client.createContainer(create)
+                    _ = try client.createContainer(create)
                     var start = Grpc_StartContainerRequest()
                     start.containerID = id
-                    _ = try await client.startContainer(start)
+                    _ = try client.startContainer(start)
                     var read = Grpc_ReadStreamRequest()
                     read.containerID = id
                     read.len = 1 << 20
-                    output = try await client.readStdout(read).data
+                    output = try client.readStdout(read).data
                     latency = Date().timeIntervalSince(t0)
                     while true {
-                        let chunk = try await client.readStdout(read).data
+                        let chunk = try client.readStdout(read).data
                         if chunk.isEmpty { break }
                         output.append(chunk)
                     }
                     var wait = Grpc_WaitProcessRequest()
                     wait.containerID = id
-                    status = try await client.waitProcess(wait).status
+                    status = try client.waitProcess(wait).status
                     var stats = Grpc_StatsContainerRequest()
                     stats.containerID = id
-                    let cgroup = try await client.statsContainer(stats).cgroupStats
+                    let cgroup = try client.statsContainer(stats).cgroupStats
                     #expect(cgroup.memoryStats.limit == 64 << 20)
                     #expect(cgroup.pidsStats.limit == 32)
                     var remove = Grpc_RemoveContainerRequest()
                     remove.containerID = id
-                    _ = try await client.removeContainer(remove)
+                    _ = try client.removeContainer(remove)
                 } catch AgentClientError.protocolViolation(let why) {
                     // The host's flaw reaches the long-running agent too: a frame whose
                     // bytes changed in the guest (shared/guest-kernel/README.md). Recorded
@@ -140,7 +140,7 @@ extension LinuxGuestTests {
                     violation = why
                     var remove = Grpc_RemoveContainerRequest()
                     remove.containerID = id
-                    _ = try? await client.removeContainer(remove)
+                    _ = try? client.removeContainer(remove)
                     continue
                 }
                 if status == 0 && output != Data(marker.utf8) {
@@ -161,14 +161,14 @@ extension LinuxGuestTests {
             // guest's PID namespace) and kata-vmm's descriptors must come back to where
             // they were.
             let endpoint = AgentEndpoint.hybridVsock(udsPath: uds, port: 1024)
-            let guestBefore = try await AgentLinuxTests.observeAgent(client, rootfs: "rootfs0")
+            let guestBefore = try AgentLinuxTests.observeAgent(client, rootfs: "rootfs0")
             let hostBefore = AgentLinuxTests.descriptorCount(vm.pid)
             let callsBegan = Date()
             var calls = 0
             while calls < 1000 {
                 do {
                     let probe = try AgentClient(connectingTo: endpoint, defaultTimeout: .seconds(60))
-                    let answer = try await probe.check()
+                    let answer = try probe.check()
                     probe.close()
                     guard answer.status == .serving else {
                         Issue.record("call \(calls): Check answered \(answer.status)")
@@ -183,10 +183,10 @@ extension LinuxGuestTests {
             let callSeconds = Date().timeIntervalSince(callsBegan)
             #expect(calls == 1000)
             // The last connections' ends reach the agent a moment after close().
-            var guestAfter = try await AgentLinuxTests.observeAgent(client, rootfs: "rootfs0")
+            var guestAfter = try AgentLinuxTests.observeAgent(client, rootfs: "rootfs0")
             for _ in 0..<5 where guestAfter != guestBefore && guestBefore != nil {
                 try await Task.sleep(for: .seconds(2))
-                guestAfter = try await AgentLinuxTests.observeAgent(client, rootfs: "rootfs0")
+                guestAfter = try AgentLinuxTests.observeAgent(client, rootfs: "rootfs0")
             }
             var hostAfter = AgentLinuxTests.descriptorCount(vm.pid)
             for _ in 0..<50 where hostAfter != hostBefore {
@@ -201,7 +201,7 @@ extension LinuxGuestTests {
                   + "\(String(describing: guestBefore)) -> \(String(describing: guestAfter)); kata-vmm fds \(hostBefore) -> \(hostAfter)")
 
             // DestroySandbox powers the VM off: kata-vmm exits on its own.
-            _ = try await client.destroySandbox()
+            _ = try client.destroySandbox()
             let exit = vm.waitForExit(timeout: 300)
             let console = vm.console
             #expect(exit == 0, "\(console.suffix(3000))")
@@ -234,7 +234,7 @@ extension LinuxGuestTests {
         /// The agent's open descriptors and threads: `ls /proc/1/fd /proc/1/task` in a
         /// container that shares the guest's PID namespace (one busybox exec). Retried only
         /// for the host's stale-page crash; nil if that crash hit every time.
-        static func observeAgent(_ client: AgentClient, rootfs: String) async throws -> AgentUsage? {
+        static func observeAgent(_ client: AgentClient, rootfs: String) throws -> AgentUsage? {
             var spec = try JSONSerialization.jsonObject(with: Self.spec()) as? [String: Any] ?? [:]
             var process = spec["process"] as? [String: Any] ?? [:]
             process["args"] = ["ls", "/proc/1/fd", "/proc/1/task"]
@@ -256,25 +256,25 @@ extension LinuxGuestTests {
                 create.containerID = id
                 create.storages = [storage]
                 create.ociSpecJson = try JSONSerialization.data(withJSONObject: spec)
-                _ = try await client.createContainer(create)
+                _ = try client.createContainer(create)
                 var start = Grpc_StartContainerRequest()
                 start.containerID = id
-                _ = try await client.startContainer(start)
+                _ = try client.startContainer(start)
                 var read = Grpc_ReadStreamRequest()
                 read.containerID = id
                 read.len = 1 << 20
                 var output = Data()
                 while true {
-                    let chunk = try await client.readStdout(read).data
+                    let chunk = try client.readStdout(read).data
                     if chunk.isEmpty { break }
                     output.append(chunk)
                 }
                 var wait = Grpc_WaitProcessRequest()
                 wait.containerID = id
-                let status = try await client.waitProcess(wait).status
+                let status = try client.waitProcess(wait).status
                 var remove = Grpc_RemoveContainerRequest()
                 remove.containerID = id
-                _ = try await client.removeContainer(remove)
+                _ = try client.removeContainer(remove)
                 if status == 0, let usage = AgentUsage(listing: String(decoding: output, as: UTF8.self)) { return usage }
                 #expect(stalePageExits.contains(status), "ls /proc/1 exited \(status): \(String(decoding: output, as: UTF8.self))")
                 print("AgentLinuxTests: observer exited \(status) (attempt \(attempt + 1); the host's stale-page flaw); retrying")

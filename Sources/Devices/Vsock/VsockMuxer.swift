@@ -1,4 +1,5 @@
 import Glibc
+import HybridVsock
 import Logging
 import Synchronization
 import VMM
@@ -288,7 +289,7 @@ final class VsockMuxer: @unchecked Sendable {
     /// The guest accepted a host-initiated connection: tell the client, start the stream.
     private func established(_ connection: VsockConnection) {
         connection.state = .established
-        let line = VsockConnectCommand.okLine(port: connection.key.localPort)
+        let line = HybridVsockLine.ok(port: connection.key.localPort)
         let result = line.withUnsafeBytes { VsockUnixSocket.send(connection.fd, [$0]) }
         guard result == .transferred(line.count) else {
             destroy(connection, reset: true)
@@ -492,7 +493,7 @@ final class VsockMuxer: @unchecked Sendable {
     private func clientReady(_ client: PendingClient) {
         locked {
             guard pendingClients[client.fd] === client else { return }
-            let (result, bytes) = VsockUnixSocket.peek(client.fd, count: VsockConnectCommand.maxLineLength - client.line.count)
+            let (result, bytes) = VsockUnixSocket.peek(client.fd, count: HybridVsockLine.maxLength - client.line.count)
             switch result {
             case .transferred:
                 let take = bytes.firstIndex(of: UInt8(ascii: "\n")).map { $0 + 1 } ?? bytes.count
@@ -501,10 +502,10 @@ final class VsockMuxer: @unchecked Sendable {
                     return
                 }
                 client.line += bytes[..<take]
-                switch VsockConnectCommand.parse(client.line) {
+                switch HybridVsockLine.parseConnect(client.line) {
                 case .incomplete: break
                 case .invalid: reject(client)
-                case .connect(let port, _): hostConnect(client, port: port)
+                case .line(let port, _): hostConnect(client, port: port)
                 }
             case .wouldBlock:
                 break

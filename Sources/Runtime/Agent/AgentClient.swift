@@ -7,14 +7,17 @@ import Synchronization
 
 /// The runtime's connection to one guest agent (ttrpc over a Unix or hybrid vsock socket).
 ///
-/// API: every RPC of `grpc.AgentService` and `grpc.Health` is one `async throws` method
-/// taking the typed request message and returning the typed response message. Calls may
-/// run concurrently from any task: each gets its own ttrpc stream id on the one
-/// connection, and a reader thread hands every response to its caller (so a blocking
-/// `readStdout` does not hold up a `signalProcess`). A call fails with
+/// API: every RPC of `grpc.AgentService` and `grpc.Health` is one synchronous throwing
+/// method taking the typed request message and returning the typed response message; the
+/// caller's thread blocks until the answer (the runtime's commands and its shim are
+/// short-lived and thread-per-stream). Calls may be in flight at once from any number of
+/// threads: each gets its own ttrpc stream id on the one connection and waits on its own
+/// `ResponseWaiter`, and one reader thread hands every response to its caller (so a
+/// blocking `readStdout` does not hold up a `signalProcess`). A call fails with
 /// `AgentClientError.rpc` carrying the agent's ttrpc status (code and message), with
 /// `.connectionClosed` once the connection is gone, or with `.timedOut` when a timeout
-/// was given and passed (the timeout also travels to the agent as `timeout_nano`).
+/// was given and passed (the timeout also travels to the agent as `timeout_nano`; a
+/// response arriving after it is dropped).
 public final class AgentClient: Sendable {
     private let channel: FrameChannel
     private let state = Mutex(State())
@@ -23,7 +26,7 @@ public final class AgentClient: Sendable {
 
     private struct State {
         var nextStream: UInt32 = 1
-        var pending: [UInt32: CheckedContinuation<Ttrpc_Response, any Error>] = [:]
+        var pending: [UInt32: ResponseWaiter] = [:]
         var closedReason: String?
     }
 
@@ -52,104 +55,104 @@ public final class AgentClient: Sendable {
 
     // MARK: grpc.Health
 
-    public func check(_ request: Grpc_CheckRequest = .init(), timeout: Duration? = nil) async throws -> Grpc_HealthCheckResponse {
-        try await call(AgentServiceName.health, "Check", request, timeout: timeout)
+    public func check(_ request: Grpc_CheckRequest = .init(), timeout: Duration? = nil) throws -> Grpc_HealthCheckResponse {
+        try call(AgentServiceName.health, "Check", request, timeout: timeout)
     }
 
-    public func version(_ request: Grpc_CheckRequest = .init(), timeout: Duration? = nil) async throws -> Grpc_VersionCheckResponse {
-        try await call(AgentServiceName.health, "Version", request, timeout: timeout)
+    public func version(_ request: Grpc_CheckRequest = .init(), timeout: Duration? = nil) throws -> Grpc_VersionCheckResponse {
+        try call(AgentServiceName.health, "Version", request, timeout: timeout)
     }
 
     // MARK: grpc.AgentService
 
-    public func createSandbox(_ request: Grpc_CreateSandboxRequest, timeout: Duration? = nil) async throws -> Grpc_Empty {
-        try await call(AgentServiceName.agent, "CreateSandbox", request, timeout: timeout)
+    public func createSandbox(_ request: Grpc_CreateSandboxRequest, timeout: Duration? = nil) throws -> Grpc_Empty {
+        try call(AgentServiceName.agent, "CreateSandbox", request, timeout: timeout)
     }
 
-    public func destroySandbox(_ request: Grpc_DestroySandboxRequest = .init(), timeout: Duration? = nil) async throws -> Grpc_Empty {
-        try await call(AgentServiceName.agent, "DestroySandbox", request, timeout: timeout)
+    public func destroySandbox(_ request: Grpc_DestroySandboxRequest = .init(), timeout: Duration? = nil) throws -> Grpc_Empty {
+        try call(AgentServiceName.agent, "DestroySandbox", request, timeout: timeout)
     }
 
-    public func createContainer(_ request: Grpc_CreateContainerRequest, timeout: Duration? = nil) async throws -> Grpc_Empty {
-        try await call(AgentServiceName.agent, "CreateContainer", request, timeout: timeout)
+    public func createContainer(_ request: Grpc_CreateContainerRequest, timeout: Duration? = nil) throws -> Grpc_Empty {
+        try call(AgentServiceName.agent, "CreateContainer", request, timeout: timeout)
     }
 
-    public func startContainer(_ request: Grpc_StartContainerRequest, timeout: Duration? = nil) async throws -> Grpc_Empty {
-        try await call(AgentServiceName.agent, "StartContainer", request, timeout: timeout)
+    public func startContainer(_ request: Grpc_StartContainerRequest, timeout: Duration? = nil) throws -> Grpc_Empty {
+        try call(AgentServiceName.agent, "StartContainer", request, timeout: timeout)
     }
 
-    public func removeContainer(_ request: Grpc_RemoveContainerRequest, timeout: Duration? = nil) async throws -> Grpc_Empty {
-        try await call(AgentServiceName.agent, "RemoveContainer", request, timeout: timeout)
+    public func removeContainer(_ request: Grpc_RemoveContainerRequest, timeout: Duration? = nil) throws -> Grpc_Empty {
+        try call(AgentServiceName.agent, "RemoveContainer", request, timeout: timeout)
     }
 
-    public func execProcess(_ request: Grpc_ExecProcessRequest, timeout: Duration? = nil) async throws -> Grpc_Empty {
-        try await call(AgentServiceName.agent, "ExecProcess", request, timeout: timeout)
+    public func execProcess(_ request: Grpc_ExecProcessRequest, timeout: Duration? = nil) throws -> Grpc_Empty {
+        try call(AgentServiceName.agent, "ExecProcess", request, timeout: timeout)
     }
 
-    public func signalProcess(_ request: Grpc_SignalProcessRequest, timeout: Duration? = nil) async throws -> Grpc_Empty {
-        try await call(AgentServiceName.agent, "SignalProcess", request, timeout: timeout)
+    public func signalProcess(_ request: Grpc_SignalProcessRequest, timeout: Duration? = nil) throws -> Grpc_Empty {
+        try call(AgentServiceName.agent, "SignalProcess", request, timeout: timeout)
     }
 
-    public func pauseContainer(_ request: Grpc_PauseContainerRequest, timeout: Duration? = nil) async throws -> Grpc_Empty {
-        try await call(AgentServiceName.agent, "PauseContainer", request, timeout: timeout)
+    public func pauseContainer(_ request: Grpc_PauseContainerRequest, timeout: Duration? = nil) throws -> Grpc_Empty {
+        try call(AgentServiceName.agent, "PauseContainer", request, timeout: timeout)
     }
 
-    public func updateContainer(_ request: Grpc_UpdateContainerRequest, timeout: Duration? = nil) async throws -> Grpc_Empty {
-        try await call(AgentServiceName.agent, "UpdateContainer", request, timeout: timeout)
+    public func updateContainer(_ request: Grpc_UpdateContainerRequest, timeout: Duration? = nil) throws -> Grpc_Empty {
+        try call(AgentServiceName.agent, "UpdateContainer", request, timeout: timeout)
     }
 
-    public func resumeContainer(_ request: Grpc_ResumeContainerRequest, timeout: Duration? = nil) async throws -> Grpc_Empty {
-        try await call(AgentServiceName.agent, "ResumeContainer", request, timeout: timeout)
+    public func resumeContainer(_ request: Grpc_ResumeContainerRequest, timeout: Duration? = nil) throws -> Grpc_Empty {
+        try call(AgentServiceName.agent, "ResumeContainer", request, timeout: timeout)
     }
 
-    public func waitProcess(_ request: Grpc_WaitProcessRequest, timeout: Duration? = nil) async throws -> Grpc_WaitProcessResponse {
-        try await call(AgentServiceName.agent, "WaitProcess", request, timeout: timeout)
+    public func waitProcess(_ request: Grpc_WaitProcessRequest, timeout: Duration? = nil) throws -> Grpc_WaitProcessResponse {
+        try call(AgentServiceName.agent, "WaitProcess", request, timeout: timeout)
     }
 
-    public func writeStdin(_ request: Grpc_WriteStreamRequest, timeout: Duration? = nil) async throws -> Grpc_WriteStreamResponse {
-        try await call(AgentServiceName.agent, "WriteStdin", request, timeout: timeout)
-    }
-
-    /// Blocks in the agent until data is available; empty `data` means end of stream.
-    public func readStdout(_ request: Grpc_ReadStreamRequest, timeout: Duration? = nil) async throws -> Grpc_ReadStreamResponse {
-        try await call(AgentServiceName.agent, "ReadStdout", request, timeout: timeout)
+    public func writeStdin(_ request: Grpc_WriteStreamRequest, timeout: Duration? = nil) throws -> Grpc_WriteStreamResponse {
+        try call(AgentServiceName.agent, "WriteStdin", request, timeout: timeout)
     }
 
     /// Blocks in the agent until data is available; empty `data` means end of stream.
-    public func readStderr(_ request: Grpc_ReadStreamRequest, timeout: Duration? = nil) async throws -> Grpc_ReadStreamResponse {
-        try await call(AgentServiceName.agent, "ReadStderr", request, timeout: timeout)
+    public func readStdout(_ request: Grpc_ReadStreamRequest, timeout: Duration? = nil) throws -> Grpc_ReadStreamResponse {
+        try call(AgentServiceName.agent, "ReadStdout", request, timeout: timeout)
     }
 
-    public func closeStdin(_ request: Grpc_CloseStdinRequest, timeout: Duration? = nil) async throws -> Grpc_Empty {
-        try await call(AgentServiceName.agent, "CloseStdin", request, timeout: timeout)
+    /// Blocks in the agent until data is available; empty `data` means end of stream.
+    public func readStderr(_ request: Grpc_ReadStreamRequest, timeout: Duration? = nil) throws -> Grpc_ReadStreamResponse {
+        try call(AgentServiceName.agent, "ReadStderr", request, timeout: timeout)
     }
 
-    public func ttyWinResize(_ request: Grpc_TtyWinResizeRequest, timeout: Duration? = nil) async throws -> Grpc_Empty {
-        try await call(AgentServiceName.agent, "TtyWinResize", request, timeout: timeout)
+    public func closeStdin(_ request: Grpc_CloseStdinRequest, timeout: Duration? = nil) throws -> Grpc_Empty {
+        try call(AgentServiceName.agent, "CloseStdin", request, timeout: timeout)
     }
 
-    public func updateInterface(_ request: Grpc_UpdateInterfaceRequest, timeout: Duration? = nil) async throws -> Grpc_Interface {
-        try await call(AgentServiceName.agent, "UpdateInterface", request, timeout: timeout)
+    public func ttyWinResize(_ request: Grpc_TtyWinResizeRequest, timeout: Duration? = nil) throws -> Grpc_Empty {
+        try call(AgentServiceName.agent, "TtyWinResize", request, timeout: timeout)
     }
 
-    public func updateRoutes(_ request: Grpc_UpdateRoutesRequest, timeout: Duration? = nil) async throws -> Grpc_Routes {
-        try await call(AgentServiceName.agent, "UpdateRoutes", request, timeout: timeout)
+    public func updateInterface(_ request: Grpc_UpdateInterfaceRequest, timeout: Duration? = nil) throws -> Grpc_Interface {
+        try call(AgentServiceName.agent, "UpdateInterface", request, timeout: timeout)
     }
 
-    public func listProcesses(_ request: Grpc_ListProcessesRequest, timeout: Duration? = nil) async throws -> Grpc_ListProcessesResponse {
-        try await call(AgentServiceName.agent, "ListProcesses", request, timeout: timeout)
+    public func updateRoutes(_ request: Grpc_UpdateRoutesRequest, timeout: Duration? = nil) throws -> Grpc_Routes {
+        try call(AgentServiceName.agent, "UpdateRoutes", request, timeout: timeout)
     }
 
-    public func statsContainer(_ request: Grpc_StatsContainerRequest, timeout: Duration? = nil) async throws -> Grpc_StatsContainerResponse {
-        try await call(AgentServiceName.agent, "StatsContainer", request, timeout: timeout)
+    public func listProcesses(_ request: Grpc_ListProcessesRequest, timeout: Duration? = nil) throws -> Grpc_ListProcessesResponse {
+        try call(AgentServiceName.agent, "ListProcesses", request, timeout: timeout)
     }
 
-    public func copyFile(_ request: Grpc_CopyFileRequest, timeout: Duration? = nil) async throws -> Grpc_Empty {
-        try await call(AgentServiceName.agent, "CopyFile", request, timeout: timeout)
+    public func statsContainer(_ request: Grpc_StatsContainerRequest, timeout: Duration? = nil) throws -> Grpc_StatsContainerResponse {
+        try call(AgentServiceName.agent, "StatsContainer", request, timeout: timeout)
     }
 
-    public func getGuestDetails(_ request: Grpc_GuestDetailsRequest = .init(), timeout: Duration? = nil) async throws -> Grpc_GuestDetailsResponse {
-        try await call(AgentServiceName.agent, "GetGuestDetails", request, timeout: timeout)
+    public func copyFile(_ request: Grpc_CopyFileRequest, timeout: Duration? = nil) throws -> Grpc_Empty {
+        try call(AgentServiceName.agent, "CopyFile", request, timeout: timeout)
+    }
+
+    public func getGuestDetails(_ request: Grpc_GuestDetailsRequest = .init(), timeout: Duration? = nil) throws -> Grpc_GuestDetailsResponse {
+        try call(AgentServiceName.agent, "GetGuestDetails", request, timeout: timeout)
     }
 
     // MARK: Generic call
@@ -159,7 +162,7 @@ public final class AgentClient: Sendable {
     /// tests and for methods an agent may add later.
     public func call<Request: SwiftProtobuf.Message, Response: SwiftProtobuf.Message>(
         _ service: String, _ method: String, _ request: Request, timeout: Duration? = nil
-    ) async throws -> Response {
+    ) throws -> Response {
         let limit = timeout ?? defaultTimeout
         var envelope = Ttrpc_Request()
         envelope.service = service
@@ -170,38 +173,21 @@ public final class AgentClient: Sendable {
             envelope.timeoutNano = seconds * 1_000_000_000 + attoseconds / 1_000_000_000
         }
         let bytes: [UInt8] = try envelope.serializedBytes()
+        let waiter = ResponseWaiter()
         let stream = try state.withLock { state throws(AgentClientError) -> UInt32 in
             if let reason = state.closedReason { throw .connectionClosed(reason) }
             let id = state.nextStream
             state.nextStream &+= 2
+            state.pending[id] = waiter
             return id
         }
-
-        let timer: Task<Void, Never>? = limit.map { limit in
-            Task { [weak self] in
-                try? await Task.sleep(for: limit)
-                guard !Task.isCancelled else { return }
-                self?.fail(stream: stream, with: .timedOut(method: "\(service)/\(method)"))
-            }
+        let deadline = limit.map(ResponseWaiter.deadline(after:))
+        do {
+            try channel.writeFrame(TTRPCFrame(streamID: stream, type: .request, payload: bytes))
+        } catch {
+            fail(stream: stream, with: .connectionClosed("\(error)"))
         }
-        defer { timer?.cancel() }
-
-        let response: Ttrpc_Response = try await withCheckedThrowingContinuation { continuation in
-            let registered = state.withLock { state -> String? in
-                if let reason = state.closedReason { return reason }
-                state.pending[stream] = continuation
-                return nil
-            }
-            if let reason = registered {
-                continuation.resume(throwing: AgentClientError.connectionClosed(reason))
-                return
-            }
-            do {
-                try channel.writeFrame(TTRPCFrame(streamID: stream, type: .request, payload: bytes))
-            } catch {
-                fail(stream: stream, with: .connectionClosed("\(error)"))
-            }
-        }
+        let response = try waitForOutcome(of: waiter, stream: stream, until: deadline, method: "\(service)/\(method)").get()
         if response.hasStatus && response.status.code != 0 {
             throw AgentClientError.rpc(RPCError(code: response.status.code, message: response.status.message))
         }
@@ -212,19 +198,29 @@ public final class AgentClient: Sendable {
         }
     }
 
+    /// Blocks until `waiter` is resolved or `deadline` passes. A call that times out takes
+    /// its pending entry away, so that a late response finds no one and is dropped; when
+    /// the reader took it first, its outcome is on the way and is the call's.
+    private func waitForOutcome(of waiter: ResponseWaiter, stream: UInt32, until deadline: timespec?, method: String) -> ResponseWaiter.Outcome {
+        if let outcome = waiter.wait(until: deadline) { return outcome }
+        let stillPending = state.withLock { $0.pending.removeValue(forKey: stream) } != nil
+        if stillPending { return .failure(.timedOut(method: method)) }
+        return waiter.wait(until: nil)!
+    }
+
     private func fail(stream: UInt32, with error: AgentClientError) {
-        let continuation = state.withLock { $0.pending.removeValue(forKey: stream) }
-        continuation?.resume(throwing: error)
+        let waiter = state.withLock { $0.pending.removeValue(forKey: stream) }
+        waiter?.resolve(.failure(error))
     }
 
     fileprivate func deliver(_ frame: TTRPCFrame) {
         guard frame.type == TTRPCFrame.MessageType.response.rawValue else { return }
-        let continuation = state.withLock { $0.pending.removeValue(forKey: frame.streamID) }
-        guard let continuation else { return }  // timed out already, or an unknown stream
+        let waiter = state.withLock { $0.pending.removeValue(forKey: frame.streamID) }
+        guard let waiter else { return }  // timed out already, or an unknown stream
         do {
-            continuation.resume(returning: try Ttrpc_Response(serializedBytes: frame.payload))
+            waiter.resolve(.success(try Ttrpc_Response(serializedBytes: frame.payload)))
         } catch {
-            continuation.resume(throwing: AgentClientError.protocolViolation("undecodable ttrpc response: \(error) (\(undecodable(frame.payload)))"))
+            waiter.resolve(.failure(.protocolViolation("undecodable ttrpc response: \(error) (\(undecodable(frame.payload)))")))
         }
     }
 
@@ -233,13 +229,13 @@ public final class AgentClient: Sendable {
     }
 
     fileprivate func connectionEnded(_ reason: String) {
-        let pending = state.withLock { state -> [CheckedContinuation<Ttrpc_Response, any Error>] in
+        let pending = state.withLock { state -> [ResponseWaiter] in
             state.closedReason = state.closedReason ?? reason
             let all = Array(state.pending.values)
             state.pending.removeAll()
             return all
         }
-        for continuation in pending { continuation.resume(throwing: AgentClientError.connectionClosed(reason)) }
+        for waiter in pending { waiter.resolve(.failure(.connectionClosed(reason))) }
     }
 
     fileprivate var frameChannel: FrameChannel { channel }
@@ -247,6 +243,8 @@ public final class AgentClient: Sendable {
 
 /// The thread that reads response frames for one `AgentClient`. It holds the client
 /// weakly (so that dropping the client closes the connection) and the channel strongly.
+// @unchecked: its two stored properties are set in init and only read after; `client` is
+// a weak reference, which Swift loads and clears atomically.
 private final class ResponseReader: @unchecked Sendable {
     weak var client: AgentClient?
     let channel: FrameChannel

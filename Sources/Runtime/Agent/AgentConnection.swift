@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import AgentProtocol
+import HybridVsock
 
 /// How the runtime reaches a guest agent: a Unix socket it serves directly (host tests),
 /// or a hybrid vsock socket of the VMM (Firecracker's: connect to the UDS, send
@@ -53,25 +54,26 @@ public enum AgentEndpoint: Sendable, Equatable {
         return fd
     }
 
-    /// Firecracker's hybrid vsock handshake; reads the reply one byte at a time so that no
-    /// byte of the agent's stream is consumed. The reply line is bounded (64 bytes).
+    /// Firecracker's hybrid vsock handshake (the lines are `HybridVsockLine`'s); reads the
+    /// reply one byte at a time so that no byte of the agent's stream is consumed.
     static func handshake(fd: Int32, port: UInt32) throws(AgentClientError) {
-        let request = Array("CONNECT \(port)\n".utf8)
+        let request = HybridVsockLine.connect(port: port)
         let sent = request.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
         guard sent == request.count else { throw .system(errno: errno, operation: "send(CONNECT)") }
         var line: [UInt8] = []
         var byte: UInt8 = 0
-        while line.count < 64 {
+        while line.count < HybridVsockLine.maxLength {
             let n = read(fd, &byte, 1)
             if n < 0 && errno == EINTR { continue }
             guard n == 1 else { throw .connectionClosed("hybrid vsock: no reply to CONNECT \(port)") }
+            line.append(byte)
             if byte == UInt8(ascii: "\n") {
-                let text = String(decoding: line, as: UTF8.self)
-                guard text.hasPrefix("OK ") else { throw .connectionClosed("hybrid vsock: \(text)") }
+                guard case .line = HybridVsockLine.parseOK(line) else {
+                    throw .connectionClosed("hybrid vsock: \(String(decoding: line.dropLast(), as: UTF8.self))")
+                }
                 return
             }
-            line.append(byte)
         }
-        throw .protocolViolation("hybrid vsock: reply line longer than 64 bytes")
+        throw .protocolViolation("hybrid vsock: reply line longer than \(HybridVsockLine.maxLength) bytes")
     }
 }

@@ -120,7 +120,7 @@ public struct ContainerLifecycle {
             storage.mountPoint = guestRoot
             request.storages = [storage]
         }
-        try session.call("CreateContainer") { [request] client in try await client.createContainer(request) }
+        try session.call("CreateContainer") { client in try client.createContainer(request) }
 
         // The init process shim: the pid the caller sees.
         guard mkfifo(record.startFifoPath, 0o600) == 0 else { throw SystemError("mkfifo \(record.startFifoPath)") }
@@ -157,7 +157,7 @@ public struct ContainerLifecycle {
         request.dirMode = 0o755
         request.offset = 0
         request.data = data
-        try session.call("CopyFile \(file.hostPath)") { [request] client in try await client.copyFile(request) }
+        try session.call("CopyFile \(file.hostPath)") { client in try client.copyFile(request) }
     }
 
     static func writePidFile(_ path: String, pid: Int32) throws {
@@ -248,7 +248,7 @@ public struct ContainerLifecycle {
             defer { session.close() }
             var request = Grpc_StartContainerRequest()
             request.containerID = id
-            try session.call("StartContainer") { [request] client in try await client.startContainer(request) }
+            try session.call("StartContainer") { client in try client.startContainer(request) }
             try releaseInitShim(record)
             record.status = .running
             try store.save(record)
@@ -296,7 +296,7 @@ public struct ContainerLifecycle {
                 request.containerID = id
                 request.signal = UInt32(signal)
                 request.all = all
-                try session.call("SignalProcess") { [request] client in try await client.signalProcess(request) }
+                try session.call("SignalProcess") { client in try client.signalProcess(request) }
                 if status == .created && (signal == SIGKILL || signal == SIGTERM), let shim = record.initProcess, shim.isAlive {
                     // Not started yet: the shim waits on the start fifo, not on the process.
                     Glibc.kill(shim.pid, SIGKILL)
@@ -341,11 +341,11 @@ public struct ContainerLifecycle {
         if frozen {
             var request = Grpc_PauseContainerRequest()
             request.containerID = record.id
-            try session.call("PauseContainer") { [request] client in try await client.pauseContainer(request) }
+            try session.call("PauseContainer") { client in try client.pauseContainer(request) }
         } else {
             var request = Grpc_ResumeContainerRequest()
             request.containerID = record.id
-            try session.call("ResumeContainer") { [request] client in try await client.resumeContainer(request) }
+            try session.call("ResumeContainer") { client in try client.resumeContainer(request) }
         }
     }
 
@@ -363,7 +363,7 @@ public struct ContainerLifecycle {
             var request = Grpc_UpdateContainerRequest()
             request.containerID = id
             request.resourcesJson = try resources.encoded()
-            try session.call("UpdateContainer") { [request] client in try await client.updateContainer(request) }
+            try session.call("UpdateContainer") { client in try client.updateContainer(request) }
         }
     }
 
@@ -399,7 +399,7 @@ public struct ContainerLifecycle {
                 var request = Grpc_RemoveContainerRequest()
                 request.containerID = record.id
                 request.timeout = 5
-                _ = try? session.call("RemoveContainer") { [request] client in try await client.removeContainer(request) }
+                _ = try? session.call("RemoveContainer") { client in try client.removeContainer(request) }
                 session.close()
             }
         }
@@ -481,7 +481,7 @@ public struct ContainerLifecycle {
             request.containerID = id
             request.execID = execId
             request.processJson = try GuestSpec.guestProcess(options.process)
-            try session.call("ExecProcess") { [request] client in try await client.execProcess(request) }
+            try session.call("ExecProcess") { client in try client.execProcess(request) }
             let shim = try startShim(record, execId: execId, terminal: options.terminal, consoleSocket: options.consoleSocket,
                                      stdio: options.stdio, startFifo: nil, consoleSize: nil)
             record.execProcesses[execId] = shim
@@ -507,6 +507,6 @@ public struct ContainerLifecycle {
         var request = Grpc_ListProcessesRequest()
         request.containerID = id
         request.format = format
-        return try session.call("ListProcesses") { [request] client in try await client.listProcesses(request).processList }
+        return try session.call("ListProcesses") { client in try client.listProcesses(request).processList }
     }
 }

@@ -5,7 +5,7 @@ import Glibc
 /// The runtime's synchronous view of one agent connection: the calls the lifecycle
 /// commands, the monitor and the process shim make, each with a timeout, errors that say
 /// which call failed.
-public final class AgentSession {
+public final class AgentSession: Sendable {
     public let client: AgentClient
     public let endpoint: AgentEndpoint
 
@@ -33,7 +33,7 @@ public final class AgentSession {
             if let reason = stillWorthWaiting() { throw RuntimeError("the sandbox VM stopped before its agent answered: \(reason)") }
             do {
                 let session = try AgentSession(endpoint: endpoint, timeout: .seconds(30))
-                _ = try session.call("Check") { try await $0.check(timeout: .seconds(5)) }
+                _ = try session.call("Check") { try $0.check(timeout: .seconds(5)) }
                 return session
             } catch {
                 lastError = "\(error)"
@@ -46,10 +46,9 @@ public final class AgentSession {
     /// One call, with its name in the error message. Timeouts are the client's (per call
     /// or the session's default): the agent is told too and gives up on its side.
     @discardableResult
-    public func call<T>(_ name: String, _ body: @escaping @Sendable (AgentClient) async throws -> T) throws -> T {
-        let client = self.client
+    public func call<T>(_ name: String, _ body: (AgentClient) throws -> T) throws -> T {
         do {
-            return try Blocking.run { try await body(client) }
+            return try body(client)
         } catch {
             throw RuntimeError("agent \(name): \(error)")
         }

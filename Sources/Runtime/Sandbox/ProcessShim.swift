@@ -57,7 +57,7 @@ public struct ProcessShim {
             request.containerID = cid
             request.execID = eid
             request.len = length
-            return try session.call("ReadStdout") { [request] client in try await client.readStdout(request).data }
+            return try session.call("ReadStdout") { client in try client.readStdout(request).data }
         }
         if !terminal {
             pump(into: STDERR_FILENO, group: outputDone) { length in
@@ -65,7 +65,7 @@ public struct ProcessShim {
                 request.containerID = cid
                 request.execID = eid
                 request.len = length
-                return try session.call("ReadStderr") { [request] client in try await client.readStderr(request).data }
+                return try session.call("ReadStderr") { client in try client.readStderr(request).data }
             }
         }
         let stdinThread = Thread {
@@ -78,13 +78,13 @@ public struct ProcessShim {
                 request.containerID = cid
                 request.execID = eid
                 request.data = Data(buffer[0..<count])
-                guard (try? session.call("WriteStdin") { [request] client in try await client.writeStdin(request) }) != nil else { return }
+                guard (try? session.call("WriteStdin") { client in try client.writeStdin(request) }) != nil else { return }
             }
             guard !self.terminal else { return }
             var request = Grpc_CloseStdinRequest()
             request.containerID = cid
             request.execID = eid
-            _ = try? session.call("CloseStdin") { [request] client in try await client.closeStdin(request) }
+            _ = try? session.call("CloseStdin") { client in try client.closeStdin(request) }
         }
         stdinThread.start()
         if terminal { followWindowSize(session: session) }
@@ -94,7 +94,7 @@ public struct ProcessShim {
             var request = Grpc_WaitProcessRequest()
             request.containerID = cid
             request.execID = eid
-            status = try session.call("WaitProcess") { [request] client in try await client.waitProcess(request).status }
+            status = try session.call("WaitProcess") { client in try client.waitProcess(request).status }
         } catch {
             log("\(error)")
         }
@@ -120,7 +120,7 @@ public struct ProcessShim {
                     request.execID = eid
                     request.row = UInt32(size.ws_row)
                     request.column = UInt32(size.ws_col)
-                    if (try? session.call("TtyWinResize") { [request] client in try await client.ttyWinResize(request) }) != nil {
+                    if (try? session.call("TtyWinResize") { client in try client.ttyWinResize(request) }) != nil {
                         last = (size.ws_row, size.ws_col)
                     }
                 }

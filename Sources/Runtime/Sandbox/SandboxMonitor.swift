@@ -142,13 +142,13 @@ public struct SandboxMonitor {
         var request = Grpc_CreateSandboxRequest()
         request.hostname = spec.hostname ?? ""
         request.sandboxID = id
-        try session.call("CreateSandbox") { [request] client in try await client.createSandbox(request) }
+        try session.call("CreateSandbox") { client in try client.createSandbox(request) }
         guard config.agent.debugAgentSocket == nil else { return }
         let plan = NetworkPlan.load(from: record.stateDir)
         for (index, interface) in plan.enumerated() {
             var update = Grpc_UpdateInterfaceRequest()
             update.interface = interface.agentInterface(guestDevice: "eth\(index)")
-            try session.call("UpdateInterface") { [update] client in try await client.updateInterface(update) }
+            try session.call("UpdateInterface") { client in try client.updateInterface(update) }
         }
         let routes = plan.flatMap { $0.routes }
         if !routes.isEmpty {
@@ -156,7 +156,7 @@ public struct SandboxMonitor {
             var list = Grpc_Routes()
             list.routes = routes
             update.routes = list
-            try session.call("UpdateRoutes") { [update] client in try await client.updateRoutes(update) }
+            try session.call("UpdateRoutes") { client in try client.updateRoutes(update) }
         }
     }
 }
