@@ -53,7 +53,9 @@ let package = Package(
         // (block, net, vsock, rng).
         .target(
             name: "Devices",
-            dependencies: ["VMM", "CLinux", "LinuxSupport", "HybridVsock", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["VMM", "CLinux", "LinuxSupport", "HybridVsock", .product(name: "Logging", package: "swift-log")],
+            // The block device's asynchronous engine (io_submit); the static agent must not link it.
+            linkerSettings: [.linkedLibrary("aio")]
         ),
         // Checks on what the host's callers hand us: files read whole (size, regular file),
         // JSON documents (duplicate keys, NUL characters).
@@ -90,7 +92,7 @@ let package = Package(
         // Network/, System/ (PID 1 duties, logging, threads).
         .target(
             name: "AgentCore",
-            dependencies: ["AgentProtocol", "CAgentSpawn", "OCI", "LinuxSupport"],
+            dependencies: ["AgentProtocol", "CAgentSpawn", "CLinux", "OCI", "LinuxSupport"],
             path: "guest/agent-core"
         ),
         // The guest agent: PID 1 inside every sandbox VM (main.swift only). guest/build-initramfs.sh
@@ -125,6 +127,7 @@ let package = Package(
                 "Runtime",
                 "OCI",
                 "HostInput",
+                "LinuxSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -134,6 +137,7 @@ let package = Package(
             dependencies: [
                 "Machine",
                 "HostInput",
+                "LinuxSupport",
                 "API",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -141,7 +145,7 @@ let package = Package(
         ),
         // Measurements beside QEMU (and runc): start, boot, memory, creation rate, device
         // throughput, container start; the runner, the report, its tables and charts.
-        .target(name: "Bench"),
+        .target(name: "Bench", dependencies: ["LinuxSupport"]),
         .executableTarget(
             name: "kata-bench",
             dependencies: ["Bench", .product(name: "ArgumentParser", package: "swift-argument-parser")]
@@ -151,6 +155,7 @@ let package = Package(
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "HostInputTests", dependencies: ["HostInput"]),
         .testTarget(name: "OCITests", dependencies: ["OCI"]),
+        .testTarget(name: "LinuxSupportTests", dependencies: ["LinuxSupport"]),
         // The agent's container, process and cgroup plans on the host, without a VM.
         .testTarget(name: "AgentCoreTests", dependencies: ["AgentCore", "AgentProtocol", "OCI"]),
         .testTarget(name: "VMMTests", dependencies: ["VMM", "CKVM", "CLinux", "LinuxSupport", "TestSupport"]),

@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import LinuxSupport
 
 /// Device-model throughput in a real Linux guest (guest/bench-guest/init.c as its only
 /// program): virtio-blk 4 KiB random reads and 1 MiB sequential writes, and a vsock stream
@@ -140,11 +141,8 @@ final class VsockStreamSink: @unchecked Sendable {
         unlink(path)
         fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw BenchError("socket: \(String(cString: strerror(errno)))") }
-        guard var address = UnixSocketAddress.make(path) else { throw BenchError("socket path too long: \(path)") }
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard bound == 0, listen(fd, 1) == 0 else { throw BenchError("cannot listen on \(path): \(String(cString: strerror(errno)))") }
+        guard let address = UnixSocketAddress(path) else { throw BenchError("socket path too long: \(path)") }
+        guard address.bind(fd) == 0, listen(fd, 1) == 0 else { throw BenchError("cannot listen on \(path): \(String(cString: strerror(errno)))") }
         Thread { [self] in self.serve() }.start()
     }
 

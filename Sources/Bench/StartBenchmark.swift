@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import LinuxSupport
 
 /// VMM start as Firecracker specifies it: exec of the VMM to its API socket accepting a
 /// connection, in wall time and the CPU time the process used until then (Firecracker's
@@ -53,10 +54,8 @@ public struct StartBenchmark {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { return false }
         defer { close(fd) }
-        guard var address = UnixSocketAddress.make(path) else { return false }
-        return withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        } == 0
+        guard let address = UnixSocketAddress(path) else { return false }
+        return address.connect(fd) == 0
     }
 
     /// Sum of the first field (ns on CPU) of every thread's schedstat; nil if unreadable.

@@ -5,6 +5,7 @@ import Glibc
 import HostInput
 import Logging
 import Machine
+import LinuxSupport
 
 /// `kata-vmm`: boots one kernel in a microVM and exits with a code that says how the
 /// guest ended (see README.md, "Exit codes").
@@ -188,10 +189,7 @@ struct KataVMM: ParsableCommand {
 
         // SIGINT/SIGTERM/SIGHUP stop the VM cleanly; they are taken by sigwait on a thread
         // of their own, so they are blocked everywhere else (threads inherit the mask).
-        var stopSignals = sigset_t()
-        sigemptyset(&stopSignals)
-        for signal in [SIGINT, SIGTERM, SIGHUP] { sigaddset(&stopSignals, signal) }
-        pthread_sigmask(SIG_BLOCK, &stopSignals, nil)
+        let stopSignals = SignalWaiter.block([SIGINT, SIGTERM, SIGHUP])
 
         // Flags, config file and API all produce one VmConfig, owned by the controller.
         let controller = VmController(identity: .init(instanceId: id, vmmVersion: Self.version), logger: logger)
@@ -210,7 +208,7 @@ struct KataVMM: ParsableCommand {
             FileHandleStderr.write("kata-vmm: error: \(error)\n")
             throw ExitCode(VmExitReason.vmmError("").exitCode)
         }
-        SignalWaiter.start(signals: stopSignals) { signal in controller.stop(.signal(signal)) }
+        try stopSignals.handOff { signal in controller.stop(.signal(signal)) }
 
         let reason = controller.waitForExit()
         controller.shutdown()
@@ -231,26 +229,3 @@ enum FileHandleStderr {
     }
 }
 
-/// A thread that waits for the blocked stop signals and hands each to `handler`.
-enum SignalWaiter {
-    static func start(signals: sigset_t, handler: @escaping @Sendable (Int32) -> Void) {
-        final class Context {
-            var signals: sigset_t
-            let handler: @Sendable (Int32) -> Void
-            init(signals: sigset_t, handler: @escaping @Sendable (Int32) -> Void) {
-                self.signals = signals
-                self.handler = handler
-            }
-        }
-        let context = Unmanaged.passRetained(Context(signals: signals, handler: handler))
-        var thread = pthread_t()
-        pthread_create(&thread, nil, { arg in
-            let context = Unmanaged<Context>.fromOpaque(arg!).takeUnretainedValue()
-            while true {
-                var signal: Int32 = 0
-                if sigwait(&context.signals, &signal) == 0 { context.handler(signal) }
-            }
-        }, context.toOpaque())
-        pthread_detach(thread)
-    }
-}

@@ -1,4 +1,5 @@
 import Foundation
+import LinuxSupport
 import Glibc
 @testable import Runtime
 import TestSupport
@@ -77,7 +78,7 @@ import Testing
         let lifecycle = ContainerLifecycle(context: RuntimeContext(store: store, config: RuntimeConfiguration(),
                                                                    executable: "/bin/false", globalArguments: [],
                                                                    warn: { _ in }, debug: { _ in }))
-        try StateStore.makeDirectories(store.directory(of: "ghost"), mode: 0o711)  // a half-made create: no state.json
+        try makeDirectories(store.directory(of: "ghost"), mode: 0o711)  // a half-made create: no state.json
         try lifecycle.delete(id: "ghost", force: true)
         #expect(!FileManager.default.fileExists(atPath: store.directory(of: "ghost")))
         #expect(FileManager.default.fileExists(atPath: path + "/owner"))

@@ -34,6 +34,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/uio.h>
+#include <linux/vm_sockets.h>
 
 // Every pointer passed to or returned by these wrappers is non-null.
 #pragma clang assume_nonnull begin

@@ -1,6 +1,7 @@
 import CLinux
 import Glibc
 import VMM
+import LinuxSupport
 
 /// Why the hybrid vsock backend could not be set up.
 public enum VsockError: Error, CustomStringConvertible, Equatable {
@@ -23,20 +24,10 @@ public enum VsockError: Error, CustomStringConvertible, Equatable {
 /// The few Unix-socket system calls the hybrid vsock backend makes: every socket is
 /// non-blocking and close-on-exec, every send suppresses SIGPIPE.
 enum VsockUnixSocket {
-    /// sun_path holds 108 bytes including the terminating NUL.
-    static let maxPathLength = MemoryLayout.size(ofValue: sockaddr_un().sun_path) - 1
+    static let maxPathLength = UnixSocketAddress.maxPathLength
 
-    static func address(_ path: String) throws -> sockaddr_un {
-        let bytes = Array(path.utf8)
-        guard !bytes.isEmpty, bytes.count <= maxPathLength else {
-            throw VsockError.pathTooLong(path, limit: maxPathLength)
-        }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            for (i, byte) in bytes.enumerated() { raw[i] = byte }
-            raw[bytes.count] = 0
-        }
+    static func address(_ path: String) throws -> UnixSocketAddress {
+        guard let address = UnixSocketAddress(path) else { throw VsockError.pathTooLong(path, limit: maxPathLength) }
         return address
     }
 
@@ -46,7 +37,7 @@ enum VsockUnixSocket {
 
     /// Binds and listens on `path`, replacing a stale socket file (never another kind of file).
     static func listen(path: String, backlog: Int32) throws -> Int32 {
-        var address = try address(path)
+        let address = try address(path)
         var st = stat()
         if lstat(path, &st) == 0 {
             guard st.st_mode & S_IFMT == S_IFSOCK else { throw VsockError.pathInUse(path) }
@@ -54,10 +45,7 @@ enum VsockUnixSocket {
         }
         let fd = newSocket()
         guard fd >= 0 else { throw VsockError.system("socket(AF_UNIX)", errno: errno) }
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        if bound < 0 {
+        if address.bind(fd) < 0 {
             let err = errno
             Glibc.close(fd)
             throw VsockError.system("bind \(path)", errno: err)
@@ -74,13 +62,10 @@ enum VsockUnixSocket {
     /// Connects to `path` without blocking (a Unix stream connect either completes at once
     /// or fails, e.g. EAGAIN when the listener's backlog is full). Nil on failure.
     static func connect(path: String) -> Int32? {
-        guard var address = try? address(path) else { return nil }
+        guard let address = try? address(path) else { return nil }
         let fd = newSocket()
         guard fd >= 0 else { return nil }
-        let rc = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        if rc < 0 {
+        if address.connect(fd) < 0 {
             Glibc.close(fd)
             return nil
         }

@@ -4,6 +4,7 @@ import Glibc
 import AgentProtocol
 import SwiftProtobuf
 import Synchronization
+import LinuxSupport
 
 /// The runtime's connection to one guest agent (ttrpc over a Unix or hybrid vsock socket).
 ///
@@ -255,18 +256,10 @@ private final class ResponseReader: @unchecked Sendable {
     }
 
     func start() {
-        let box = Unmanaged.passRetained(self).toOpaque()
-        var thread = pthread_t()
-        let result = pthread_create(&thread, nil, { raw in
-            let reader = Unmanaged<ResponseReader>.fromOpaque(raw!).takeRetainedValue()
-            reader.run()
-            return nil
-        }, box)
-        if result == 0 {
-            pthread_detach(thread)
-        } else {
-            Unmanaged<ResponseReader>.fromOpaque(box).release()
-            client?.connectionEnded("cannot start the reader thread (error \(result))")
+        do {
+            try PosixThread.start(detached: true, stackSize: 256 << 10) { [self] in run() }
+        } catch {
+            client?.connectionEnded("cannot start the reader thread (\(error))")
         }
     }
 

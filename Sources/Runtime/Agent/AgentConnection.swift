@@ -3,6 +3,7 @@ import Glibc
 #endif
 import AgentProtocol
 import HybridVsock
+import LinuxSupport
 
 /// How the runtime reaches a guest agent: a Unix socket it serves directly (host tests),
 /// or a hybrid vsock socket of the VMM (Firecracker's: connect to the UDS, send
@@ -29,24 +30,12 @@ public enum AgentEndpoint: Sendable, Equatable {
     }
 
     static func connectUnix(_ path: String) throws(AgentClientError) -> Int32 {
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
+        guard let address = UnixSocketAddress(path) else {
             throw .connectionClosed("socket path too long: \(path)")
-        }
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            raw.copyBytes(from: bytes)
-            raw[bytes.count] = 0
         }
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw .system(errno: errno, operation: "socket(AF_UNIX)") }
-        let result = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-            }
-        }
-        if result != 0 {
+        if address.connect(fd) != 0 {
             let error = errno
             close(fd)
             throw .connectionClosed("connect(\(path)): \(String(cString: strerror(error)))")

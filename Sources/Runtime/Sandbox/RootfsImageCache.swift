@@ -36,7 +36,7 @@ public struct RootfsImageCache: Sendable {
     /// Stores a copy of `image` (just made from the tree of `fingerprint`), then evicts.
     /// Temporaries left by a runtime killed while storing are removed first.
     public func store(_ image: String, for fingerprint: RootfsFingerprint) throws {
-        try StateStore.makeDirectories(directory, mode: 0o700)
+        try makeDirectories(directory, mode: 0o700)
         removeAbandonedTemporaries()
         try AtomicFile.replace(imagePath(fingerprint)) { fd, temporary in
             try SparseFileCopy.copy(from: image, into: fd, named: temporary)

@@ -4,6 +4,7 @@ import Glibc
 import Logging
 import Machine
 import OCI
+import LinuxSupport
 
 /// The per-sandbox monitor: a daemon (`kata-runtime` re-executed, own session) that hosts
 /// the microVM in-process, waits for the guest agent, prepares the sandbox (hostname,
@@ -28,10 +29,7 @@ public struct SandboxMonitor {
     /// away before confirming, the monitor exits at once, whatever it is doing (booting
     /// included): the VM is this process's, and goes with it.
     public func run(readyFd: Int32, creatorFd: Int32 = CreatorLink.monitorFd) -> Int32 {
-        var stopSignals = sigset_t()
-        sigemptyset(&stopSignals)
-        for signal in [SIGTERM, SIGINT, SIGHUP] { sigaddset(&stopSignals, signal) }
-        pthread_sigmask(SIG_BLOCK, &stopSignals, nil)
+        let stopSignals = SignalWaiter.block([SIGTERM, SIGINT, SIGHUP])
         signal(SIGPIPE, SIG_IGN)
         CreatorLink.watch(creatorFd, logger: logger) { _exit(1) }
 
@@ -80,10 +78,11 @@ public struct SandboxMonitor {
             for shim in [record.initProcess].compactMap({ $0 }) where shim.isAlive { kill(shim.pid, SIGKILL) }
         }
         if let vm {
-            let stopper = SignalStopper(signals: stopSignals) { signal in
-                vm.stop(.signal(signal))
+            do {
+                try stopSignals.handOff { signal in vm.stop(.signal(signal)) }
+            } catch {
+                logger.error("sandbox \(id): no thread for the stop signals: \(error)")
             }
-            stopper.start()
             StateWatcher.start(every: 2, isOrphaned: orphaned) {
                 logger.warning("sandbox \(id): its state was removed without delete; stopping")
                 vm.stop(.signal(SIGTERM))
@@ -98,8 +97,7 @@ public struct SandboxMonitor {
             logger.warning("sandbox \(id): its state was removed without delete; stopping")
             kill(getpid(), SIGTERM)
         }
-        var signal: Int32 = 0
-        sigwait(&stopSignals, &signal)
+        let signal = stopSignals.next()
         logger.info("sandbox \(id): stopped by signal \(signal)")
         if orphaned() { reapShims() }
         return 0
@@ -164,31 +162,10 @@ public struct SandboxMonitor {
 /// A thread that checks, every few seconds, whether the sandbox's state still exists.
 enum StateWatcher {
     static func start(every seconds: UInt32, isOrphaned: @escaping () -> Bool, then stop: @escaping () -> Void) {
-        let thread = Thread {
+        // Without the thread the sandbox still stops with delete; it only loses this check.
+        _ = try? PosixThread.start(detached: true, stackSize: 256 << 10) {
             while !isOrphaned() { sleep(seconds) }
             stop()
         }
-        thread.start()
-    }
-}
-
-/// A thread that takes blocked stop signals with sigwait and hands each to a handler.
-final class SignalStopper: @unchecked Sendable {
-    var signals: sigset_t
-    let handler: (Int32) -> Void
-
-    init(signals: sigset_t, handler: @escaping (Int32) -> Void) {
-        self.signals = signals
-        self.handler = handler
-    }
-
-    func start() {
-        let thread = Thread { [self] in
-            while true {
-                var signal: Int32 = 0
-                if sigwait(&self.signals, &signal) == 0 { self.handler(signal) }
-            }
-        }
-        thread.start()
     }
 }

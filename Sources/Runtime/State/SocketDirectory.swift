@@ -26,7 +26,7 @@ public struct SocketDirectory: Sendable {
 
     /// Makes the directory ours, or says why it cannot be.
     public func claim() throws {
-        try StateStore.makeDirectories(base, mode: 0o700)
+        try makeDirectories(base, mode: 0o700)
         try Self.checkPrivate(base, what: "socket base directory", allowGroupAndOtherRead: true)
         try withBaseLock {
             if mkdir(path, 0o700) != 0 {

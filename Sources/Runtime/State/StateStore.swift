@@ -47,7 +47,7 @@ public struct StateStore: Sendable {
     /// Makes the container's directory; fails if the id is taken.
     public func createDirectory(for id: String) throws -> String {
         try Self.validate(id: id)
-        try Self.makeDirectories(root, mode: 0o711)
+        try makeDirectories(root, mode: 0o711)
         let dir = directory(of: id)
         if mkdir(dir, 0o711) != 0 {
             if errno == EEXIST { throw RuntimeError("container with id exists: \(id)") }
@@ -109,14 +109,6 @@ public struct StateStore: Sendable {
         unlink(record.stateDir + "/state.json")
         try? FileManager.default.removeItem(atPath: record.stateDir)
         try? AtomicFile.syncDirectory(containing: record.stateDir)
-    }
-
-    static func makeDirectories(_ path: String, mode: mode_t) throws {
-        var current = ""
-        for component in path.split(separator: "/") {
-            current += "/" + component
-            if mkdir(current, mode) != 0 && errno != EEXIST { throw SystemError("mkdir \(current)") }
-        }
     }
 
     /// The status a caller should see: the recorded one, corrected by whether the

@@ -23,43 +23,29 @@ public final class UnixSocket {
         return result
     }
 
-    static func address(_ path: String) throws -> sockaddr_un {
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        let capacity = MemoryLayout.size(ofValue: address.sun_path)
-        guard !bytes.isEmpty, bytes.count < capacity else {
-            throw RuntimeError("socket path \(path): \(bytes.count) bytes, longer than the \(capacity - 1) a Unix socket allows")
-        }
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            raw.copyBytes(from: bytes)
-            raw[bytes.count] = 0
+    static func address(_ path: String) throws -> UnixSocketAddress {
+        guard let address = UnixSocketAddress(path) else {
+            throw RuntimeError("socket path \(path): \(path.utf8.count) bytes, longer than the \(UnixSocketAddress.maxPathLength) a Unix socket allows")
         }
         return address
     }
 
     public static func connect(to path: String) throws -> UnixSocket {
-        var address = try address(path)
+        let address = try address(path)
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw SystemError("socket") }
         let socket = UnixSocket(fd: fd)
-        let result = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard result == 0 else { throw SystemError("connect \(path)") }
+        guard address.connect(fd) == 0 else { throw SystemError("connect \(path)") }
         return socket
     }
 
     public static func listen(at path: String, backlog: Int32 = 16) throws -> UnixSocket {
-        var address = try address(path)
+        let address = try address(path)
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw SystemError("socket") }
         let socket = UnixSocket(fd: fd)
         unlink(path)
-        let result = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard result == 0 else { throw SystemError("bind \(path)") }
+        guard address.bind(fd) == 0 else { throw SystemError("bind \(path)") }
         guard Glibc.listen(fd, backlog) == 0 else { throw SystemError("listen \(path)") }
         return socket
     }

@@ -13,7 +13,7 @@ public final class VcpuRunner: @unchecked Sendable {
     let mmio: Bus
     let lifecycle: VmLifecycle
     let logger: Logger
-    private var thread: pthread_t?
+    private var thread: PosixThread?
     /// Exit counters (written by this vCPU's thread only, read by the metrics writer).
     public let exits = VcpuExitCounters()
     /// Called on the first entry of vCPU 0, just before KVM_RUN (InstanceStart timing).
@@ -28,26 +28,19 @@ public final class VcpuRunner: @unchecked Sendable {
     }
 
     public func start() throws {
-        let box = Unmanaged.passRetained(self)
-        var tid = pthread_t()
-        let rc = pthread_create(&tid, nil, { arg in
-            let runner = Unmanaged<VcpuRunner>.fromOpaque(arg!).takeRetainedValue()
-            runner.lifecycle.attach(runner.vcpu, thread: pthread_self())
-            runner.threadMain()
-            return nil
-        }, box.toOpaque())
-        if rc != 0 {
-            box.release()
-            throw SystemError("pthread_create (vCPU \(vcpu.id))", errno: rc)
+        do {
+            thread = try PosixThread.start { [self] in
+                lifecycle.attach(vcpu, thread: pthread_self())
+                threadMain()
+            }
+        } catch {
+            throw SystemError("pthread_create (vCPU \(vcpu.id))", errno: error.errno)
         }
-        thread = tid
     }
 
     public func join() {
-        if let thread {
-            pthread_join(thread, nil)
-            self.thread = nil
-        }
+        thread?.join()
+        thread = nil
     }
 
     func threadMain() {

@@ -18,7 +18,7 @@ public final class EventLoop: @unchecked Sendable {
     private let wakeup: EventFd
     private let handlers = Mutex<[Int32: Handler]>([:])
     private let stopping = Atomic<Bool>(false)
-    private var thread: pthread_t?
+    private var thread: PosixThread?
 
     public init() throws {
         let raw = epoll_create1(Int32(EPOLL_CLOEXEC))
@@ -74,18 +74,11 @@ public final class EventLoop: @unchecked Sendable {
 
     /// Starts the loop on its own thread.
     public func start() throws {
-        let box = Unmanaged.passRetained(self)
-        var tid = pthread_t()
-        let rc = pthread_create(&tid, nil, { arg in
-            let loop = Unmanaged<EventLoop>.fromOpaque(arg!).takeRetainedValue()
-            loop.threadMain()
-            return nil
-        }, box.toOpaque())
-        if rc != 0 {
-            box.release()
-            throw SystemError("pthread_create (event loop)", errno: rc)
+        do {
+            thread = try PosixThread.start { [self] in threadMain() }
+        } catch {
+            throw SystemError("pthread_create (event loop)", errno: error.errno)
         }
-        thread = tid
     }
 
     private func threadMain() {
@@ -98,9 +91,7 @@ public final class EventLoop: @unchecked Sendable {
     public func stop() {
         stopping.store(true, ordering: .releasing)
         wakeup.signal()
-        if let thread {
-            pthread_join(thread, nil)
-            self.thread = nil
-        }
+        thread?.join()
+        thread = nil
     }
 }

@@ -4,6 +4,7 @@ import Glibc
 import HostInput
 import Runtime
 import OCI
+import LinuxSupport
 
 struct Create: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Create a container: boot its sandbox VM and prepare the process.")
@@ -239,19 +240,12 @@ struct Resume: ParsableCommand {
 /// container as runc does for `run` in the foreground; returns its exit status.
 enum ProcessWaiter {
     static func waitForwardingSignals(pid: Int32, forward: @escaping (Int32) -> Void) -> Int32 {
-        var signals = sigset_t()
-        sigemptyset(&signals)
-        for signal in [SIGINT, SIGTERM, SIGHUP, SIGQUIT] { sigaddset(&signals, signal) }
-        pthread_sigmask(SIG_BLOCK, &signals, nil)
-        let blocked = signals
-        let thread = Thread {
-            var set = blocked
-            while true {
-                var signal: Int32 = 0
-                if sigwait(&set, &signal) == 0 { forward(signal) }
-            }
+        // Without the thread the signals stay blocked and the container runs on: say so.
+        do {
+            try SignalWaiter.block([SIGINT, SIGTERM, SIGHUP, SIGQUIT]).handOff(to: forward)
+        } catch {
+            fputs("kata-runtime: warning: signals are not forwarded to the container: \(error)\n", stderr)
         }
-        thread.start()
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 {
             if errno != EINTR { return 255 }

@@ -4,6 +4,7 @@ import Glibc
 import Musl
 #endif
 import AgentProtocol
+import LinuxSupport
 
 /// A failure inside the agent, with errno and what it was doing. Handlers map it to a
 /// ttrpc status through `rpcError`.
@@ -13,6 +14,11 @@ enum AgentError: Error, CustomStringConvertible {
     case notFound(String)
     case exists(String)
     case precondition(String)
+
+    /// A LinuxSupport call that failed, as the agent reports it.
+    init(_ error: SystemError) {
+        self = .system(errno: error.errno, error.operation)
+    }
 
     /// `operation` failed with the current errno.
     static func errno(_ operation: String) -> AgentError {

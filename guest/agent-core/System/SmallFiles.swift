@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
+import LinuxSupport
 
 /// Reads a small text file (procfs, sysfs, cgroupfs), at most `limit` bytes; nil when it
 /// cannot be opened.
@@ -30,13 +31,9 @@ func writeSmallFile(_ path: String, _ text: String) throws(AgentError) {
     guard write(fd, bytes, bytes.count) == bytes.count else { throw .errno("write \(text) to \(path)") }
 }
 
-/// mkdir -p.
+/// mkdir -p, failing as the agent's RPCs do.
 func makeDirectories(_ path: String, mode: mode_t = 0o755) throws(AgentError) {
-    var current = ""
-    for component in path.split(separator: "/") {
-        current += "/" + component
-        if mkdir(current, mode) != 0 && errno != EEXIST { throw .errno("mkdir \(current)") }
-    }
+    do { try LinuxSupport.makeDirectories(path, mode: mode) } catch { throw AgentError(error) }
 }
 
 extension String {
