@@ -3,6 +3,7 @@ import Foundation
 import Glibc
 import Runtime
 import OCI
+import LinuxSupport
 
 struct KataRuntime: ParsableCommand {
     static let version = "0.1.0"

@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import Runtime
+import LinuxSupport
 
 /// runc-style logging: `--log FILE` (else stderr) in text (`time="..." level=error
 /// msg="..."`) or json (`{"level":"error","msg":"...","time":"..."}`) format; containerd's

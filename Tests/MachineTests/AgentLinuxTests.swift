@@ -27,8 +27,8 @@ extension LinuxGuestTests {
             defer { unlink(uds) }
 
             let cmdline = "console=ttyS0 reboot=k panic=-1 pci=off \(Fixtures.sharedKernelCmdline)"
-            func boot() throws -> ConsoleLoggedProcess {
-                try ConsoleLoggedProcess(Fixtures.kataVmm.path, [
+            func boot() throws -> BackgroundCommand {
+                try BackgroundCommand(Fixtures.kataVmm.path, [
                     "--kernel", kernel.path, "--initrd", initramfs.path, "--cpus", "2", "--memory", "512",
                     "--cmdline", cmdline, "--disk", "path=\(disk.path),id=rootfs0", "--vsock", "cid=3,uds=\(uds)",
                 ])
@@ -42,23 +42,23 @@ extension LinuxGuestTests {
             // then connect through the hybrid vsock socket.
             let ready = "kata-agent: listening on vsock:1024"
             func waitForAgent() async throws {
-                while vm.isRunning && !vm.console.contains(ready) && Date().timeIntervalSince(began) < 1200 {
+                while vm.isRunning && !vm.output.contains(ready) && Date().timeIntervalSince(began) < 1200 {
                     try await Task.sleep(for: .seconds(1))
                 }
             }
             try await waitForAgent()
-            if !vm.console.contains(ready), let status = vm.waitForExit(timeout: 0), status == 2 {
+            if !vm.output.contains(ready), let status = vm.waitForExit(timeout: 0), status == 2 {
                 // kata-vmm's exit status 2 is a guest reset: the kernel died during boot
                 // (on these PVM hosts, the emulator's flaw; a VMM fault would say so on
                 // stderr, which is in the console log). One more boot.
-                print("AgentLinuxTests: the guest reset during boot; booting again. Console tail:\n\(vm.console.suffix(1000))")
+                print("AgentLinuxTests: the guest reset during boot; booting again. Console tail:\n\(vm.output.suffix(1000))")
                 vm = try boot()
                 began = Date()
                 try await waitForAgent()
             }
-            guard vm.console.contains(ready) else {
+            guard vm.output.contains(ready) else {
                 let status = vm.waitForExit(timeout: 0).map { "kata-vmm exited with \($0)" } ?? "kata-vmm still running"
-                Issue.record("the agent did not come up (\(status)):\n\(vm.console.suffix(4000))")
+                Issue.record("the agent did not come up (\(status)):\n\(vm.output.suffix(4000))")
                 return
             }
             var client: AgentClient?
@@ -71,7 +71,7 @@ extension LinuxGuestTests {
                 }
             }
             guard let client else {
-                Issue.record("the agent never answered Check over vsock:\n\(vm.console.suffix(4000))")
+                Issue.record("the agent never answered Check over vsock:\n\(vm.output.suffix(4000))")
                 return
             }
             let agentUp = Date().timeIntervalSince(began)
@@ -94,16 +94,7 @@ extension LinuxGuestTests {
                 let id = "e2e\(attempts)"
                 violation = nil
                 do {
-                    var storage = Grpc_Storage()
-                    storage.driver = "blk"
-                    storage.source = "rootfs0"
-                    storage.fstype = "ext4"
-                    storage.options = ["ro"]
-                    storage.mountPoint = "/run/kata-containers/\(id)/rootfs"
-                    var create = Grpc_CreateContainerRequest()
-                    create.containerID = id
-                    create.storages = [storage]
-                    create.ociSpecJson = try JSONSerialization.data(withJSONObject: spec)
+                    let create = try AgentLinuxTests.createRequest(id: id, disk: "rootfs0", spec: spec)
                     let t0 = Date()
                     _ = try client.createContainer(create)
                     var start = Grpc_StartContainerRequest()
@@ -203,7 +194,7 @@ extension LinuxGuestTests {
             // DestroySandbox powers the VM off: kata-vmm exits on its own.
             _ = try client.destroySandbox()
             let exit = vm.waitForExit(timeout: 300)
-            let console = vm.console
+            let console = vm.output
             #expect(exit == 0, "\(console.suffix(3000))")
             #expect(console.contains("kata-agent: powering off"), "\(console.suffix(3000))")
             #expect(!console.contains("Kernel panic"), "\(console.suffix(3000))")
@@ -227,6 +218,22 @@ extension LinuxGuestTests {
             return "got \(got.count) bytes (\(nuls) NUL), expected \(expected.count); first difference at byte \(at): got \(around(got)), expected \(around(expected))"
         }
 
+        /// CreateContainer for the container `id` with its rootfs on the read-only ext4 disk
+        /// whose serial (or /dev path) is `disk`.
+        static func createRequest(id: String, disk: String, spec: [String: Any]) throws -> Grpc_CreateContainerRequest {
+            var storage = Grpc_Storage()
+            storage.driver = "blk"
+            storage.source = disk
+            storage.fstype = "ext4"
+            storage.options = ["ro"]
+            storage.mountPoint = "/run/kata-containers/\(id)/rootfs"
+            var create = Grpc_CreateContainerRequest()
+            create.containerID = id
+            create.storages = [storage]
+            create.ociSpecJson = try JSONSerialization.data(withJSONObject: spec)
+            return create
+        }
+
         static func descriptorCount(_ pid: Int32) -> Int {
             (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").count) ?? -1
         }
@@ -246,16 +253,7 @@ extension LinuxGuestTests {
             spec["root"] = ["path": "rootfs", "readonly": true]
             for attempt in 0..<3 {
                 let id = "observe-\(UUID().uuidString.prefix(8))"
-                var storage = Grpc_Storage()
-                storage.driver = "blk"
-                storage.source = rootfs
-                storage.fstype = "ext4"
-                storage.options = ["ro"]
-                storage.mountPoint = "/run/kata-containers/\(id)/rootfs"
-                var create = Grpc_CreateContainerRequest()
-                create.containerID = id
-                create.storages = [storage]
-                create.ociSpecJson = try JSONSerialization.data(withJSONObject: spec)
+                let create = try AgentLinuxTests.createRequest(id: id, disk: rootfs, spec: spec)
                 _ = try client.createContainer(create)
                 var start = Grpc_StartContainerRequest()
                 start.containerID = id
@@ -320,43 +318,4 @@ extension LinuxGuestTests {
             return try JSONSerialization.data(withJSONObject: spec)
         }
     }
-}
-
-/// A process whose stdout and stderr go to a log file the test can read while it runs
-/// (the VM's console).
-final class ConsoleLoggedProcess {
-    private let process = Process()
-    private let log: URL
-
-    init(_ executable: String, _ arguments: [String]) throws {
-        log = Fixtures.scratch.appendingPathComponent("console-\(UUID().uuidString.prefix(8)).log")
-        FileManager.default.createFile(atPath: log.path, contents: nil)
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        let handle = try FileHandle(forWritingTo: log)
-        process.standardOutput = handle
-        process.standardError = handle
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-    }
-
-    var isRunning: Bool { process.isRunning }
-    var pid: Int32 { process.processIdentifier }
-    var console: String { (try? String(contentsOf: log, encoding: .utf8)) ?? "" }
-
-    /// The exit status, or nil if it was still running after `timeout` seconds.
-    func waitForExit(timeout: Double) -> Int32? {
-        let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning && Date() < deadline { usleep(100_000) }
-        return process.isRunning ? nil : process.terminationStatus
-    }
-
-    func stop() {
-        guard process.isRunning else { return }
-        process.terminate()
-        if waitForExit(timeout: 5) == nil { kill(process.processIdentifier, SIGKILL) }
-        process.waitUntilExit()
-    }
-
-    deinit { stop() }
 }

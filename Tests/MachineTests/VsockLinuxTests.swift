@@ -33,14 +33,14 @@ extension LinuxGuestTests {
         }
 
         /// Waits for the guest's report `key` (the guest reports each case once).
-        static func report(_ vm: ConsoleLoggedProcess, _ key: String, seconds: Double = 60) -> String? {
+        static func report(_ vm: BackgroundCommand, _ key: String, seconds: Double = 60) -> String? {
             let deadline = Date().addingTimeInterval(seconds)
             while Date() < deadline {
-                if let value = reports(vm.console)[key] { return value }
+                if let value = reports(vm.output)[key] { return value }
                 if !vm.isRunning { break }
                 usleep(50_000)
             }
-            return reports(vm.console)[key]
+            return reports(vm.output)[key]
         }
 
         /// The guest's PID 1 crashing is the host's stale-page flaw when it looks like one.
@@ -63,7 +63,7 @@ extension LinuxGuestTests {
                 unlink(uds + "_5000")
                 unlink(uds)
             }
-            let vm = try ConsoleLoggedProcess(Fixtures.kataVmm.path, [
+            let vm = try BackgroundCommand(Fixtures.kataVmm.path, [
                 "--kernel", kernel.path, "--initrd", initramfs.path, "--cpus", "2", "--memory", "256",
                 "--cmdline", "console=ttyS0 reboot=k panic=-1 pci=off \(Fixtures.sharedKernelCmdline)",
                 "--vsock", "cid=3,uds=\(uds)",
@@ -71,7 +71,7 @@ extension LinuxGuestTests {
             defer { vm.stop() }
             let booted = Date()
             guard Self.report(vm, "listening", seconds: 900) == "1234" else {
-                Issue.record("the guest never listened\(Self.flawNote(vm.console)):\n\(vm.console.suffix(3000))")
+                Issue.record("the guest never listened\(Self.flawNote(vm.output)):\n\(vm.output.suffix(3000))")
                 return
             }
             let bootSeconds = Date().timeIntervalSince(booted)
@@ -161,9 +161,9 @@ extension LinuxGuestTests {
             shared.busy.store(false, ordering: .relaxed)
             let stressSeconds = Date().timeIntervalSince(stressBegan)
             #expect(checker.fault == nil, "guest -> host: \(checker.fault ?? "")")
-            #expect(checker.frames == frames, "stream ended (\(end)) after \(checker.frames) frames\(Self.flawNote(vm.console))")
+            #expect(checker.frames == frames, "stream ended (\(end)) after \(checker.frames) frames\(Self.flawNote(vm.output))")
             #expect(shared.sendError.withLock { $0 } == nil)
-            let guestSaw = Self.report(vm, "stress", seconds: 120) ?? "no report\(Self.flawNote(vm.console))"
+            let guestSaw = Self.report(vm, "stress", seconds: 120) ?? "no report\(Self.flawNote(vm.output))"
             #expect(guestSaw.hasPrefix("ok frames=\(frames)"), "host -> guest: \(guestSaw)")
             stress.close()
 
@@ -176,14 +176,14 @@ extension LinuxGuestTests {
                 f.close()
                 #expect(Self.report(vm, "gi-hclose") == "wrote=0 read=eof")
             } else {
-                Issue.record("the guest never connected to host port 5000\(Self.flawNote(vm.console))")
+                Issue.record("the guest never connected to host port 5000\(Self.flawNote(vm.output))")
             }
             if let g = HybridVsockStream.accept(listener, timeoutMs: 60_000) {
                 let last = g.readToEnd()
                 #expect(last.bytes == Array("gi-gclose\n".utf8) && last.end == .endOfFile)
                 g.close()
             } else {
-                Issue.record("the guest never connected to host port 5000 again\(Self.flawNote(vm.console))")
+                Issue.record("the guest never connected to host port 5000 again\(Self.flawNote(vm.output))")
             }
             // Every stream is over: the VMM is back to its descriptors of before (its
             // connections close when the guest's RST or SHUTDOWN arrives, a moment later).
@@ -193,9 +193,9 @@ extension LinuxGuestTests {
                 after = Self.descriptorCount(vm.pid)
             }
             #expect(after == baseline, "kata-vmm descriptors: \(baseline) before the streams, \(after) after")
-            #expect(Self.report(vm, "end") == "1", "\(vm.console.suffix(2000))")
+            #expect(Self.report(vm, "end") == "1", "\(vm.output.suffix(2000))")
             #expect(vm.waitForExit(timeout: 120) == 0)
-            #expect(Self.reports(vm.console)["unknown"] == nil && Self.reports(vm.console)["first-line"] == nil)
+            #expect(Self.reports(vm.output)["unknown"] == nil && Self.reports(vm.output)["first-line"] == nil)
             print("MEASURE vsock e2e: boot to listening \(String(format: "%.1f", bootSeconds)) s; close cases + frames "
                   + "\(String(format: "%.1f", Date().timeIntervalSince(casesBegan))) s; \(frames) frames each way "
                   + "(\(checker.bytes) bytes to the host) in \(String(format: "%.1f", stressSeconds)) s; guest: \(guestSaw); "

@@ -3,6 +3,7 @@ import OCI
 @testable import Runtime
 import TestSupport
 import Testing
+import LinuxSupport
 
 @Suite struct StateStoreTests {
     func store() -> StateStore {

@@ -72,7 +72,8 @@ public enum Command {
     }
 }
 
-/// A helper process running beside a test (a server, a client), collected at the end.
+/// A helper process running beside a test (a server, a client, a VM whose console the test
+/// watches), its output read while it runs or collected at the end.
 public final class BackgroundCommand {
     private let process = Process()
     private let outFile: URL
@@ -89,18 +90,32 @@ public final class BackgroundCommand {
         try process.run()
     }
 
-    /// Waits up to `timeout` seconds (then kills it) and returns everything it printed.
-    public func finish(timeout: Double = 10) -> String {
+    public var isRunning: Bool { process.isRunning }
+    public var pid: Int32 { process.processIdentifier }
+    /// Everything it has printed so far (a VM's console, read while it runs).
+    public var output: String { (try? String(contentsOf: outFile, encoding: .utf8)) ?? "" }
+
+    /// The exit status, or nil if it is still running after `timeout` seconds.
+    public func waitForExit(timeout: Double) -> Int32? {
         let deadline = Date().addingTimeInterval(timeout)
         while process.isRunning && Date() < deadline { usleep(20_000) }
-        if process.isRunning {
-            process.terminate()
-            usleep(200_000)
-            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        }
+        return process.isRunning ? nil : process.terminationStatus
+    }
+
+    /// SIGTERM, `grace` seconds to end cleanly (a VMM tears its VM down), then SIGKILL.
+    public func stop(grace: Double = 5) {
+        guard process.isRunning else { return }
+        process.terminate()
+        if waitForExit(timeout: grace) == nil { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+    }
+
+    /// Waits up to `timeout` seconds (then stops it) and returns everything it printed.
+    public func finish(timeout: Double = 10) -> String {
+        if waitForExit(timeout: timeout) == nil { stop(grace: 0.2) }
         process.waitUntilExit()
         defer { try? FileManager.default.removeItem(at: outFile) }
-        return (try? String(contentsOf: outFile, encoding: .utf8)) ?? ""
+        return output
     }
 
     deinit { _ = finish(timeout: 0) }

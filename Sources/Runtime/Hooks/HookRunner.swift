@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import OCI
+import LinuxSupport
 
 /// The lifecycle points at which OCI hooks run.
 public enum HookKind: String, CaseIterable, Sendable {

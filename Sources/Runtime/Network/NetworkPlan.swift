@@ -1,5 +1,6 @@
 import AgentProtocol
 import Foundation
+import LinuxSupport
 
 /// One veth of the container's network namespace and the tap that carries its frames to
 /// the VM (Kata's tcfilter model: ingress on each side is redirected, with tc mirred, to

@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import Logging
+import LinuxSupport
 
 /// The tie between `create` and the sandbox monitor it starts: a pipe whose write end only
 /// `create` holds (close-on-exec, so no hook or shim inherits it). `create` records the

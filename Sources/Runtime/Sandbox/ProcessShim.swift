@@ -1,6 +1,7 @@
 import AgentProtocol
 import Foundation
 import Glibc
+import LinuxSupport
 
 /// Stands in on the host for one container process (the init process or an exec): the
 /// pid callers see, wait on and reap. It holds the stdio the caller passed (or the

@@ -102,44 +102,6 @@ public struct ChildProcess {
     }
 }
 
-/// Pipes and small fd helpers, all O_CLOEXEC.
-public enum FileDescriptors {
-    public static func pipe() throws -> (read: Int32, write: Int32) {
-        var fds: [Int32] = [0, 0]
-        guard Glibc.pipe(&fds) == 0 else { throw SystemError("pipe") }
-        _ = fcntl(fds[0], F_SETFD, FD_CLOEXEC)
-        _ = fcntl(fds[1], F_SETFD, FD_CLOEXEC)
-        return (fds[0], fds[1])
-    }
-
-    public static func writeAll(_ fd: Int32, _ data: [UInt8]) throws {
-        var offset = 0
-        while offset < data.count {
-            let written = data[offset...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-            if written < 0 {
-                if errno == EINTR { continue }
-                throw SystemError("write")
-            }
-            offset += written
-        }
-    }
-
-    /// Reads until EOF, at most `limit` bytes (the rest is drained and dropped).
-    public static func readAll(_ fd: Int32, limit: Int = 1 << 20) throws -> [UInt8] {
-        var result: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let count = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-            if count < 0 {
-                if errno == EINTR { continue }
-                throw SystemError("read")
-            }
-            if count == 0 { return result }
-            if result.count < limit { result += buffer[0..<min(count, limit - result.count)] }
-        }
-    }
-}
-
 /// The fds a process inherited from its caller.
 public enum InheritedDescriptors {
     /// Marks every fd above 2 close-on-exec (except `keep`, e.g. the monitor's ready pipe).

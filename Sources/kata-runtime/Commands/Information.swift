@@ -3,6 +3,7 @@ import Foundation
 import Glibc
 import Runtime
 import OCI
+import LinuxSupport
 
 struct List: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "List the containers under --root.")

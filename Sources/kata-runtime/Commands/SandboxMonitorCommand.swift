@@ -1,5 +1,6 @@
 import ArgumentParser
 import Runtime
+import LinuxSupport
 
 /// `sandbox-monitor ID` (hidden): what `create` re-executes as the sandbox's monitor daemon,
 /// reporting readiness (or the configuration's error) on descriptor 3.

@@ -1,19 +1,21 @@
-import Foundation
+#if canImport(Glibc)
 import Glibc
-import LinuxSupport
+#elseif canImport(Musl)
+import Musl
+#endif
 
-/// Files the runtime replaces whole (state, config copy, pid files, cached rootfs images):
-/// a crash at any moment leaves the old file or the new one, never a torn one. The data
-/// goes to a fresh temporary beside the target, created `O_EXCL|O_NOFOLLOW` under a random
-/// name (nothing can be planted there in advance, nothing is followed), flock'd while it
-/// is written (so a sweeper can tell a live writer from a dead one), fsync'd, renamed over
-/// the target; then the directory is fsync'd so that the rename itself is durable.
+/// Files replaced whole (state, config copy, pid files, cached rootfs images): a crash at
+/// any moment leaves the old file or the new one, never a torn one. The data goes to a
+/// fresh temporary beside the target, created `O_EXCL|O_NOFOLLOW` under a random name
+/// (nothing can be planted there in advance, nothing is followed), flock'd while it is
+/// written (so a sweeper can tell a live writer from a dead one), fsync'd, renamed over the
+/// target; then the directory is fsync'd so that the rename itself is durable.
 public enum AtomicFile {
     /// Temporaries are `.<target name>.tmp-<16 hex digits>`.
     static let temporaryInfix = ".tmp-"
 
-    public static func write(_ data: Data, to path: String, mode: mode_t = 0o600) throws {
-        try replace(path, mode: mode) { fd, _ in try FileDescriptors.writeAll(fd, Array(data)) }
+    public static func write(_ bytes: some Collection<UInt8>, to path: String, mode: mode_t = 0o600) throws {
+        try replace(path, mode: mode) { fd, _ in try FileDescriptors.writeAll(fd, Array(bytes)) }
     }
 
     /// `fill` writes the new content into the temporary (its fd and path).
@@ -32,9 +34,8 @@ public enum AtomicFile {
         try syncDirectory(containing: path)
     }
 
-    static func createTemporary(for path: String, mode: mode_t) throws -> (fd: Int32, path: String) {
-        let directory = (path as NSString).deletingLastPathComponent
-        let name = (path as NSString).lastPathComponent
+    public static func createTemporary(for path: String, mode: mode_t) throws(SystemError) -> (fd: Int32, path: String) {
+        let (directory, name) = split(path)
         // A collision (2^-64) is retried, never opened: O_EXCL.
         for _ in 0..<8 {
             let random = String(UInt64.random(in: .min ... .max), radix: 16)
@@ -53,12 +54,12 @@ public enum AtomicFile {
             }
             return (fd, temporary)
         }
-        throw RuntimeError("\(path): no unused temporary name after 8 tries")
+        throw SystemError("\(path): no unused temporary name after 8 tries", errno: EEXIST)
     }
 
     /// Makes a rename (or an unlink, a mkdir) in the directory of `path` durable.
-    public static func syncDirectory(containing path: String) throws {
-        let directory = (path as NSString).deletingLastPathComponent
+    public static func syncDirectory(containing path: String) throws(SystemError) {
+        let directory = split(path).directory
         let target = directory.isEmpty ? "." : directory
         let fd = open(target, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard fd >= 0 else { throw SystemError("open directory \(target)") }
@@ -69,9 +70,10 @@ public enum AtomicFile {
 
     /// Whether `name` is one of this type's temporaries.
     public static func isTemporary(_ name: String) -> Bool {
-        guard name.hasPrefix("."), let range = name.range(of: temporaryInfix, options: .backwards) else { return false }
-        let suffix = name[range.upperBound...]
-        return suffix.count == 16 && suffix.allSatisfy(\.isHexDigit)
+        guard name.hasPrefix("."), let suffix = name.split(separator: ".", omittingEmptySubsequences: false).last,
+              suffix.hasPrefix("tmp-") else { return false }
+        let digits = suffix.dropFirst(4)
+        return digits.count == 16 && digits.allSatisfy(\.isHexDigit)
     }
 
     /// A temporary left by a writer that died (killed before its rename): no writer holds
@@ -83,8 +85,9 @@ public enum AtomicFile {
         defer { close(fd) }
         var info = stat()
         guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { return false }
-        let now = Date().timeIntervalSince1970
-        guard now - Double(info.st_mtim.tv_sec) >= age else { return false }
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        guard Double(now.tv_sec - info.st_mtim.tv_sec) >= age else { return false }
         return flock(fd, LOCK_EX | LOCK_NB) == 0
     }
 
@@ -92,12 +95,32 @@ public enum AtomicFile {
     @discardableResult
     public static func removeAbandonedTemporaries(in directory: String, age: Double = 10,
                                                   matching isCandidate: (String) -> Bool = isTemporary) -> [String] {
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
         var removed: [String] = []
-        for name in names where isCandidate(name) && isAbandoned(directory + "/" + name, age: age) {
+        for name in entries(of: directory) where isCandidate(name) && isAbandoned(directory + "/" + name, age: age) {
             if unlink(directory + "/" + name) == 0 { removed.append(name) }
         }
         if !removed.isEmpty { try? syncDirectory(containing: directory + "/" + removed[0]) }
         return removed
+    }
+
+    /// The directory part (without the trailing slash; "" for a bare name) and the name.
+    static func split(_ path: String) -> (directory: String, name: String) {
+        guard let slash = path.lastIndex(of: "/") else { return ("", path) }
+        let directory = String(path[..<slash])
+        return (directory.isEmpty ? "/" : directory, String(path[path.index(after: slash)...]))
+    }
+
+    /// The names in `directory` (not . and ..); none if it cannot be read.
+    static func entries(of directory: String) -> [String] {
+        guard let stream = opendir(directory) else { return [] }
+        defer { closedir(stream) }
+        var names: [String] = []
+        while let entry = readdir(stream) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
     }
 }
