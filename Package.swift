@@ -39,7 +39,8 @@ let package = Package(
         // atomic files. Small enough for the static agent.
         .target(
             name: "LinuxSupport",
-            dependencies: ["CLinux", .product(name: "SystemPackage", package: "swift-system")]
+            dependencies: ["CLinux", .product(name: "SystemPackage", package: "swift-system")],
+            swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         // KVM wrappers, guest memory, direct kernel boot, vCPUs, event loop.
         .target(
@@ -48,7 +49,7 @@ let package = Package(
         ),
         // Firecracker's hybrid vsock handshake lines (CONNECT <port> / OK <port>): the vsock
         // device parses one and writes the other, the runtime's agent connection the reverse.
-        .target(name: "HybridVsock"),
+        .target(name: "HybridVsock", swiftSettings: [.swiftLanguageMode(.v6)]),
         // Device models: legacy (8250, i8042, boot timer, ACPI PM) and virtio over virtio-mmio
         // (block, net, vsock, rng).
         .target(
@@ -59,7 +60,7 @@ let package = Package(
         ),
         // Checks on what the host's callers hand us: files read whole (size, regular file),
         // JSON documents (duplicate keys, NUL characters).
-        .target(name: "HostInput"),
+        .target(name: "HostInput", swiftSettings: [.swiftLanguageMode(.v6)]),
         // Assembles the VMM core and the devices into a runnable microVM.
         .target(
             name: "Machine",
@@ -79,11 +80,12 @@ let package = Package(
         ),
         // The OCI runtime spec: one Codable model for the runtime and the agent, which keeps
         // members it does not know. FoundationEssentials only, so the static agent links it.
-        .target(name: "OCI"),
+        .target(name: "OCI", swiftSettings: [.swiftLanguageMode(.v6)]),
         // Wire protocol between runtime and guest agent: ttrpc framing + protobuf messages.
         .target(
             name: "AgentProtocol",
-            dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")]
+            dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         // The agent's post-clone child path (async-signal-safe C) and thin syscall wrappers.
         .target(name: "CAgentSpawn", path: "guest/agent-spawn"),
@@ -145,10 +147,11 @@ let package = Package(
         ),
         // Measurements beside QEMU (and runc): start, boot, memory, creation rate, device
         // throughput, container start; the runner, the report, its tables and charts.
-        .target(name: "Bench", dependencies: ["LinuxSupport"]),
+        .target(name: "Bench", dependencies: ["LinuxSupport"], swiftSettings: [.swiftLanguageMode(.v6)]),
         .executableTarget(
             name: "kata-bench",
-            dependencies: ["Bench", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["Bench", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         .testTarget(name: "BenchTests", dependencies: ["Bench", "TestSupport", "kata-bench", "kata-vmm"]),
         // Fixtures shared by the test targets: package paths, the probe guest, the shared kernel.
