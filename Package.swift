@@ -64,7 +64,8 @@ let package = Package(
         // Assembles the VMM core and the devices into a runnable microVM.
         .target(
             name: "Machine",
-            dependencies: ["VMM", "Devices", "CKVM", "CLinux", "LinuxSupport", "HostInput", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["VMM", "Devices", "CKVM", "CLinux", "LinuxSupport", "HostInput", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         // Firecracker-compatible HTTP API over a Unix socket (SwiftNIO) and JSON config file.
         .target(
@@ -76,7 +77,8 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
-            ]
+            ],
+            swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         // The OCI runtime spec: one Codable model for the runtime and the agent, which keeps
         // members it does not know. FoundationEssentials only, so the static agent links it.
