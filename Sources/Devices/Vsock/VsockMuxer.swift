@@ -40,7 +40,7 @@ public struct VsockStatistics: Sendable, Equatable {
 /// connections to host port P become connections to `<udsPath>_P`. All state lives under
 /// one lock, taken both by the queue handlers (under the transport's lock) and by the
 /// socket handlers of the event loop (lock order: transport, then this one).
-final class VsockMuxer: @unchecked Sendable {
+final class VsockMuxer: @unchecked Sendable {  // every var behind `lock` (Mutex), taken by each entry point
     private final class PendingClient {
         let fd: Int32
         let deadline: UInt64
