@@ -45,7 +45,8 @@ let package = Package(
         // KVM wrappers, guest memory, direct kernel boot, vCPUs, event loop.
         .target(
             name: "VMM",
-            dependencies: ["CKVM", "CLinux", "LinuxSupport", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["CKVM", "CLinux", "LinuxSupport", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         // Firecracker's hybrid vsock handshake lines (CONNECT <port> / OK <port>): the vsock
         // device parses one and writes the other, the runtime's agent connection the reverse.
@@ -55,6 +56,7 @@ let package = Package(
         .target(
             name: "Devices",
             dependencies: ["VMM", "CLinux", "LinuxSupport", "HybridVsock", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: [.swiftLanguageMode(.v6)],
             // The block device's asynchronous engine (io_submit); the static agent must not link it.
             linkerSettings: [.linkedLibrary("aio")]
         ),
@@ -97,14 +99,16 @@ let package = Package(
         .target(
             name: "AgentCore",
             dependencies: ["AgentProtocol", "CAgentSpawn", "CLinux", "OCI", "LinuxSupport"],
-            path: "guest/agent-core"
+            path: "guest/agent-core",
+            swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         // The guest agent: PID 1 inside every sandbox VM (main.swift only). guest/build-initramfs.sh
         // links it as a static executable for the initramfs.
         .executableTarget(
             name: "kata-agent",
             dependencies: ["AgentCore"],
-            path: "guest/agent"
+            path: "guest/agent",
+            swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         // The OCI runtime (kata-runtime): configuration, sandbox lifecycle, agent client.
         .target(
@@ -123,7 +127,8 @@ let package = Package(
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "TOMLKit", package: "TOMLKit"),
                 .product(name: "Logging", package: "swift-log"),
-            ]
+            ],
+            swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         .executableTarget(
             name: "kata-runtime",
@@ -134,7 +139,8 @@ let package = Package(
                 "LinuxSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
-            ]
+            ],
+            swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         .executableTarget(
             name: "kata-vmm",
@@ -145,7 +151,8 @@ let package = Package(
                 "API",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
-            ]
+            ],
+            swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         // Measurements beside QEMU (and runc): start, boot, memory, creation rate, device
         // throughput, container start; the runner, the report, its tables and charts.
@@ -157,7 +164,7 @@ let package = Package(
         ),
         .testTarget(name: "BenchTests", dependencies: ["Bench", "TestSupport", "kata-bench", "kata-vmm"]),
         // Fixtures shared by the test targets: package paths, the probe guest, the shared kernel.
-        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: [.swiftLanguageMode(.v6)]),
         .testTarget(name: "HostInputTests", dependencies: ["HostInput"]),
         .testTarget(name: "OCITests", dependencies: ["OCI"]),
         .testTarget(name: "LinuxSupportTests", dependencies: ["LinuxSupport"]),
