@@ -39,31 +39,35 @@ let package = Package(
         // atomic files. Small enough for the static agent.
         .target(
             name: "LinuxSupport",
-            dependencies: ["CLinux", .product(name: "SystemPackage", package: "swift-system")]
+            dependencies: ["CLinux", .product(name: "SystemPackage", package: "swift-system")],
+            swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         // KVM wrappers, guest memory, direct kernel boot, vCPUs, event loop.
         .target(
             name: "VMM",
-            dependencies: ["CKVM", "CLinux", "LinuxSupport", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["CKVM", "CLinux", "LinuxSupport", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         // Firecracker's hybrid vsock handshake lines (CONNECT <port> / OK <port>): the vsock
         // device parses one and writes the other, the runtime's agent connection the reverse.
-        .target(name: "HybridVsock"),
+        .target(name: "HybridVsock", swiftSettings: [.swiftLanguageMode(.v6)]),
         // Device models: legacy (8250, i8042, boot timer, ACPI PM) and virtio over virtio-mmio
         // (block, net, vsock, rng).
         .target(
             name: "Devices",
             dependencies: ["VMM", "CLinux", "LinuxSupport", "HybridVsock", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: [.swiftLanguageMode(.v6)],
             // The block device's asynchronous engine (io_submit); the static agent must not link it.
             linkerSettings: [.linkedLibrary("aio")]
         ),
         // Checks on what the host's callers hand us: files read whole (size, regular file),
         // JSON documents (duplicate keys, NUL characters).
-        .target(name: "HostInput"),
+        .target(name: "HostInput", swiftSettings: [.swiftLanguageMode(.v6)]),
         // Assembles the VMM core and the devices into a runnable microVM.
         .target(
             name: "Machine",
-            dependencies: ["VMM", "Devices", "CKVM", "CLinux", "LinuxSupport", "HostInput", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["VMM", "Devices", "CKVM", "CLinux", "LinuxSupport", "HostInput", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         // Firecracker-compatible HTTP API over a Unix socket (SwiftNIO) and JSON config file.
         .target(
@@ -75,15 +79,17 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
-            ]
+            ],
+            swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         // The OCI runtime spec: one Codable model for the runtime and the agent, which keeps
         // members it does not know. FoundationEssentials only, so the static agent links it.
-        .target(name: "OCI"),
+        .target(name: "OCI", swiftSettings: [.swiftLanguageMode(.v6)]),
         // Wire protocol between runtime and guest agent: ttrpc framing + protobuf messages.
         .target(
             name: "AgentProtocol",
-            dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")]
+            dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         // The agent's post-clone child path (async-signal-safe C) and thin syscall wrappers.
         .target(name: "CAgentSpawn", path: "guest/agent-spawn"),
@@ -93,14 +99,16 @@ let package = Package(
         .target(
             name: "AgentCore",
             dependencies: ["AgentProtocol", "CAgentSpawn", "CLinux", "OCI", "LinuxSupport"],
-            path: "guest/agent-core"
+            path: "guest/agent-core",
+            swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         // The guest agent: PID 1 inside every sandbox VM (main.swift only). guest/build-initramfs.sh
         // links it as a static executable for the initramfs.
         .executableTarget(
             name: "kata-agent",
             dependencies: ["AgentCore"],
-            path: "guest/agent"
+            path: "guest/agent",
+            swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         // The OCI runtime (kata-runtime): configuration, sandbox lifecycle, agent client.
         .target(
@@ -119,7 +127,8 @@ let package = Package(
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "TOMLKit", package: "TOMLKit"),
                 .product(name: "Logging", package: "swift-log"),
-            ]
+            ],
+            swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         .executableTarget(
             name: "kata-runtime",
@@ -130,7 +139,8 @@ let package = Package(
                 "LinuxSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
-            ]
+            ],
+            swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         .executableTarget(
             name: "kata-vmm",
@@ -141,18 +151,20 @@ let package = Package(
                 "API",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
-            ]
+            ],
+            swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         // Measurements beside QEMU (and runc): start, boot, memory, creation rate, device
         // throughput, container start; the runner, the report, its tables and charts.
-        .target(name: "Bench", dependencies: ["LinuxSupport"]),
+        .target(name: "Bench", dependencies: ["LinuxSupport"], swiftSettings: [.swiftLanguageMode(.v6)]),
         .executableTarget(
             name: "kata-bench",
-            dependencies: ["Bench", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["Bench", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         .testTarget(name: "BenchTests", dependencies: ["Bench", "TestSupport", "kata-bench", "kata-vmm"]),
         // Fixtures shared by the test targets: package paths, the probe guest, the shared kernel.
-        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: [.swiftLanguageMode(.v6)]),
         .testTarget(name: "HostInputTests", dependencies: ["HostInput"]),
         .testTarget(name: "OCITests", dependencies: ["OCI"]),
         .testTarget(name: "LinuxSupportTests", dependencies: ["LinuxSupport"]),

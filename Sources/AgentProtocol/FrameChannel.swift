@@ -8,7 +8,7 @@ import Musl
 /// `AgentClient`. It owns the descriptor (closed in deinit). Reads are meant for one
 /// reader thread; writes are serialized by a lock so that concurrent responses (or
 /// requests) never interleave.
-public final class FrameChannel: @unchecked Sendable {
+public final class FrameChannel: @unchecked Sendable {  // writes under `writeLock` (pthread mutex); one reader thread; `fd` is `let`
     public let fd: Int32
     private var writeLock = pthread_mutex_t()
     private var closed = false

@@ -62,7 +62,7 @@ public struct CreationRateBenchmark {
 }
 
 /// The shared counter the workers draw VMs from, and what they found.
-private final class WorkQueue: @unchecked Sendable {
+private final class WorkQueue: @unchecked Sendable {  // every var read and written under `condition` (NSCondition); `times`/`lastMarker` read after all workers are done
     private let condition = NSCondition()
     private var remaining: Int
     private var finishedWorkers = 0

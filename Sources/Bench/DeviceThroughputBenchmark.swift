@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import LinuxSupport
+import Synchronization
 
 /// Device-model throughput in a real Linux guest (guest/bench-guest/init.c as its only
 /// program): virtio-blk 4 KiB random reads and 1 MiB sequential writes, and a vsock stream
@@ -129,12 +130,12 @@ public struct DeviceThroughputBenchmark {
 
 /// The host end of the guest's vsock stream: kata-vmm connects to `<uds>_<port>` for a guest
 /// connection to the host; this accepts it and counts bytes until the guest closes.
-final class VsockStreamSink: @unchecked Sendable {
+final class VsockStreamSink: @unchecked Sendable {  // the totals behind `totals` (Mutex); the rest is `let`
     private let fd: Int32
     private let path: String
     private let done = DispatchSemaphore(value: 0)
-    private var bytes = 0
-    private var seconds = 0.0
+    /// Written by the serving thread; `finish` may read it after a timed-out wait.
+    private let totals = Mutex<(bytes: Int, seconds: Double)>((0, 0))
 
     init(path: String) throws {
         self.path = path
@@ -159,10 +160,10 @@ final class VsockStreamSink: @unchecked Sendable {
             if n < 0 && errno == EINTR { continue }
             if n <= 0 { break }
             if first == nil { first = ContinuousClock.now }
-            bytes += n
+            totals.withLock { $0.bytes += n }
             last = ContinuousClock.now
         }
-        if let first { seconds = CreationRateBenchmark.milliseconds(last - first) / 1000 }
+        if let first { totals.withLock { $0.seconds = CreationRateBenchmark.milliseconds(last - first) / 1000 } }
     }
 
     /// What arrived; gives up waiting once the VM is gone (no connection ever came).
@@ -171,6 +172,6 @@ final class VsockStreamSink: @unchecked Sendable {
         _ = done.wait(timeout: .now() + 5)
         close(fd)
         unlink(path)
-        return (bytes, seconds)
+        return totals.withLock { $0 }
     }
 }

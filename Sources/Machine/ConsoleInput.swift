@@ -8,7 +8,7 @@ import VMM
 /// never reading more than the UART's FIFO can take (nothing typed is lost; a full FIFO
 /// pauses stdin until the guest reads). A terminal is put in raw mode, as Firecracker
 /// does, so keys such as Ctrl-C reach the guest; it is restored on `close()`.
-public final class ConsoleInput: @unchecked Sendable {
+public final class ConsoleInput: @unchecked Sendable {  // `paused` is atomic; `savedTerminal` is set in init, `closed` only by the owner's close() and deinit
     private let fd: Int32
     private let serial: Serial8250
     private let loop: EventLoop

@@ -10,7 +10,7 @@ import LinuxSupport
 /// One microVM: KVM VM, guest memory, the loaded kernel, the legacy and virtio devices, the
 /// vCPU threads and the event loop. `kata-vmm` runs one per process; the runtime's sandbox
 /// monitor embeds one.
-public final class MicroVM: @unchecked Sendable {
+public final class MicroVM: @unchecked Sendable {  // all `let` but `console`/`started`/`shutDown`, which only start() and shutdown() change, called by one owner (VmController's queue, the sandbox monitor)
     public let config: VmConfig
     public let memory: GuestMemory
     public let boot: DirectBoot.Result

@@ -507,7 +507,7 @@ final class VirtioTestDriver {
 
 /// A device model that records what the transport asks of it, for tests of the
 /// transport alone.
-final class VirtioRecordingDevice: VirtioDevice, @unchecked Sendable {
+final class VirtioRecordingDevice: VirtioDevice, @unchecked Sendable {  // test double: the flags are set while no driver runs, `config` changes under the transport's lock
     struct Failure: Error {}
 
     let deviceType: VirtioDeviceType

@@ -15,7 +15,7 @@ import Testing
 @Suite struct VsockStressTests {
     /// The host client's side, on its own thread: sends `frames` frames and checks what
     /// the guest sends back, with short non-blocking writes and reads in random sizes.
-    final class HostPeer: @unchecked Sendable {
+    final class HostPeer: Sendable {
         final class Flag: Sendable {
             private let value = Atomic<Bool>(true)
             var isSet: Bool { value.load(ordering: .relaxed) }

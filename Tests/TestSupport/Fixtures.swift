@@ -43,7 +43,7 @@ public enum Fixtures {
     }
 
     private static let lock = NSLock()
-    private static var cache: [String: URL] = [:]
+    nonisolated(unsafe) private static var cache: [String: URL] = [:]  // read and written only under `lock`
 
     /// Runs `make` once per process for `key`, caching the produced file.
     static func once(_ key: String, _ make: () throws -> URL) rethrows -> URL {

@@ -4,7 +4,7 @@ import Glibc
 /// socket, "CONNECT <port>\n", "OK <host-port>\n"), or of a stream the VMM opened to a
 /// `<uds>_<port>` listener. Blocking, with a receive timeout on every read. One thread may
 /// write while another reads (a socket allows it); nothing else is shared.
-public final class HybridVsockStream: @unchecked Sendable {
+public final class HybridVsockStream: @unchecked Sendable {  // used by one test thread at a time; `isOpen` changes only in close()
     public struct StreamError: Error, CustomStringConvertible {
         public var description: String
     }

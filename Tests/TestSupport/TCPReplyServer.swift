@@ -4,7 +4,7 @@ import Glibc
 /// A host-side TCP peer for guest network tests: listens on an IPv4 address, and on each
 /// connection reads one line, records it and answers `reply`, then closes. Real sockets,
 /// so that a test sees the guest's packets cross tap, tc redirect and veth.
-public final class TCPReplyServer: @unchecked Sendable {
+public final class TCPReplyServer: @unchecked Sendable {  // `received`/`stopped` under `lock` (NSLock); the rest is `let`
     public let port: UInt16
     private let fd: Int32
     private let reply: String

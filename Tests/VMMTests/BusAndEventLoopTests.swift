@@ -4,7 +4,7 @@ import Testing
 @testable import VMM
 import LinuxSupport
 
-final class RecordingDevice: BusDevice, @unchecked Sendable {
+final class RecordingDevice: BusDevice, Sendable {
     let log = Mutex<[(String, UInt64, [UInt8])]>([])
     func read(offset: UInt64, data: UnsafeMutableRawBufferPointer) {
         for i in data.indices { data[i] = UInt8(truncatingIfNeeded: offset) &+ UInt8(i) }

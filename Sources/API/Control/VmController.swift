@@ -7,7 +7,7 @@ import Machine
 /// `MicroVM` after `InstanceStart`, and the state machine Not started -> Running <-> Paused.
 /// Every request runs on one serial queue of its own, so that the NIO event loop never
 /// waits for the VM (a pause waits for the vCPUs to park) and vCPUs never wait for the API.
-public final class VmController: @unchecked Sendable {
+public final class VmController: @unchecked Sendable {  // mutable state confined to `queue` (serial); `exitReason` under `exitCondition`
     public enum State: String, Sendable {
         case notStarted = "Not started"
         case running = "Running"

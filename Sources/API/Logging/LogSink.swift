@@ -6,7 +6,7 @@ import Machine
 /// Where the VMM's log lines go: stderr until a `logger` configuration (the config file's
 /// section or `PUT /logger`) points them at a file or named pipe, with its level. Every
 /// `Logger` in the process writes through one sink, so a change applies at once.
-public final class LogSink: @unchecked Sendable {
+public final class LogSink: @unchecked Sendable {  // every var behind `lock` (NSLock)
     public static let shared = LogSink()
 
     private let lock = NSLock()

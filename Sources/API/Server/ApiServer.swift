@@ -10,7 +10,7 @@ import Synchronization
 /// operation never stalls the loop. Every resource a client can hold is bounded: body
 /// size, header size, open connections, and the time a connection may sit idle (a
 /// partial request followed by silence is closed).
-public final class ApiServer: @unchecked Sendable {
+public final class ApiServer: @unchecked Sendable {  // `channel` is set by start() and cleared by close(), both on the owner's thread; the rest is `let` or atomic
     public struct Limits: Sendable {
         /// Firecracker's default `--http-api-max-payload-size`.
         public var maxBodyBytes = 51_200

@@ -3,7 +3,7 @@ import VMM
 /// The hardware-reduced ACPI sleep-control / sleep-status / reset register the FADT
 /// points at (one byte at port 0x3c0). The guest's `poweroff` writes SLP_TYP(S5)|SLP_EN
 /// here, its `reboot` writes the FADT's RESET_VALUE.
-public final class AcpiPowerRegisters: BusDevice, @unchecked Sendable {
+public final class AcpiPowerRegisters: BusDevice, Sendable {
     public static let port = UInt64(AcpiTables.powerRegisterPort)
     static let sleepEnable: UInt8 = 1 << 5
 

@@ -4,7 +4,7 @@ import VMM
 /// Firecracker's boot-timer pseudo-device: the guest's init writes the byte 123 to MMIO
 /// 0xc0000000 once it is up, and the VMM logs the wall and CPU time since process start
 /// and since InstanceStart, in Firecracker's words, so existing boot-time tooling parses it.
-public final class BootTimer: BusDevice, @unchecked Sendable {
+public final class BootTimer: BusDevice, Sendable {
     public static let address = X86MemoryLayout.bootTimerAddress
     public static let size: UInt64 = 0x1000
     public static let magicValue: UInt8 = 123

@@ -5,7 +5,7 @@ import VMM
 /// (command 0xFE on port 0x64, or clearing the reset line through the output port) and
 /// a keyboard that can send Ctrl-Alt-Del. Ports 0x60 (data) and 0x64 (status/command),
 /// keyboard interrupt on IRQ 1.
-public final class I8042: BusDevice, @unchecked Sendable {
+public final class I8042: BusDevice, Sendable {
     public static let dataPort: UInt64 = 0x60
     public static let commandPort: UInt64 = 0x64
     public static let keyboardIrq: UInt32 = 1

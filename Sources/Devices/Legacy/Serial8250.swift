@@ -6,7 +6,7 @@ import LinuxSupport
 /// A 16550A-compatible UART (COM1: ports 0x3f8-0x3ff, IRQ 4), the guest's console.
 /// Transmit goes straight to the output fd; receive comes from the event loop (stdin)
 /// through a 64-byte FIFO. Interrupts are edges on an irqfd, as on the ISA bus.
-public final class Serial8250: BusDevice, @unchecked Sendable {
+public final class Serial8250: BusDevice, @unchecked Sendable {  // registers behind `state` (Mutex); `onReceiveSpace` is set once, before the vCPUs start
     public static let com1Base: UInt64 = 0x3F8
     public static let com1Irq: UInt32 = 4
     public static let registerCount: UInt64 = 8

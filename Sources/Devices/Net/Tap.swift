@@ -6,7 +6,7 @@ import LinuxSupport
 /// A Linux TAP interface opened with IFF_TAP | IFF_NO_PI | IFF_VNET_HDR: every frame read
 /// or written carries a 12-byte virtio-net header first, so offloads (checksum, TSO) pass
 /// between the guest and the host stack untouched. Non-blocking, for the event loop.
-public final class Tap: @unchecked Sendable {
+public final class Tap: Sendable {
     public static let vnetHeaderSize: Int32 = 12
 
     public enum OpenError: Error, CustomStringConvertible, Equatable {

@@ -8,7 +8,7 @@ import VMM
 /// RX never drops a frame while the guest has buffers: a frame that does not fit waits,
 /// and the tap is not read again until the guest adds buffers. TX takes whole chains in
 /// any descriptor layout and, when the tap is full, waits for it to drain.
-public final class VirtioNet: VirtioDevice, @unchecked Sendable {
+public final class VirtioNet: VirtioDevice, @unchecked Sendable {  // `scratch` (a raw buffer) is used only under `state` (Mutex), which holds the rest
     // Feature bits (virtio 1.2, 5.1.3)
     public static let featureCsum: UInt64 = 1 << 0
     public static let featureGuestCsum: UInt64 = 1 << 1

@@ -23,7 +23,7 @@ public enum VirtQueueError: Error, Equatable, CustomStringConvertible {
 /// loop) touches its ring, through the geometry captured then. A queue that was not
 /// activated does nothing: devices may reach any of their queues from a backend event
 /// (a tap frame, a vsock RST), whatever the driver set up.
-public final class VirtQueue: @unchecked Sendable {
+public final class VirtQueue: @unchecked Sendable {  // registers and ring state touched only under the owning transport's lock
     public let maxSize: UInt16
     // The registers, as the driver last wrote them.
     public var size: UInt16

@@ -3,7 +3,7 @@ import VMM
 
 /// The device-to-driver interrupt of one virtio-mmio device: the InterruptStatus bits
 /// and the irqfd that injects the (edge-triggered) interrupt without a VMM exit.
-public final class VirtioInterrupt: @unchecked Sendable {
+public final class VirtioInterrupt: Sendable {
     public static let usedBuffer: UInt32 = 1
     public static let configChange: UInt32 = 2
 

@@ -6,7 +6,7 @@ import VMM
 /// window per device. Register accesses come from vCPU threads; queue notifications arrive
 /// as eventfd signals (from KVM's ioeventfd, or from a QueueNotify write that reached us)
 /// and are processed on the event loop, under the same lock as the registers.
-public final class VirtioMmioTransport: BusDevice, @unchecked Sendable {
+public final class VirtioMmioTransport: BusDevice, @unchecked Sendable {  // registers behind `state` (Mutex); `loop` is set and read under that lock too
     public static let windowSize: UInt64 = 0x200
     public static let queueNotifyOffset: UInt64 = 0x50
     static let magic: UInt32 = 0x7472_6976  // "virt"

@@ -4,7 +4,7 @@ import VMM
 /// virtio-vsock (virtio 1.2, 5.10) as Firecracker's hybrid vsock: guest stream sockets
 /// reach host programs through Unix sockets (see `VsockMuxer`). Queues: rx (0), tx (1),
 /// event (2). Configuration space: the guest's CID, a little-endian u64.
-public final class VirtioVsock: VirtioDevice, @unchecked Sendable {
+public final class VirtioVsock: VirtioDevice, Sendable {
     public static let queueSize: UInt16 = 256
 
     public let deviceType = VirtioDeviceType.vsock

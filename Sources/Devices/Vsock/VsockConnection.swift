@@ -12,7 +12,7 @@ struct VsockConnectionKey: Hashable, CustomStringConvertible {
 /// One stream between a host Unix socket and a guest vsock socket, with both sides'
 /// credit (virtio 1.2, 5.10.6.3) and both directions' shutdown state. Only the muxer
 /// touches it, under its lock.
-final class VsockConnection {
+final class VsockConnection: @unchecked Sendable {  // its vars are used only under its VsockMuxer's `lock` (the loop handler holds it weakly)
     enum State { case connecting, established }
 
     let key: VsockConnectionKey

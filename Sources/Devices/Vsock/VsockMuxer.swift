@@ -40,8 +40,8 @@ public struct VsockStatistics: Sendable, Equatable {
 /// connections to host port P become connections to `<udsPath>_P`. All state lives under
 /// one lock, taken both by the queue handlers (under the transport's lock) and by the
 /// socket handlers of the event loop (lock order: transport, then this one).
-final class VsockMuxer: @unchecked Sendable {
-    private final class PendingClient {
+final class VsockMuxer: @unchecked Sendable {  // every var behind `lock` (Mutex), taken by each entry point
+    private final class PendingClient: @unchecked Sendable {  // `line` is read and written only under the muxer's `lock`
         let fd: Int32
         let deadline: UInt64
         var line: [UInt8] = []

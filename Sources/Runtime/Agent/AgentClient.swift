@@ -246,7 +246,7 @@ public final class AgentClient: Sendable {
 /// weakly (so that dropping the client closes the connection) and the channel strongly.
 // @unchecked: its two stored properties are set in init and only read after; `client` is
 // a weak reference, which Swift loads and clears atomically.
-private final class ResponseReader: @unchecked Sendable {
+private final class ResponseReader: @unchecked Sendable {  // set in init, only read after; `client` is weak (loaded atomically)
     weak var client: AgentClient?
     let channel: FrameChannel
 

@@ -7,7 +7,7 @@ import AgentProtocol
 /// (a response, or the connection's end) or a failed send resolves it. A mutex and a
 /// condition variable on the monotonic clock, so a timeout does not move with the wall clock.
 // @unchecked: `outcome` is read and written only while `mutex` is held.
-final class ResponseWaiter: @unchecked Sendable {
+final class ResponseWaiter: @unchecked Sendable {  // `outcome` under the pthread `mutex`
     typealias Outcome = Result<Ttrpc_Response, AgentClientError>
 
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)

@@ -69,7 +69,7 @@ public struct ProcessShim {
                 return try session.call("ReadStderr") { client in try client.readStderr(request).data }
             }
         }
-        let stdinThread = Thread {
+        let stdinThread = Thread { [terminal] in
             var buffer = [UInt8](repeating: 0, count: 32768)
             while true {
                 let count = buffer.withUnsafeMutableBytes { read(STDIN_FILENO, $0.baseAddress, $0.count) }
@@ -81,7 +81,7 @@ public struct ProcessShim {
                 request.data = Data(buffer[0..<count])
                 guard (try? session.call("WriteStdin") { client in try client.writeStdin(request) }) != nil else { return }
             }
-            guard !self.terminal else { return }
+            guard !terminal else { return }
             var request = Grpc_CloseStdinRequest()
             request.containerID = cid
             request.execID = eid
@@ -131,7 +131,7 @@ public struct ProcessShim {
         thread.start()
     }
 
-    func pump(into fd: Int32, group: DispatchGroup, read: @escaping (UInt32) throws -> Data) {
+    func pump(into fd: Int32, group: DispatchGroup, read: @escaping @Sendable (UInt32) throws -> Data) {
         group.enter()
         let thread = Thread {
             defer { group.leave() }

@@ -27,7 +27,7 @@ public enum BusError: Error, CustomStringConvertible, Equatable {
 /// An address space (the 64 KiB port space or the MMIO space) mapping ranges to devices.
 /// Devices are registered before the vCPUs start; lookups are lock-free reads of an
 /// immutable sorted array after that.
-public final class Bus: @unchecked Sendable {
+public final class Bus: @unchecked Sendable {  // `ranges` changes only in insert(), before the vCPUs start; read-only after
     public struct Range: Sendable {
         public let base: UInt64
         public let length: UInt64

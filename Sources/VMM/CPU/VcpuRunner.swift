@@ -7,7 +7,7 @@ import LinuxSupport
 /// The exit loop of one vCPU, on its own thread: enters the guest with KVM_RUN and
 /// handles each exit (port I/O and MMIO on the buses, system events, faults) until the
 /// lifecycle says stop.
-public final class VcpuRunner: @unchecked Sendable {
+public final class VcpuRunner: @unchecked Sendable {  // `onFirstRun` is set before start(), `thread` only by the owner's start()/join(); the rest is `let`
     public let vcpu: Vcpu
     let pio: Bus
     let mmio: Bus

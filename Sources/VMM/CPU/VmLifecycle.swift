@@ -6,7 +6,7 @@ import Synchronization
 /// wins, every vCPU is kicked out of KVM_RUN (immediate_exit + a signal to its thread), and
 /// whoever waits in `waitForExit` wakes up. A pause kicks the vCPUs the same way and parks
 /// each thread on a condition until `resume`; `pause` returns once every vCPU is parked.
-public final class VmLifecycle: @unchecked Sendable {
+public final class VmLifecycle: @unchecked Sendable {  // pause counters under the pthread `mutex`, the rest in `state` (Mutex) and `stopFlag` (Atomic)
     private struct State {
         var reason: VmExitReason?
         var vcpus: [(vcpu: Vcpu, thread: pthread_t)] = []

@@ -4,7 +4,7 @@ import LinuxSupport
 
 /// A Linux eventfd: the doorbell between KVM (irqfd/ioeventfd), vCPU threads and the
 /// event loop.
-public final class EventFd: @unchecked Sendable {
+public final class EventFd: Sendable {
     public let fd: OwnedFileDescriptor
 
     public init(nonBlocking: Bool = true) throws {

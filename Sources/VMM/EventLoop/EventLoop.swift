@@ -6,8 +6,8 @@ import LinuxSupport
 /// The VMM's device I/O thread: one epoll set, one handler per file descriptor. Device
 /// backends (the serial port's stdin, taps, vsock sockets, ioeventfds, AIO completions)
 /// register here, so that vCPU threads only ever do the short synchronous part of an exit.
-public final class EventLoop: @unchecked Sendable {
-    public typealias Handler = (_ events: UInt32) -> Void
+public final class EventLoop: @unchecked Sendable {  // handlers behind a Mutex, `stopping` atomic; `thread` only by the owner's start()/stop()
+    public typealias Handler = @Sendable (_ events: UInt32) -> Void
 
     public static let readable = EPOLLIN.rawValue
     public static let writable = EPOLLOUT.rawValue

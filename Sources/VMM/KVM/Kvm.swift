@@ -4,7 +4,7 @@ import Glibc
 import LinuxSupport
 
 /// The `/dev/kvm` system handle: capabilities, supported CPUID and MSRs, and VM creation.
-public final class Kvm: @unchecked Sendable {
+public final class Kvm: Sendable {
     public static let devicePath = "/dev/kvm"
     public static let expectedApiVersion: Int32 = 12
 

@@ -5,7 +5,7 @@ import LinuxSupport
 
 /// A KVM vCPU: its register state and the shared `kvm_run` page that `KVM_RUN` fills
 /// on every exit.
-public final class Vcpu: @unchecked Sendable {
+public final class Vcpu: @unchecked Sendable {  // the kvm_run mapping is read and written by the vCPU's own thread (KVM serialises its ioctls)
     public let id: Int
     public let fd: OwnedFileDescriptor
     let runMapping: UnsafeMutableRawPointer

@@ -5,7 +5,7 @@ import LinuxSupport
 
 /// A KVM virtual machine: memory slots, the in-kernel interrupt controllers and PIT,
 /// irqfd/ioeventfd registration, and vCPU creation.
-public final class Vm: @unchecked Sendable {
+public final class Vm: @unchecked Sendable {  // `nextSlot` changes only in register(_:), while the VM is built; the kernel serialises the ioctls
     public let kvm: Kvm
     public let fd: OwnedFileDescriptor
     private var nextSlot: UInt32 = 0

@@ -36,7 +36,7 @@ public struct GuestMemoryRegion: Sendable {
 /// Guest RAM as a set of regions. Every access the VMM makes on behalf of the guest goes
 /// through `slice(at:length:)`, which refuses anything not wholly inside one region: a
 /// malicious guest cannot make the VMM read or write outside its own RAM.
-public final class GuestMemory: @unchecked Sendable {
+public final class GuestMemory: Sendable {
     public let regions: [GuestMemoryRegion]
 
     /// Maps anonymous, private, zero-filled memory for each `(guestAddress, size)`.

@@ -244,7 +244,7 @@ enum ProcessWaiter {
         do {
             try SignalWaiter.block([SIGINT, SIGTERM, SIGHUP, SIGQUIT]).handOff(to: forward)
         } catch {
-            fputs("kata-runtime: warning: signals are not forwarded to the container: \(error)\n", stderr)
+            _ = try? FileDescriptors.writeAll(STDERR_FILENO, Array("kata-runtime: warning: signals are not forwarded to the container: \(error)\n".utf8))
         }
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 {

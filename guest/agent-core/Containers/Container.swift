@@ -6,7 +6,7 @@ import Musl
 
 /// One container in the sandbox: its init process (created, then started), the
 /// processes exec'd into it, its cgroups and the storages mounted for it.
-final class Container: @unchecked Sendable {
+final class Container: @unchecked Sendable {  // every var under `monitor`; the rest is `let`
     enum State { case created, running, stopped }
 
     let id: String

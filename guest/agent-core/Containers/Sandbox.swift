@@ -10,7 +10,7 @@ import OCI
 /// state directory (container directories, files copied in by CopyFile). Container ids
 /// are reserved while a CreateContainer is in progress, so that two requests for one id
 /// cannot both proceed.
-final class Sandbox: @unchecked Sendable {
+final class Sandbox: @unchecked Sendable {  // every var under `monitor`; the rest is `let`
     let processes: ProcessTable
     let log: AgentLog
     let stateDirectory: String

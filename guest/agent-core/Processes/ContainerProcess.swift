@@ -6,7 +6,7 @@ import Musl
 
 /// One process of a container (its init, or one ExecProcess): pid, stdio, and the exit
 /// status once the `ProcessTable` has it.
-final class ContainerProcess: @unchecked Sendable {
+final class ContainerProcess: Sendable {
     let execID: String
     let pid: pid_t
     let io: ProcessIO

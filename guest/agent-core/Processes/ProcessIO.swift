@@ -9,7 +9,7 @@ import CAgentSpawn
 /// stderr all on the terminal, opened by the child inside the container and read and
 /// written here through the controller side) or three pipes. The agent keeps its ends; the child's ends are closed once it is spawned so
 /// that end of file reaches the readers when the process (and its children) exit.
-final class ProcessIO: @unchecked Sendable {
+final class ProcessIO: @unchecked Sendable {  // shared descriptors under `lock`; the child ends and console socket are used by the spawning thread before the process is published
     enum Stream { case stdout, stderr }
 
     /// Largest chunk one ReadStdout/ReadStderr returns (the response must fit a frame).
@@ -128,6 +128,7 @@ final class ProcessIO: @unchecked Sendable {
 
     func resize(rows: UInt32, columns: UInt32) throws(AgentError) {
         guard terminal else { throw .precondition("the process has no terminal") }
+        let controller = lock.locked { self.controller }
         guard agent_set_winsize(controller, UInt16(clamping: rows), UInt16(clamping: columns)) == 0 else {
             throw .errno("TIOCSWINSZ")
         }

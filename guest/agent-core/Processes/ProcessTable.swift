@@ -9,7 +9,7 @@ import Musl
 /// table's lock across clone and `watch`, so the reaper cannot record the exit first);
 /// exits of pids that are not (yet) watched are kept in a small recent list, for
 /// processes whose pid arrives over a pipe after they may already have exited.
-final class ProcessTable: @unchecked Sendable {
+final class ProcessTable: @unchecked Sendable {  // every var under `monitor`
     private let monitor = Monitor()
     private var watched: [pid_t: Int32?] = [:]
     private var recentUnwatched: [(pid: pid_t, status: Int32)] = []

@@ -12,7 +12,7 @@ import FoundationEssentials
 /// block independently, e.g. ReadStdout while a WaitProcess is pending). A connection
 /// that sends garbage is answered (or dropped, for a truncated frame); the others are
 /// never affected.
-final class AgentServer: @unchecked Sendable {
+final class AgentServer: @unchecked Sendable {  // `connectionCount` under `connections` (Monitor); the rest is `let`
     /// Requests in flight on one connection; more are answered RESOURCE_EXHAUSTED.
     static let maxInFlightPerConnection = 256
     /// Connections served at once; more are closed at accept. The runtime holds a few

@@ -6,7 +6,7 @@ import Musl
 
 /// A mutex with one condition variable: the agent's only synchronization primitive
 /// (no Foundation in the static binary). `wait` is used in `while` loops by callers.
-final class Monitor: @unchecked Sendable {
+final class Monitor: @unchecked Sendable {  // it is the lock: pthread mutex and condition, initialised in init
     private var mutex = pthread_mutex_t()
     private var condition = pthread_cond_t()
 

@@ -6,7 +6,7 @@ import LinuxSupport
 /// Linux AIO (libaio) for one disk: reads and writes go to the kernel with io_submit and
 /// complete through an eventfd the event loop watches. Each request keeps its iovecs alive
 /// until its completion is reaped.
-public final class AioEngine: @unchecked Sendable {
+public final class AioEngine: @unchecked Sendable {  // `pending`/`nextId` and the io context are used only by its VirtioBlock, under the transport's lock
     /// A submitted request and what to do when it completes.
     public struct Pending {
         public var head: UInt16

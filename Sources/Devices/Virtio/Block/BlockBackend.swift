@@ -12,7 +12,7 @@ public enum BlockEngine: String, Sendable, CaseIterable {
 }
 
 /// A disk image or block device opened for a virtio-blk device.
-public final class BlockBackend: @unchecked Sendable {
+public final class BlockBackend: Sendable {
     public static let sectorSize: UInt64 = 512
 
     public enum OpenError: Error, CustomStringConvertible, Equatable {

@@ -6,7 +6,7 @@ import VMM
 /// discard and write-zeroes, with a synchronous or a Linux-AIO engine. Every request is
 /// checked (type, range, lengths, read-only) and answered with a status byte; none can
 /// crash the VMM.
-public final class VirtioBlock: VirtioDevice, @unchecked Sendable {
+public final class VirtioBlock: VirtioDevice, @unchecked Sendable {  // `backend`, `context` and the counters change only under the transport's lock
     public enum RequestType: UInt32 {
         case read = 0, write = 1, flush = 4, getId = 8, discard = 11, writeZeroes = 13
     }

@@ -5,7 +5,7 @@ import VMM
 
 /// virtio-rng (virtio 1.2, 5.4): fills every writable buffer the driver offers with bytes
 /// from the host's getrandom(2).
-public final class VirtioRng: VirtioDevice, @unchecked Sendable {
+public final class VirtioRng: VirtioDevice, @unchecked Sendable {  // `context` and the counters change only under the transport's lock
     public let deviceType = VirtioDeviceType.rng
     public let queueMaxSizes: [UInt16] = [256]
     public let offeredFeatures = VirtioFeature.version1 | VirtioFeature.ringIndirectDescriptors | VirtioFeature.ringEventIndex
