@@ -167,7 +167,7 @@ let package = Package(
         .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: [.swiftLanguageMode(.v6)]),
         .testTarget(name: "HostInputTests", dependencies: ["HostInput"]),
         .testTarget(name: "OCITests", dependencies: ["OCI"]),
-        .testTarget(name: "LinuxSupportTests", dependencies: ["LinuxSupport"]),
+        .testTarget(name: "LinuxSupportTests", dependencies: ["LinuxSupport", "TestSupport"]),
         // The agent's container, process and cgroup plans on the host, without a VM.
         .testTarget(name: "AgentCoreTests", dependencies: ["AgentCore", "AgentProtocol", "OCI"]),
         .testTarget(name: "VMMTests", dependencies: ["VMM", "CKVM", "CLinux", "LinuxSupport", "TestSupport"]),

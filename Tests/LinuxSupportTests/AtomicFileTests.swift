@@ -1,25 +1,14 @@
 import Foundation
 import Glibc
 @testable import LinuxSupport
+import TestSupport
 import Testing
 
 private struct FillFailed: Error {}
 
 @Suite struct AtomicFileTests {
-    func directory() throws -> String {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("atomic-\(UUID().uuidString.prefix(8))").path
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        return path
-    }
-
-    /// Sets a file's mtime `seconds` into the past.
-    func age(_ path: String, _ seconds: Int) {
-        var times = [timespec(tv_sec: time(nil) - seconds, tv_nsec: 0), timespec(tv_sec: time(nil) - seconds, tv_nsec: 0)]
-        _ = utimensat(AT_FDCWD, path, &times, 0)
-    }
-
     @Test func replacesWholeAndLeavesNoTemporary() throws {
-        let dir = try directory()
+        let dir = try Fixtures.scratchDirectory("atomic")
         let path = dir + "/state.json"
         try AtomicFile.write(Data("one".utf8), to: path)
         try AtomicFile.write(Data("two".utf8), to: path, mode: 0o644)
@@ -36,7 +25,7 @@ private struct FillFailed: Error {}
     /// The temporary is random and never follows a link planted beside the target: the old
     /// fixed name (`state.json.tmp-<pid>`) could be pre-created as a link to any file.
     @Test func temporaryNamesAreRandomExclusiveAndNotFollowed() throws {
-        let dir = try directory()
+        let dir = try Fixtures.scratchDirectory("atomic")
         let victim = dir + "/victim"
         try "precious".write(toFile: victim, atomically: false, encoding: .utf8)
         try FileManager.default.createSymbolicLink(atPath: dir + "/state.json.tmp-\(getpid())", withDestinationPath: victim)
@@ -54,17 +43,17 @@ private struct FillFailed: Error {}
     /// A temporary whose writer died is removed; one a live writer holds (locked) or one
     /// just made is not.
     @Test func abandonedTemporariesAreTheOnlyOnesSwept() throws {
-        let dir = try directory()
+        let dir = try Fixtures.scratchDirectory("atomic")
         let live = try AtomicFile.createTemporary(for: dir + "/a", mode: 0o600)
         defer { close(live.fd) }
         let dead = try AtomicFile.createTemporary(for: dir + "/b", mode: 0o600)
         close(dead.fd)  // its writer is gone: the lock with it
         let fresh = try AtomicFile.createTemporary(for: dir + "/c", mode: 0o600)
         close(fresh.fd)
-        age(live.path, 3600)
-        age(dead.path, 3600)
+        Fixtures.backdate(live.path, seconds: 3600)
+        Fixtures.backdate(dead.path, seconds: 3600)
         try "x".write(toFile: dir + "/a", atomically: false, encoding: .utf8)
-        age(dir + "/a", 3600)  // not a temporary: never touched
+        Fixtures.backdate(dir + "/a", seconds: 3600)  // not a temporary: never touched
         let removed = AtomicFile.removeAbandonedTemporaries(in: dir)
         #expect(removed == [(dead.path as NSString).lastPathComponent])
         #expect(FileManager.default.fileExists(atPath: live.path))

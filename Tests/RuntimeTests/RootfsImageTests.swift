@@ -111,28 +111,16 @@ import LinuxSupport
 
 /// The cache's sweep of abandoned temporaries (AtomicFile's and older runtimes').
 @Suite struct RootfsImageCacheSweepTests {
-    func directory() throws -> String {
-        let path = Fixtures.scratch.appendingPathComponent("cache-sweep-\(UUID().uuidString.prefix(8))").path
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        return path
-    }
-
-    /// Sets a file's mtime `seconds` into the past.
-    func age(_ path: String, _ seconds: Int) {
-        var times = [timespec(tv_sec: time(nil) - seconds, tv_nsec: 0), timespec(tv_sec: time(nil) - seconds, tv_nsec: 0)]
-        _ = utimensat(AT_FDCWD, path, &times, 0)
-    }
-
     /// The rootfs image cache removes what a runtime killed mid-store left (this format's
     /// temporaries and older runtimes' `.<pid>-<hash>.img`), and keeps its entries.
     @Test func theRootfsCacheSweepsAbandonedImages() throws {
-        let dir = try directory()
+        let dir = try Fixtures.scratchDirectory("cache-sweep")
         let cache = RootfsImageCache(directory: dir)
         let abandoned = try AtomicFile.createTemporary(for: dir + "/0123456789abcdef.img", mode: 0o600)
         close(abandoned.fd)
-        age(abandoned.path, 600)
+        Fixtures.backdate(abandoned.path, seconds: 600)
         FileManager.default.createFile(atPath: dir + "/.4242-0123456789abcdef.img", contents: Data(count: 10))
-        age(dir + "/.4242-0123456789abcdef.img", 600)
+        Fixtures.backdate(dir + "/.4242-0123456789abcdef.img", seconds: 600)
         FileManager.default.createFile(atPath: dir + "/0123456789abcdef.img", contents: Data(count: 10))
         let removed = cache.removeAbandonedTemporaries()
         #expect(Set(removed) == [(abandoned.path as NSString).lastPathComponent, ".4242-0123456789abcdef.img"])
