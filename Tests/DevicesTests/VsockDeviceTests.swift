@@ -556,6 +556,42 @@ import Testing
         #expect(g.device.connectionCount == 0)
     }
 
+    /// A REQUEST that waits for an rx buffer does not eat the guest's time to answer: the
+    /// connect timeout runs from its delivery. (A slow guest that had not yet reposted its
+    /// buffers once saw a host client closed before the REQUEST ever reached it.)
+    @Test func aHostConnectWaitingForRxBuffersStillGetsItsAnswer() throws {
+        var limits = VsockLimits()
+        limits.connectTimeoutNs = 200_000_000
+        let g = try VsockTestGuest(limits: limits, rxBuffers: 1)
+        g.listening.insert(20)
+        g.holdRx = true
+        // The one rx buffer goes to a REQUEST the guest will ignore...
+        g.ignoring.insert(556)
+        let first = VsockHostSocket.connect(g.path)!
+        defer { close(first) }
+        VsockHostSocket.writeSome(first, Array("CONNECT 556\n".utf8))
+        g.settle()
+        // ...so this one waits, for longer than the connect timeout, until the guest reads.
+        let waiting = VsockHostSocket.connect(g.path)!
+        defer { close(waiting) }
+        VsockHostSocket.writeSome(waiting, Array("CONNECT 20\n".utf8))
+        // And a client that gives up while its REQUEST waits leaves nothing behind.
+        let leaver = VsockHostSocket.connect(g.path)!
+        VsockHostSocket.writeSome(leaver, Array("CONNECT 21\n".utf8))
+        g.settle()
+        close(leaver)
+        #expect(!g.pump(seconds: 0.5) { VsockHostSocket.readAvailable(waiting).eof })
+        g.holdRx = false
+        var reply: [UInt8] = []
+        #expect(g.pump {
+            let got = VsockHostSocket.readAvailable(waiting)
+            reply += got.bytes
+            return got.eof || reply.contains(UInt8(ascii: "\n"))
+        })
+        #expect(String(decoding: reply, as: UTF8.self).hasPrefix("OK "), "reply: \(String(decoding: reply, as: UTF8.self))")
+        #expect(g.pump { g.device.connectionCount == 1 }, "\(g.device.connectionCount) connections; only port 20's should be left")
+    }
+
     @Test func halfCloseFromTheHostThenTheGuest() throws {
         let g = try VsockTestGuest()
         guard let c = Self.hostConnect(g, port: 20) else {

@@ -1,4 +1,6 @@
+import Foundation
 import Glibc
+import LinuxSupport
 @testable import Runtime
 import Testing
 
@@ -57,5 +59,66 @@ import Testing
             return
         }
         #expect(long == "hybrid vsock: reply line longer than 32 bytes")
+    }
+
+    /// A VMM that accepts hybrid vsock clients on a Unix socket and closes the first
+    /// `refusals` without a reply (the guest did not answer), then says OK.
+    final class FakeVMM: @unchecked Sendable {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("hv-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).sock").path
+        let listener: Int32
+        private(set) var accepted = 0
+
+        init?(refusals: Int) {
+            listener = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+            guard let address = UnixSocketAddress(path), address.bind(listener) == 0, Glibc.listen(listener, 16) == 0 else { return nil }
+            Thread.detachNewThread { [self] in
+                while true {
+                    let client = accept(self.listener, nil, nil)
+                    guard client >= 0 else { return }
+                    self.accepted += 1
+                    var line = [UInt8](repeating: 0, count: 64)
+                    _ = read(client, &line, line.count)
+                    if self.accepted > refusals {
+                        let ok = Array("OK 1073741824\n".utf8)
+                        _ = ok.withUnsafeBytes { write(client, $0.baseAddress, $0.count) }
+                    }
+                    close(client)
+                }
+            }
+        }
+
+        deinit {
+            shutdown(listener, Int32(SHUT_RDWR))
+            close(listener)
+            unlink(path)
+        }
+    }
+
+    @Test func aDialTheVMMClosedIsTriedAgainWithinTheWindow() throws {
+        let vmm = try #require(FakeVMM(refusals: 2))
+        let policy = AgentDialPolicy(window: .seconds(10), pause: .milliseconds(10))
+        let (fd, attempts) = try AgentEndpoint.hybridVsock(udsPath: vmm.path, port: 1024).connect(policy)
+        close(fd)
+        #expect(attempts == 3)
+    }
+
+    @Test func aDialThatNeverGetsAnAnswerFailsWithTheLastReason() throws {
+        let vmm = try #require(FakeVMM(refusals: .max))
+        let policy = AgentDialPolicy(window: .milliseconds(300), pause: .milliseconds(20))
+        do {
+            _ = try AgentEndpoint.hybridVsock(udsPath: vmm.path, port: 1024).connect(policy)
+            Issue.record("a VMM that never answered was accepted")
+        } catch {
+            #expect("\(error)".hasPrefix("agent connection closed: hybrid vsock: no reply to CONNECT 1024 (after "), "\(error)")
+            #expect(vmm.accepted > 2)
+        }
+        // No VMM behind the path at all: one attempt, not a window of them.
+        do {
+            _ = try AgentEndpoint.hybridVsock(udsPath: vmm.path + ".absent", port: 1024).connect(.standard)
+            Issue.record("a missing socket was accepted")
+        } catch {
+            #expect("\(error)".hasPrefix("agent connection closed: connect(\(vmm.path).absent): "), "\(error)")
+            #expect(!"\(error)".contains("attempts"), "\(error)")
+        }
     }
 }

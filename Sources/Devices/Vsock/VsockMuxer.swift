@@ -16,7 +16,7 @@ public struct VsockLimits: Sendable {
     public var bufferSize: UInt32 = 256 << 10
     /// Largest payload of one packet either way.
     public var maxPacketPayload = 64 << 10
-    /// How long the guest has to answer a host-initiated REQUEST.
+    /// How long the guest has to answer a host-initiated REQUEST, from its delivery.
     public var connectTimeoutNs: UInt64 = 2_000_000_000
     /// How long a host client has to send its CONNECT line.
     public var handshakeTimeoutNs: UInt64 = 5_000_000_000
@@ -534,7 +534,9 @@ final class VsockMuxer: @unchecked Sendable {  // every var behind `lock` (Mutex
         let connection = VsockConnection(key: VsockConnectionKey(localPort: local, peerPort: port), fd: client.fd,
                                          hostInitiated: true, state: .connecting, bufAlloc: limits.bufferSize)
         connection.needsRequest = true
-        connection.deadline = VsockTimer.now() + limits.connectTimeoutNs
+        // The connect timeout starts when the REQUEST reaches the guest (as Firecracker's);
+        // until then the client's own hang-up or the connection limit bounds the wait.
+        connection.deadline = .max
         guard register(connection) else {
             Glibc.close(client.fd)
             return
@@ -707,6 +709,7 @@ final class VsockMuxer: @unchecked Sendable {  // every var behind `lock` (Mutex
         if connection.needsRequest {
             connection.needsRequest = false
             connection.requestSent = true
+            connection.deadline = VsockTimer.now() &+ limits.connectTimeoutNs
             op = .request
         } else if connection.needsResponse {
             connection.needsResponse = false

@@ -24,6 +24,8 @@ public final class AgentClient: Sendable {
     private let state = Mutex(State())
     /// Default timeout for calls that do not pass their own; nil waits indefinitely.
     public let defaultTimeout: Duration?
+    /// How many attempts opening the connection took (`AgentDialPolicy`).
+    public let dialAttempts: Int
 
     private struct State {
         var nextStream: UInt32 = 1
@@ -32,15 +34,17 @@ public final class AgentClient: Sendable {
     }
 
     /// Connects to the agent at `endpoint` and starts the response reader.
-    public convenience init(connectingTo endpoint: AgentEndpoint, defaultTimeout: Duration? = nil) throws(AgentClientError) {
-        let fd = try endpoint.connect()
-        self.init(socket: fd, defaultTimeout: defaultTimeout)
+    public convenience init(connectingTo endpoint: AgentEndpoint, defaultTimeout: Duration? = nil,
+                            dial: AgentDialPolicy = .standard) throws(AgentClientError) {
+        let (fd, attempts) = try endpoint.connect(dial)
+        self.init(socket: fd, defaultTimeout: defaultTimeout, dialAttempts: attempts)
     }
 
     /// Takes over a connected stream socket (closed when the client goes away).
-    public init(socket fd: Int32, defaultTimeout: Duration? = nil) {
+    public init(socket fd: Int32, defaultTimeout: Duration? = nil, dialAttempts: Int = 1) {
         channel = FrameChannel(fd: fd)
         self.defaultTimeout = defaultTimeout
+        self.dialAttempts = dialAttempts
         let reader = ResponseReader(client: self)
         reader.start()
     }

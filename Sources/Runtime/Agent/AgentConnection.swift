@@ -8,24 +8,63 @@ import LinuxSupport
 /// How the runtime reaches a guest agent: a Unix socket it serves directly (host tests),
 /// or a hybrid vsock socket of the VMM (Firecracker's: connect to the UDS, send
 /// "CONNECT <port>\n", read "OK <hostport>\n", then the stream is the guest's).
+/// How long opening an agent connection keeps trying, as Kata's runtime does
+/// (`reconnect_timeout_ms`, a pause of `dial_timeout_ms` between attempts). The VMM closes
+/// a hybrid vsock client whose REQUEST the guest did not answer within its connect
+/// timeout (a guest starved of CPU) or answered with an RST (its listen backlog full);
+/// the next attempt normally gets through, and one that never does still fails, with
+/// the last attempt's reason.
+public struct AgentDialPolicy: Sendable, Equatable {
+    public var window: Duration
+    public var pause: Duration
+
+    public init(window: Duration, pause: Duration) {
+        self.window = window
+        self.pause = pause
+    }
+
+    /// One attempt, no retry: callers that poll on their own (waiting for a booting agent).
+    public static let once = AgentDialPolicy(window: .zero, pause: .zero)
+    public static let standard = AgentDialPolicy(window: .seconds(10), pause: .milliseconds(50))
+}
+
 public enum AgentEndpoint: Sendable, Equatable {
     case unix(path: String)
     case hybridVsock(udsPath: String, port: UInt32)
 
-    /// Opens a connected stream socket to the agent.
-    func connect() throws(AgentClientError) -> Int32 {
+    /// Opens a connected stream socket to the agent; returns it and how many attempts it
+    /// took. A hybrid vsock handshake that the VMM accepted but closed or refused (the
+    /// guest's side) is tried again within `policy`'s window; a socket that cannot be
+    /// reached at all (no VMM) fails at once.
+    func connect(_ policy: AgentDialPolicy) throws(AgentClientError) -> (fd: Int32, attempts: Int) {
         switch self {
         case .unix(let path):
-            return try AgentEndpoint.connectUnix(path)
+            return (try AgentEndpoint.connectUnix(path), 1)
         case .hybridVsock(let udsPath, let port):
+            return try AgentEndpoint.dialHybridVsock(udsPath, port: port, policy)
+        }
+    }
+
+    static func dialHybridVsock(_ udsPath: String, port: UInt32, _ policy: AgentDialPolicy) throws(AgentClientError) -> (fd: Int32, attempts: Int) {
+        let clock = ContinuousClock()
+        let deadline = clock.now.advanced(by: policy.window)
+        var attempts = 0
+        while true {
+            attempts += 1
             let fd = try AgentEndpoint.connectUnix(udsPath)
+            let failure: AgentClientError
             do {
                 try AgentEndpoint.handshake(fd: fd, port: port)
+                return (fd, attempts)
             } catch {
                 close(fd)
-                throw error
+                failure = error
             }
-            return fd
+            guard case .connectionClosed(let why) = failure else { throw failure }
+            guard clock.now.advanced(by: policy.pause) < deadline else {
+                throw attempts == 1 ? failure : .connectionClosed("\(why) (after \(attempts) attempts in \(policy.window))")
+            }
+            usleep(UInt32(policy.pause / .microseconds(1)))
         }
     }
 

@@ -9,10 +9,10 @@ public final class AgentSession: Sendable {
     public let client: AgentClient
     public let endpoint: AgentEndpoint
 
-    public init(endpoint: AgentEndpoint, timeout: Duration? = .seconds(60)) throws {
+    public init(endpoint: AgentEndpoint, timeout: Duration? = .seconds(60), dial: AgentDialPolicy = .standard) throws {
         self.endpoint = endpoint
         do {
-            client = try AgentClient(connectingTo: endpoint, defaultTimeout: timeout)
+            client = try AgentClient(connectingTo: endpoint, defaultTimeout: timeout, dial: dial)
         } catch {
             throw RuntimeError("cannot reach the sandbox's agent (\(Self.describe(endpoint))): \(error)")
         }
@@ -32,7 +32,7 @@ public final class AgentSession: Sendable {
         while Date() < deadline {
             if let reason = stillWorthWaiting() { throw RuntimeError("the sandbox VM stopped before its agent answered: \(reason)") }
             do {
-                let session = try AgentSession(endpoint: endpoint, timeout: .seconds(30))
+                let session = try AgentSession(endpoint: endpoint, timeout: .seconds(30), dial: .once)
                 _ = try session.call("Check") { try $0.check(timeout: .seconds(5)) }
                 return session
             } catch {
