@@ -30,6 +30,9 @@ public struct VmConfig: Sendable, Equatable {
     public var disks: [DiskConfig] = []
     public var nets: [NetConfig] = []
     public var vsock: VsockConfig?
+    /// virtio-fs devices; any of them makes guest RAM shared memory (memfd) that the
+    /// backends map.
+    public var fs: [FsConfig] = []
     public var rng = false
     public var virtioDiscovery: VirtioDiscovery = .acpi
     /// Where the VMM's own log goes and how much of it (Firecracker's `logger`); nil: stderr.
@@ -101,6 +104,7 @@ public struct VmConfig: Sendable, Equatable {
         case duplicateDiskId(String)
         case duplicateTap(String)
         case rootDevice(String)
+        case fs(String)
 
         public var description: String {
             switch self {
@@ -117,6 +121,8 @@ public struct VmConfig: Sendable, Equatable {
                 return "two network interfaces use the tap '\(tap)'"
             case .rootDevice(let why):
                 return why
+            case .fs(let why):
+                return why
             }
         }
     }
@@ -129,7 +135,7 @@ public struct VmConfig: Sendable, Equatable {
         guard memoryMiB >= Self.minMemoryMiB, memoryMiB <= Self.maxMemoryMiB else {
             throw ValidationError.memory(memoryMiB)
         }
-        let deviceCount = disks.count + nets.count + (vsock == nil ? 0 : 1) + (rng ? 1 : 0)
+        let deviceCount = disks.count + nets.count + fs.count + (vsock == nil ? 0 : 1) + (rng ? 1 : 0)
         guard deviceCount <= Self.maxVirtioDevices else { throw ValidationError.tooManyDevices(deviceCount) }
         var seen = Set<String>()
         for id in diskIds where !seen.insert(id).inserted { throw ValidationError.duplicateDiskId(id) }
@@ -138,5 +144,13 @@ public struct VmConfig: Sendable, Equatable {
         if let root = roots.first, root != 0 { throw ValidationError.rootDevice("the root device must be the first disk (/dev/vda)") }
         var taps = Set<String>()
         for net in nets where !taps.insert(net.tap).inserted { throw ValidationError.duplicateTap(net.tap) }
+        var tags = Set<String>()
+        for device in fs {
+            if let problem = device.problem { throw ValidationError.fs("virtio-fs '\(device.tag)': \(problem)") }
+            guard tags.insert(device.tag).inserted else { throw ValidationError.fs("two virtio-fs devices have the tag '\(device.tag)'") }
+        }
     }
+
+    /// Guest RAM must be a shared mapping of a memfd when a vhost-user backend maps it.
+    public var needsSharedMemory: Bool { !fs.isEmpty }
 }
