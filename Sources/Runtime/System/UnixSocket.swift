@@ -86,66 +86,13 @@ public final class UnixSocket {
         }
     }
 
-    /// SCM_RIGHTS: `fds` travel with `payload` (which must not be empty).
+    /// SCM_RIGHTS: `fds` travel with `payload` (an empty payload becomes one NUL byte).
     public func send(fds: [Int32], payload: [UInt8]) throws {
-        let dataLength = fds.count * MemoryLayout<Int32>.size
-        let headerLength = MemoryLayout<cmsghdr>.size
-        let space = headerLength + ((dataLength + 7) & ~7)
-        var control = [UInt8](repeating: 0, count: space)
-        control.withUnsafeMutableBytes { raw in
-            let header = raw.baseAddress!.assumingMemoryBound(to: cmsghdr.self)
-            header.pointee.cmsg_len = headerLength + dataLength
-            header.pointee.cmsg_level = SOL_SOCKET
-            header.pointee.cmsg_type = Int32(SCM_RIGHTS)
-            for (index, value) in fds.enumerated() {
-                raw.storeBytes(of: value, toByteOffset: headerLength + index * 4, as: Int32.self)
-            }
-        }
-        var payload = payload.isEmpty ? [0] : payload
-        let sent = Self.withMessage(payload: &payload, control: &control) { sendmsg(fd, &$0, Int32(MSG_NOSIGNAL)) }
-        guard sent >= 0 else { throw SystemError("sendmsg (SCM_RIGHTS)") }
+        try DescriptorPassing.send(on: fd, payload: payload.isEmpty ? [0] : payload, fds: fds)
     }
 
     /// Receives one message with up to `maxFds` fds (made O_CLOEXEC).
     public func receive(maxFds: Int = 8, maxPayload: Int = 4096) throws -> (payload: [UInt8], fds: [Int32]) {
-        let headerLength = MemoryLayout<cmsghdr>.size
-        var control = [UInt8](repeating: 0, count: headerLength + ((maxFds * 4 + 7) & ~7))
-        var payload = [UInt8](repeating: 0, count: maxPayload)
-        var controlLength = 0
-        let received = Self.withMessage(payload: &payload, control: &control) { message -> Int in
-            let count = recvmsg(fd, &message, Int32(MSG_CMSG_CLOEXEC))
-            controlLength = message.msg_controllen
-            return count
-        }
-        guard received >= 0 else { throw SystemError("recvmsg") }
-        var fds: [Int32] = []
-        if controlLength >= headerLength {
-            control.withUnsafeBytes { raw in
-                let length = raw.load(as: Int.self)  // cmsg_len
-                let level = raw.load(fromByteOffset: 8, as: Int32.self)
-                let type = raw.load(fromByteOffset: 12, as: Int32.self)
-                guard level == SOL_SOCKET, type == Int32(SCM_RIGHTS), length >= headerLength, length <= raw.count else { return }
-                let count = (length - headerLength) / 4
-                for index in 0..<count { fds.append(raw.load(fromByteOffset: headerLength + index * 4, as: Int32.self)) }
-            }
-        }
-        return (Array(payload[0..<received]), fds)
-    }
-
-    /// A msghdr over one payload buffer and a control buffer, for sendmsg and recvmsg.
-    private static func withMessage(payload: inout [UInt8], control: inout [UInt8], _ body: (inout msghdr) -> Int) -> Int {
-        payload.withUnsafeMutableBytes { data in
-            control.withUnsafeMutableBytes { controlRaw in
-                var vector = iovec(iov_base: data.baseAddress, iov_len: data.count)
-                return withUnsafeMutablePointer(to: &vector) { vectorPointer in
-                    var message = msghdr()
-                    message.msg_iov = vectorPointer
-                    message.msg_iovlen = 1
-                    message.msg_control = controlRaw.baseAddress
-                    message.msg_controllen = controlRaw.count
-                    return body(&message)
-                }
-            }
-        }
+        try DescriptorPassing.receive(on: fd, maxFds: maxFds, maxPayload: maxPayload)
     }
 }
