@@ -68,6 +68,11 @@ static inline int clinux_accept4(int fd, struct sockaddr *_Nullable address, soc
     return (int)syscall(SYS_accept4, fd, address, length, flags);
 }
 static inline int clinux_timerfd_create(int clock, int flags) { return timerfd_create(clock, flags); }
+// Guest RAM that a vhost-user backend maps; MFD_CLOEXEC is 1 (linux/memfd.h).
+static inline int clinux_memfd_create(const char *name, unsigned int flags) {
+    return (int)syscall(SYS_memfd_create, name, flags);
+}
+static const unsigned int CLINUX_MFD_CLOEXEC = 1U;
 static inline int clinux_timerfd_settime(int fd, int flags, const struct itimerspec *value, struct itimerspec *_Nullable old) {
     return timerfd_settime(fd, flags, value, old);
 }

@@ -1,3 +1,4 @@
+import CLinux
 import Glibc
 
 /// Why a guest-physical access was refused.
@@ -18,12 +19,18 @@ public enum GuestMemoryError: Error, CustomStringConvertible, Equatable {
     }
 }
 
-/// One contiguous range of guest RAM backed by an anonymous host mapping.
+/// One contiguous range of guest RAM and its host mapping.
 public struct GuestMemoryRegion: Sendable {
     public let guestAddress: UInt64
     public let size: UInt64
     /// The host mapping, as an integer so the region stays `Sendable`.
     let hostBase: UInt
+    /// The memfd behind a shared region (another process maps it: a vhost-user backend),
+    /// -1 for private anonymous memory; the region starts at offset 0 of it.
+    public let fd: Int32
+
+    /// The VMM's own address of the region (vhost-user's "userspace address").
+    public var hostAddress: UInt64 { UInt64(hostBase) }
 
     public var host: UnsafeMutableRawPointer { UnsafeMutableRawPointer(bitPattern: hostBase)! }
     public var end: UInt64 { guestAddress + size }
@@ -33,38 +40,83 @@ public struct GuestMemoryRegion: Sendable {
     }
 }
 
+/// How guest RAM is backed.
+public enum GuestMemoryBacking: Sendable, Equatable {
+    /// Private anonymous memory: only this process (and KVM) sees it.
+    case anonymous
+    /// A MAP_SHARED mapping of one memfd per region, which the VMM can hand to another
+    /// process (a vhost-user backend such as virtiofsd). Pages are still allocated on
+    /// first touch, so RSS grows as with anonymous memory.
+    case sharedMemfd
+}
+
 /// Guest RAM as a set of regions. Every access the VMM makes on behalf of the guest goes
 /// through `slice(at:length:)`, which refuses anything not wholly inside one region: a
 /// malicious guest cannot make the VMM read or write outside its own RAM.
 public final class GuestMemory: Sendable {
     public let regions: [GuestMemoryRegion]
 
-    /// Maps anonymous, private, zero-filled memory for each `(guestAddress, size)`.
-    public init(ranges: [(guestAddress: UInt64, size: UInt64)]) throws {
+    /// Maps zero-filled memory for each `(guestAddress, size)`.
+    public init(ranges: [(guestAddress: UInt64, size: UInt64)], backing: GuestMemoryBacking = .anonymous) throws {
         let sorted = ranges.sorted { $0.guestAddress < $1.guestAddress }
         for (a, b) in zip(sorted, sorted.dropFirst()) where a.guestAddress + a.size > b.guestAddress {
             throw GuestMemoryError.overlappingRegions
         }
         var mapped: [GuestMemoryRegion] = []
         for range in sorted {
-            let host = mmap(nil, Int(range.size), PROT_READ | PROT_WRITE,
-                            MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
-            if host == MAP_FAILED || host == nil {
-                let err = errno
-                for region in mapped { munmap(region.host, Int(region.size)) }
-                throw GuestMemoryError.allocationFailed(size: range.size, errno: err)
+            do {
+                mapped.append(try Self.map(range, backing))
+            } catch {
+                for region in mapped { Self.unmap(region) }
+                throw error
             }
-            // Guest RAM is never worth a core dump and must not be inherited by forks.
-            _ = madvise(host, Int(range.size), MADV_DONTDUMP)
-            _ = madvise(host, Int(range.size), MADV_DONTFORK)
-            mapped.append(GuestMemoryRegion(guestAddress: range.guestAddress, size: range.size,
-                                            hostBase: UInt(bitPattern: host)))
         }
         regions = mapped
     }
 
+    private static func map(_ range: (guestAddress: UInt64, size: UInt64), _ backing: GuestMemoryBacking) throws -> GuestMemoryRegion {
+        var fd: Int32 = -1
+        var flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE
+        if backing == .sharedMemfd {
+            fd = clinux_memfd_create("guest-ram", CLINUX_MFD_CLOEXEC)
+            guard fd >= 0 else { throw GuestMemoryError.allocationFailed(size: range.size, errno: errno) }
+            guard ftruncate(fd, off_t(range.size)) == 0 else {
+                let err = errno
+                close(fd)
+                throw GuestMemoryError.allocationFailed(size: range.size, errno: err)
+            }
+            flags = MAP_SHARED | MAP_NORESERVE
+        }
+        let host = mmap(nil, Int(range.size), PROT_READ | PROT_WRITE, flags, fd, 0)
+        if host == MAP_FAILED || host == nil {
+            let err = errno
+            if fd >= 0 { close(fd) }
+            throw GuestMemoryError.allocationFailed(size: range.size, errno: err)
+        }
+        // Guest RAM is never worth a core dump and must not be inherited by forks.
+        _ = madvise(host, Int(range.size), MADV_DONTDUMP)
+        _ = madvise(host, Int(range.size), MADV_DONTFORK)
+        return GuestMemoryRegion(guestAddress: range.guestAddress, size: range.size,
+                                 hostBase: UInt(bitPattern: host), fd: fd)
+    }
+
+    private static func unmap(_ region: GuestMemoryRegion) {
+        munmap(region.host, Int(region.size))
+        if region.fd >= 0 { close(region.fd) }
+    }
+
     deinit {
-        for region in regions { munmap(region.host, Int(region.size)) }
+        for region in regions { Self.unmap(region) }
+    }
+
+    /// Whether another process can map this memory (every region has its memfd).
+    public var isShared: Bool { regions.allSatisfy { $0.fd >= 0 } }
+
+    /// The VMM's own address of guest `address`, for a backend that was given the regions
+    /// (vhost-user ring addresses); nil unless `length` bytes there are all RAM.
+    public func hostAddress(of address: UInt64, length: Int) -> UInt64? {
+        guard let region = region(containing: address, length: length) else { return nil }
+        return region.hostAddress + (address - region.guestAddress)
     }
 
     public var totalSize: UInt64 { regions.reduce(0) { $0 + $1.size } }
