@@ -55,7 +55,8 @@ public final class VirtQueue: @unchecked Sendable {  // registers and ring state
     /// Chains taken in the current pass (see `beginPass`), and the doorbell that resumes
     /// the work when a pass runs out of budget.
     private var takenThisPass = 0
-    private let notifier: EventFd?
+    /// The doorbell (KVM's ioeventfd on QueueNotify); a vhost-user backend reads it itself.
+    public let notifier: EventFd?
 
     /// `notifier`: the queue's doorbell; a pass that stops at its budget rings it, so the
     /// device comes back to the queue after the event loop served everything else.
@@ -103,6 +104,17 @@ public final class VirtQueue: @unchecked Sendable {  // registers and ring state
                     eventIndex: features & VirtioFeature.ringEventIndex != 0,
                     indirect: features & VirtioFeature.ringIndirectDescriptors != 0)
         return true
+    }
+
+    /// Takes over a ring that another party served until now (a vhost-user backend that
+    /// went away): carries on from the indices in guest memory, the driver's available
+    /// index counting as consumed (what the backend took with it is lost).
+    public func adoptRing(_ memory: GuestMemory) throws {
+        guard let ring else { throw VirtQueueError.notActive }
+        nextAvailable = try memory.load(UInt16.self, at: ring.avail &+ 2)
+        nextUsed = try memory.load(UInt16.self, at: ring.used &+ 2)
+        lastSignalledUsed = nextUsed
+        takenThisPass = 0
     }
 
     /// Starts a pass over the queue (a notification): the device may take up to one

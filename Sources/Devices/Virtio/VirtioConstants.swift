@@ -4,6 +4,7 @@ public enum VirtioDeviceType: UInt32, Sendable {
     case block = 2
     case rng = 4
     case vsock = 19
+    case fs = 26
 }
 
 /// Feature bits common to all devices (virtio 1.2, 6 "Reserved Feature Bits").

@@ -23,6 +23,10 @@ public protocol VirtioDevice: AnyObject, Sendable, DeviceCountersSource {
     var backendEvents: EventFd? { get }
     /// `backendEvents` fired (event loop thread, under the transport lock).
     func processBackendEvents() throws
+    /// Whether another process (a vhost-user backend) serves the active queues: it reads
+    /// the doorbells and raises the interrupt itself, so the event loop leaves them alone.
+    /// Read under the transport lock, after activation and after backend events.
+    var queuesServedByBackend: Bool { get }
     /// The VM is going away: release host resources (listening sockets and the like).
     func shutdown()
 }
@@ -50,6 +54,7 @@ extension VirtioDevice {
     public func writeConfig(offset: Int, from data: UnsafeRawBufferPointer) {}
     public var backendEvents: EventFd? { nil }
     public func processBackendEvents() throws {}
+    public var queuesServedByBackend: Bool { false }
     public func shutdown() {}
 
     /// Reads from a byte image of the configuration space, zero past its end.

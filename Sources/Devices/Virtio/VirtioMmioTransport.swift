@@ -35,6 +35,8 @@ public final class VirtioMmioTransport: BusDevice, @unchecked Sendable {  // reg
         var queueSelect: UInt32 = 0
         var active = false
         var configGeneration: UInt32 = 0
+        /// The event loop leaves the doorbells to a backend (`queuesServedByBackend`).
+        var doorbellsLent = false
     }
 
     private let state = Mutex(State())
@@ -90,6 +92,7 @@ public final class VirtioMmioTransport: BusDevice, @unchecked Sendable {  // reg
             }
             do {
                 try device.processBackendEvents()
+                lendDoorbells(&s)
             } catch {
                 fail(&s, because: "backend: \(error)")
             }
@@ -129,8 +132,21 @@ public final class VirtioMmioTransport: BusDevice, @unchecked Sendable {  // reg
         for queue in queues { queue.deactivate() }
         s.active = false
         s.status |= VirtioStatus.deviceNeedsReset
+        s.doorbellsLent = false
         watchDoorbells(false)
         interrupt.signal(VirtioInterrupt.configChange)
+    }
+
+    /// Leaves the doorbells to the device's backend while it serves the queues, and takes
+    /// them back when it no longer does (without consuming a pending ring: the backend
+    /// may not have read it yet, or the device now answers it).
+    private func lendDoorbells(_ s: inout State) {
+        let lend = s.active && device.queuesServedByBackend
+        guard lend != s.doorbellsLent, let loop else { return }
+        s.doorbellsLent = lend
+        for notifier in notifiers { try? loop.modify(fd: notifier.fd.rawValue, events: lend ? 0 : EventLoop.readable) }
+        // Taken back: look at every queue once, for what was rung meanwhile.
+        if !lend { for notifier in notifiers { notifier.signal() } }
     }
 
     /// Doorbells rung while the device was failed are dropped with the rings they named.
@@ -185,7 +201,10 @@ public final class VirtioMmioTransport: BusDevice, @unchecked Sendable {  // reg
                     : s.deviceFeaturesSelect == 1 ? UInt32(truncatingIfNeeded: features >> 32) : 0
             case 0x034: return UInt32(queue?.maxSize ?? 0)
             case 0x044: return queue?.ready == true ? 1 : 0
-            case 0x060: return interrupt.status
+            // The only interrupts of a device whose backend signals the irqfd itself are
+            // used buffers and configuration changes: report the former on every read,
+            // as nobody here saw it happen (Linux then checks each used ring).
+            case 0x060: return interrupt.status | (s.doorbellsLent ? VirtioInterrupt.usedBuffer : 0)
             case 0x070: return s.status
             case 0x0B0, 0x0B4: return 0xFFFF_FFFF  // SHMLen: no shared memory region
             case 0x0FC: return s.configGeneration
@@ -273,6 +292,7 @@ public final class VirtioMmioTransport: BusDevice, @unchecked Sendable {  // reg
                 try device.activate(VirtioDeviceContext(memory: memory, queues: queues, interrupt: interrupt,
                                                         features: s.driverFeatures, failure: failure))
                 s.active = true
+                lendDoorbells(&s)
             } catch {
                 // The queues were activated for it: `fail` deactivates them with the rest.
                 fail(&s, because: "activation failed: \(error)")
@@ -284,7 +304,7 @@ public final class VirtioMmioTransport: BusDevice, @unchecked Sendable {  // reg
         if s.active { device.reset() }
         for queue in queues { queue.reset() }
         failure.clear()
-        if s.status & VirtioStatus.deviceNeedsReset != 0 { watchDoorbells(true) }
+        if s.status & VirtioStatus.deviceNeedsReset != 0 || s.doorbellsLent { watchDoorbells(true) }
         interrupt.clear()
         s = State(configGeneration: s.configGeneration)
     }
