@@ -31,6 +31,11 @@ public final class VhostUserFrontend: @unchecked Sendable {  // used only under 
         let fd = Glibc.socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw .system(SystemError("socket(AF_UNIX)")) }
         socket = OwnedFileDescriptor(fd)
+        // A backend that stops reading must not block a send forever either.
+        var sendTimeout = timeval(tv_sec: Int(timeoutMs / 1000), tv_usec: Int(timeoutMs % 1000) * 1000)
+        guard setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &sendTimeout, socklen_t(MemoryLayout<timeval>.size)) == 0 else {
+            throw .system(SystemError("setsockopt(SO_SNDTIMEO)"))
+        }
         guard address.connect(fd) == 0 else { throw .system(SystemError("connect \(path)")) }
         try Self.send(fd, VhostUserMessage(.setOwner), fds: [])
         let features = try Self.ask(fd, .getFeatures, timeoutMs: timeoutMs)
@@ -123,24 +128,30 @@ public final class VhostUserFrontend: @unchecked Sendable {  // used only under 
             try DescriptorPassing.send(on: fd, payload: message.bytes, fds: fds)
         } catch {
             if error.errno == EPIPE || error.errno == ECONNRESET { throw .closed(during: during) }
+            if error.errno == EAGAIN, let request = VhostUserRequest(rawValue: message.request) { throw .timedOut(request) }
             throw .system(error)
         }
     }
 
-    /// Reads one whole message: the header, then exactly the payload it announced (bounded).
+    /// Reads one whole message: the header, then exactly the payload it announced (bounded),
+    /// all within one deadline, so that a backend trickling bytes cannot stall the caller
+    /// for longer than one timeout.
     private static func receive(_ fd: Int32, timeoutMs: Int32, during request: VhostUserRequest) throws(VhostUserError) -> VhostUserMessage {
-        let header = try readExactly(fd, VhostUserMessage.headerSize, timeoutMs: timeoutMs, during: request)
+        let deadline = monotonicMs() + Int64(timeoutMs)
+        let header = try readExactly(fd, VhostUserMessage.headerSize, deadline: deadline, during: request)
         let (code, flags, size) = try VhostUserMessage.parseHeader(header)
-        let payload = try readExactly(fd, size, timeoutMs: timeoutMs, during: request)
+        let payload = try readExactly(fd, size, deadline: deadline, during: request)
         return VhostUserMessage(request: code, flags: flags, payload: payload)
     }
 
-    private static func readExactly(_ fd: Int32, _ count: Int, timeoutMs: Int32, during request: VhostUserRequest) throws(VhostUserError) -> [UInt8] {
+    private static func readExactly(_ fd: Int32, _ count: Int, deadline: Int64, during request: VhostUserRequest) throws(VhostUserError) -> [UInt8] {
         var bytes = [UInt8](repeating: 0, count: count)
         var have = 0
         while have < count {
+            let left = deadline - monotonicMs()
+            guard left > 0 else { throw .timedOut(request) }
             var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            let ready = poll(&pfd, 1, timeoutMs)
+            let ready = poll(&pfd, 1, Int32(clamping: left))
             if ready < 0 && errno == EINTR { continue }
             guard ready >= 0 else { throw .system(SystemError("poll")) }
             guard ready > 0 else { throw .timedOut(request) }
@@ -152,5 +163,11 @@ public final class VhostUserFrontend: @unchecked Sendable {  // used only under 
             have += n
         }
         return bytes
+    }
+
+    private static func monotonicMs() -> Int64 {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000
     }
 }
