@@ -1,3 +1,4 @@
+import Glibc
 import Testing
 @testable import VMM
 
@@ -44,5 +45,33 @@ import Testing
         #expect(throws: GuestMemoryError.overlappingRegions) {
             try GuestMemory(ranges: [(0, 0x2000), (0x1000, 0x2000)])
         }
+    }
+
+    /// What a vhost-user backend does with the memory table: maps each region's memfd
+    /// itself. Its mapping and the VMM's must be the same pages, both ways.
+    @Test func sharedMemfdRegionsAreTheSamePagesInAnotherMapping() throws {
+        let memory = try GuestMemory(ranges: [(0, 0x10000), (0x100000, 0x4000)], backing: .sharedMemfd)
+        #expect(memory.isShared)
+        for region in memory.regions {
+            #expect(region.fd >= 0)
+            let other = try #require(mmap(nil, Int(region.size), PROT_READ | PROT_WRITE, MAP_SHARED, region.fd, 0))
+            #expect(other != MAP_FAILED)
+            defer { munmap(other, Int(region.size)) }
+            try memory.store(UInt64(0x1122_3344_5566_7788) ^ region.guestAddress, at: region.guestAddress + 8)
+            #expect(other.load(fromByteOffset: 8, as: UInt64.self) == UInt64(0x1122_3344_5566_7788) ^ region.guestAddress)
+            other.storeBytes(of: UInt32(0xCAFE_F00D), toByteOffset: Int(region.size) - 4, as: UInt32.self)
+            #expect(try memory.load(UInt32.self, at: region.guestAddress + region.size - 4) == 0xCAFE_F00D)
+        }
+        // The VMM's address of a guest range, as ring addresses are given to the backend.
+        let second = memory.regions[1]
+        #expect(memory.hostAddress(of: 0x100010, length: 16) == second.hostAddress + 0x10)
+        #expect(memory.hostAddress(of: 0xFFF8, length: 16) == nil)  // runs past the first region
+        #expect(memory.hostAddress(of: UInt64.max - 4, length: 16) == nil)
+    }
+
+    @Test func anonymousMemoryHasNoDescriptorToShare() throws {
+        let memory = try GuestMemory(ranges: [(0, 0x10000)])
+        #expect(!memory.isShared)
+        #expect(memory.regions.allSatisfy { $0.fd < 0 })
     }
 }
