@@ -126,13 +126,15 @@ final class VirtioTestDriver {
     /// Guest allocations grow up from 1 MiB (below is left for tests that craft memory).
     private var nextFree: UInt64 = 1 << 20
 
-    init(device: any VirtioDevice, memory: GuestMemory? = nil, eventLoop: Bool = true, logger: Logger = quietLogger()) throws {
+    /// `loop`: the loop the device itself watches its backend on (virtio-fs), if any.
+    init(device: any VirtioDevice, memory: GuestMemory? = nil, eventLoop: Bool = true, loop existing: EventLoop? = nil,
+         logger: Logger = quietLogger()) throws {
         self.memory = try memory ?? GuestMemory(ranges: X86MemoryLayout.ramRanges(size: Self.defaultMemorySize))
         self.device = device
         interrupt = VirtioInterrupt(eventFd: try EventFd())
         transport = try VirtioMmioTransport(device: device, memory: self.memory, interrupt: interrupt, logger: logger)
         if eventLoop {
-            let loop = try EventLoop()
+            let loop = try existing ?? EventLoop()
             try transport.attach(to: loop)
             self.loop = loop
         } else {
