@@ -10,6 +10,7 @@ packages=(
   util-linux                  # unshare/setpriv: the /dev/kvm error-path tests
   iproute2                    # network namespaces and taps for the virtio-net tests
   qemu-system-x86             # kata-bench measures QEMU microvm beside kata-vmm
+  qemu-system-common          # /usr/lib/qemu/virtiofsd: the vhost-user backend of virtio-fs
   gnuplot-nox                 # kata-bench --plot draws its PNG charts
   curl                        # the API tests drive kata-vmm's API socket with curl --unix-socket
   e2fsprogs                   # mke2fs -d: the agent's end-to-end virtio-block rootfs image
