@@ -1,5 +1,5 @@
 /// A virtio-fs device whose queues a vhost-user backend (virtiofsd) serves, as
-/// `--fs tag=TAG,socket=PATH[,queues=N,queue_size=N]` describes it; Cloud Hypervisor's
+/// `--fs tag=TAG,socket=PATH[,queues=N,queue_size=N][,id=ID]` describes it; Cloud Hypervisor's
 /// `FsConfig` (Firecracker has no virtio-fs).
 public struct FsConfig: Sendable, Equatable {
     /// What the guest mounts: `mount -t virtiofs TAG /mnt`.
@@ -9,17 +9,21 @@ public struct FsConfig: Sendable, Equatable {
     /// Request queues besides the hiprio queue.
     public var requestQueues: Int
     public var queueSize: UInt16
+    /// The API's `fs_id`, which a second `PUT /fs/{fs_id}` replaces; nil: "fs<N>".
+    public var id: String?
 
     /// virtio 1.2, 5.11.4: the tag is at most 36 bytes, NUL-padded.
     public static let maxTagBytes = 36
     public static let maxRequestQueues = 16
     public static let defaultQueueSize: UInt16 = 1024
 
-    public init(tag: String, socketPath: String, requestQueues: Int = 1, queueSize: UInt16 = FsConfig.defaultQueueSize) {
+    public init(tag: String, socketPath: String, requestQueues: Int = 1, queueSize: UInt16 = FsConfig.defaultQueueSize,
+                id: String? = nil) {
         self.tag = tag
         self.socketPath = socketPath
         self.requestQueues = requestQueues
         self.queueSize = queueSize
+        self.id = id
     }
 
     public typealias ParseError = OptionList.Error
@@ -39,8 +43,11 @@ public struct FsConfig: Sendable, Equatable {
             case "queue_size":
                 guard let n = UInt16(value) else { throw options.error("queue_size must be a number") }
                 config.queueSize = n
+            case "id":
+                guard !value.isEmpty else { throw options.error("empty id") }
+                config.id = value
             default:
-                throw options.unknownKey(key, known: ["tag", "socket", "queues", "queue_size"])
+                throw options.unknownKey(key, known: ["tag", "socket", "queues", "queue_size", "id"])
             }
         }
         guard let tag else { throw options.error("tag= is required") }

@@ -25,7 +25,7 @@ public final class MicroVM: @unchecked Sendable {  // all `let` but `console`/`s
     let mmio = Bus()
     let serial: Serial8250
     let runners: [VcpuRunner]
-    /// The virtio-mmio devices, in slot order: disks, network interfaces, vsock, rng.
+    /// The virtio-mmio devices, in slot order: disks, network interfaces, vsock, rng, virtio-fs.
     public let virtioDevices: [VirtioMmioTransport]
     public let virtioSlots: [VirtioMmioSlot]
     /// The disks' devices, by disk index (the first transports): kept typed as built, for
@@ -54,7 +54,10 @@ public final class MicroVM: @unchecked Sendable {  // all `let` but `console`/`s
         vm = try kvm.createVm()
         try vm.setUpX86Platform()
 
-        memory = try GuestMemory(ranges: X86MemoryLayout.ramRanges(size: UInt64(config.memoryMiB) << 20))
+        // A vhost-user backend maps guest RAM itself, so it must be a shared memfd then;
+        // otherwise anonymous memory keeps the common case as it was.
+        memory = try GuestMemory(ranges: X86MemoryLayout.ramRanges(size: UInt64(config.memoryMiB) << 20),
+                                 backing: config.needsSharedMemory ? .sharedMemfd : .anonymous)
         try vm.register(memory)
 
         // virtio devices: open every backend before anything boots, so a bad disk is a clean error.
@@ -73,6 +76,14 @@ public final class MicroVM: @unchecked Sendable {  // all `let` but `console`/`s
             devices.append(try VirtioVsock(guestCid: vsock.guestCid, udsPath: vsock.udsPath, loop: loop, logger: logger))
         }
         if config.rng { devices.append(VirtioRng(logger: logger)) }
+        for (fs, id) in zip(config.fs, config.fsIds) {
+            do {
+                devices.append(try VirtioFs(tag: fs.tag, socketPath: fs.socketPath, requestQueues: fs.requestQueues,
+                                            queueSize: fs.queueSize, loop: loop, logger: logger))
+            } catch {
+                throw DeviceSetupError(device: "virtio-fs '\(id)' (tag '\(fs.tag)')", cause: error)
+            }
+        }
         let slots = devices.indices.map { VirtioMmioSlot(index: $0) }
         virtioSlots = slots
         var cmdline = config.kernelCmdline

@@ -1,4 +1,4 @@
-/// The `key=value[,key=value...]` syntax of `--disk`, `--net` and `--vsock`: split once,
+/// The `key=value[,key=value...]` syntax of `--disk`, `--net`, `--vsock` and `--fs`: split once,
 /// with every mistake reported against the flag and the text the user typed.
 public struct OptionList {
     /// A mistake in one option list, phrased for the user.

@@ -85,6 +85,9 @@ public struct VmConfig: Sendable, Equatable {
     /// Each disk's serial: its `id`, or "disk<N>".
     public var diskIds: [String] { disks.enumerated().map { $1.id ?? "disk\($0)" } }
 
+    /// Each virtio-fs device's id (the API's `fs_id`): its `id`, or "fs<N>".
+    public var fsIds: [String] { fs.enumerated().map { $1.id ?? "fs\($0)" } }
+
     public init(kernelPath: String, initrdPath: String? = nil, cmdline: String = VmConfig.defaultCmdline,
                 vcpuCount: Int = 1, memoryMiB: Int = 128, serial: SerialOutput = .stdio,
                 bootProtocol: BootProtocol? = nil) {
@@ -149,6 +152,8 @@ public struct VmConfig: Sendable, Equatable {
             if let problem = device.problem { throw ValidationError.fs("virtio-fs '\(device.tag)': \(problem)") }
             guard tags.insert(device.tag).inserted else { throw ValidationError.fs("two virtio-fs devices have the tag '\(device.tag)'") }
         }
+        var fsIdsSeen = Set<String>()
+        for id in fsIds where !fsIdsSeen.insert(id).inserted { throw ValidationError.fs("two virtio-fs devices have the id '\(id)'") }
     }
 
     /// Guest RAM must be a shared mapping of a memfd when a vhost-user backend maps it.

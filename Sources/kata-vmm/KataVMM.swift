@@ -32,7 +32,7 @@ struct KataVMM: ParsableCommand {
     var apiSock: String?
 
     @Option(name: .customLong("config-file"), help: ArgumentHelp(
-        "Boot from a Firecracker JSON config file (boot-source, machine-config, drives, network-interfaces, vsock, entropy, logger, metrics).",
+        "Boot from a Firecracker JSON config file (boot-source, machine-config, drives, network-interfaces, vsock, fs, entropy, logger, metrics).",
         valueName: "PATH"))
     var configFile: String?
 
@@ -78,6 +78,11 @@ struct KataVMM: ParsableCommand {
         valueName: "cid=N,uds=PATH"))
     var vsock: String?
 
+    @Option(name: .customLong("fs"), help: ArgumentHelp(
+        "A virtio-fs device served by a vhost-user backend (virtiofsd) on PATH; the guest mounts TAG (repeatable). Guest memory becomes a shared memfd.",
+        valueName: "tag=TAG,socket=PATH[,queues=N][,queue_size=N][,id=ID]"))
+    var fs: [String] = []
+
     @Flag(help: "Attach a virtio-rng device (entropy from the host's getrandom).")
     var rng = false
 
@@ -111,6 +116,7 @@ struct KataVMM: ParsableCommand {
         _ = try parsedDisks()
         _ = try parsedNets()
         _ = try parsedVsock()
+        _ = try parsedFs()
         guard VmConfig.VirtioDiscovery(rawValue: virtioDiscovery) != nil else {
             throw ValidationError("invalid --virtio-discovery '\(virtioDiscovery)': use acpi or cmdline")
         }
@@ -151,6 +157,14 @@ struct KataVMM: ParsableCommand {
         }
     }
 
+    func parsedFs() throws -> [FsConfig] {
+        try fs.map { spec in
+            do { return try FsConfig.parse(spec) } catch let error as FsConfig.ParseError {
+                throw ValidationError(error.description)
+            }
+        }
+    }
+
     func parsedBootProtocol() throws -> BootProtocol? {
         if bootProtocol == "auto" { return nil }
         guard let parsed = BootProtocol(rawValue: bootProtocol) else {
@@ -176,6 +190,7 @@ struct KataVMM: ParsableCommand {
         config.disks = try parsedDisks()
         config.nets = try parsedNets()
         config.vsock = try parsedVsock()
+        config.fs = try parsedFs()
         config.rng = rng
         config.virtioDiscovery = VmConfig.VirtioDiscovery(rawValue: virtioDiscovery) ?? .acpi
         if let serialMaxBytes { config.serialLogMaxBytes = serialMaxBytes }

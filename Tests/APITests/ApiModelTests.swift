@@ -49,6 +49,8 @@ import Testing
         #expect(try ApiEndpoint.route(method: "GET", uri: "/vm/config") == .vmConfig)
         #expect(try ApiEndpoint.route(method: "PUT", uri: "/drives/root?x=1") == .putDrive("root"))
         #expect(try ApiEndpoint.route(method: "PATCH", uri: "/network-interfaces/eth0") == .patchNetworkInterface("eth0"))
+        #expect(try ApiEndpoint.route(method: "PUT", uri: "/fs/shared") == .putFs("shared"))
+        #expect(throws: ApiError.self) { try ApiEndpoint.route(method: "PATCH", uri: "/fs/shared") }
         #expect(throws: ApiError.self) { try ApiEndpoint.route(method: "POST", uri: "/actions") }
         #expect(throws: ApiError.self) { try ApiEndpoint.route(method: "GET", uri: "/drives/a/b") }
     }
@@ -77,6 +79,8 @@ import Testing
                         {"drive_id": "root", "path_on_host": "\(disk.path)", "is_root_device": true, "is_read_only": true,
                          "partuuid": "1234-01"}],
              "vsock": {"guest_cid": 7, "uds_path": "/run/v.sock"},
+             "fs": [{"fs_id": "shared", "tag": "kataShared", "socket": "/run/vfs.sock", "num_queues": 2, "queue_size": 512},
+                    {"fs_id": "data", "tag": "data", "socket": "/run/data.sock"}],
              "logger": {"level": "debug"},
              "metrics": {"metrics_path": "/run/m.json"}}
             """
@@ -85,6 +89,9 @@ import Testing
         #expect(config.diskIds == ["root", "data"], "the root device becomes vda")
         #expect(config.kernelCmdline == "a=b root=PARTUUID=1234-01 ro")
         #expect(config.vsock == VsockConfig(guestCid: 7, udsPath: "/run/v.sock"))
+        #expect(config.fs == [FsConfig(tag: "kataShared", socketPath: "/run/vfs.sock", requestQueues: 2, queueSize: 512, id: "shared"),
+                              FsConfig(tag: "data", socketPath: "/run/data.sock", id: "data")])
+        #expect(config.needsSharedMemory)
         #expect(config.logger?.level == .debug && config.metricsPath == "/run/m.json")
         // GET /vm/config describes it in the same format, and that parses back to the same VmConfig.
         let described = FullVmConfiguration.describe(config)

@@ -90,6 +90,16 @@ import Testing
             Case(method: "PUT", path: "/network-interfaces/eth0", body: #"{"iface_id":"eth0","host_dev_name":"a-very-long-tap-name"}"#, fault: "at most 15 bytes"),
             Case(method: "PUT", path: "/network-interfaces/eth0", body: #"{"iface_id":"eth0","host_dev_name":"tap0","allow_mmds_requests":true}"#, fault: "allow_mmds_requests: unknown field"),
             Case(method: "PATCH", path: "/network-interfaces/eth0", body: #"{"iface_id":"eth0"}"#, fault: notStarted),
+            // fs (our extension: Cloud Hypervisor's FsConfig)
+            Case(method: "PUT", path: "/fs", body: "{}", fault: "id is missing"),
+            Case(method: "PUT", path: "/fs/shared", body: #"{"fs_id":"shared","socket":"/tmp/v.sock"}"#, fault: "tag: missing required field"),
+            Case(method: "PUT", path: "/fs/shared", body: #"{"fs_id":"shared","tag":"t"}"#, fault: "socket: missing required field"),
+            Case(method: "PUT", path: "/fs/shared", body: #"{"fs_id":"other","tag":"t","socket":"/tmp/v.sock"}"#, fault: "does not match the id in the path"),
+            Case(method: "PUT", path: "/fs/shared", body: #"{"fs_id":"shared","tag":"\#(String(repeating: "t", count: 37))","socket":"/tmp/v.sock"}"#, fault: "tag must be 1 to 36 bytes"),
+            Case(method: "PUT", path: "/fs/shared", body: #"{"fs_id":"shared","tag":"t","socket":"/tmp/v.sock","num_queues":0}"#, fault: "queues must be from 1 to 16"),
+            Case(method: "PUT", path: "/fs/shared", body: #"{"fs_id":"shared","tag":"t","socket":"/tmp/v.sock","queue_size":1000}"#, fault: "power of two"),
+            Case(method: "PUT", path: "/fs/shared", body: #"{"fs_id":"shared","tag":"t","socket":"/tmp/v.sock","queue_size":-1}"#, fault: "queue_size"),
+            Case(method: "PUT", path: "/fs/shared", body: #"{"fs_id":"shared","tag":"t","socket":"/tmp/v.sock","cache_size":1}"#, fault: "cache_size: unknown field"),
             // vsock, entropy, logger, metrics
             Case(method: "PUT", path: "/vsock", body: #"{"guest_cid":2,"uds_path":"/tmp/x"}"#, fault: "guest_cid: 2 is out of range"),
             Case(method: "PUT", path: "/vsock", body: #"{"guest_cid":3}"#, fault: "uds_path: missing required field"),
@@ -117,7 +127,9 @@ import Testing
         // Successes that later refusals must not undo; a second root device is refused.
         #expect(try api.request("PUT", "/drives/d1", body: #"{"drive_id":"d1","path_on_host":"\#(disk)","is_root_device":true}"#).status == 204)
         #expect(try api.request("PUT", "/network-interfaces/eth0", body: #"{"iface_id":"eth0","host_dev_name":"kvtap0","guest_mac":"06:00:ac:10:00:02","mtu":1400}"#).status == 204)
+        #expect(try api.request("PUT", "/fs/shared", body: #"{"fs_id":"shared","tag":"kataShared","socket":"\#(vmm.path("vfs.sock"))"}"#).status == 204)
         try Self.check([
+            Case(method: "PUT", path: "/fs/other", body: #"{"fs_id":"other","tag":"kataShared","socket":"/tmp/w.sock"}"#, fault: "two virtio-fs devices have the tag 'kataShared'"),
             Case(method: "PUT", path: "/drives/d2", body: #"{"drive_id":"d2","path_on_host":"\#(disk)","is_root_device":true}"#, fault: "only one disk can be the root device"),
             Case(method: "PUT", path: "/network-interfaces/eth1", body: #"{"iface_id":"eth1","host_dev_name":"kvtap0"}"#, fault: "already used by 'eth0'"),
         ], api, state: "Not started")
@@ -125,6 +137,8 @@ import Testing
         let net = (config?["network-interfaces"] as? [[String: Any]])?.first
         #expect(net?["host_dev_name"] as? String == "kvtap0" && net?["guest_mac"] as? String == "06:00:ac:10:00:02" && net?["mtu"] as? Int == 1400)
         #expect((config?["drives"] as? [[String: Any]])?.count == 1)
+        let fs = (config?["fs"] as? [[String: Any]])?.first
+        #expect(fs?["fs_id"] as? String == "shared" && fs?["tag"] as? String == "kataShared" && fs?["num_queues"] as? Int == 1 && fs?["queue_size"] as? Int == 1024)
         // Metrics can be initialised once.
         #expect(try api.request("PUT", "/metrics", body: #"{"metrics_path":"\#(vmm.path("m.json"))"}"#).status == 204)
         try Self.check([Case(method: "PUT", path: "/metrics", body: #"{"metrics_path":"\#(vmm.path("m2.json"))"}"#, fault: "already initialized")],
@@ -163,6 +177,7 @@ import Testing
             Case(method: "PUT", path: "/drives/d1", body: #"{"drive_id":"d1","path_on_host":"\#(disk)","is_root_device":false}"#, fault: afterStart),
             Case(method: "PUT", path: "/network-interfaces/eth0", body: #"{"iface_id":"eth0","host_dev_name":"tap0"}"#, fault: afterStart),
             Case(method: "PUT", path: "/vsock", body: #"{"guest_cid":3,"uds_path":"/tmp/x"}"#, fault: afterStart),
+            Case(method: "PUT", path: "/fs/shared", body: #"{"fs_id":"shared","tag":"t","socket":"/tmp/v.sock"}"#, fault: afterStart),
             Case(method: "PUT", path: "/entropy", body: "{}", fault: afterStart),
             Case(method: "PUT", path: "/logger", body: #"{"level":"Debug"}"#, fault: afterStart),
             Case(method: "PUT", path: "/metrics", body: #"{"metrics_path":"/tmp/m"}"#, fault: afterStart),

@@ -193,6 +193,10 @@ public final class VmController: @unchecked Sendable {  // mutable state confine
             _ = try requireStarted()
             let patch = try PartialNetworkInterface(body, pathId: id)
             guard config.nets.contains(where: { $0.id == patch.id }) else { throw ApiError("iface_id: no network interface '\(id)'") }
+        case .putFs(let id):
+            try requireNotStarted()
+            let device = try FsDevice(body, path: "", pathId: id)
+            try update { device.apply(to: &$0) }
         case .putVsock:
             try requireNotStarted()
             let vsock = try VsockSection(body, path: "")

@@ -4,8 +4,8 @@ import Machine
 /// Firecracker's whole-VM JSON: what `--config-file` reads and `GET /vm/config` writes.
 /// Both go through the same section parsers as the API, into one `VmConfig`.
 public enum FullVmConfiguration {
-    static let supported = ["boot-source", "machine-config", "drives", "network-interfaces", "vsock", "entropy",
-                            "logger", "metrics", "serial"]
+    static let supported = ["boot-source", "machine-config", "drives", "network-interfaces", "vsock", "fs",
+                            "entropy", "logger", "metrics", "serial"]
     static let unsupported = ["balloon", "mmds-config", "cpu-config", "pmem", "memory-hotplug"]
 
     /// Parses a config file's text. Every error names the field (`drives[1].is_root_device`).
@@ -40,6 +40,13 @@ public enum FullVmConfiguration {
                 throw ApiError("network-interfaces[\(index)].\(error.message)")
             }
         }
+        for (index, fs) in try array(object, "fs").enumerated() {
+            let parsed = try FsDevice(fs, path: "fs[\(index)]", pathId: nil)
+            if config.fsIds.contains(parsed.fs.id ?? "") {
+                throw ApiError("fs[\(index)].fs_id: '\(parsed.fs.id ?? "")' is used twice")
+            }
+            parsed.apply(to: &config)
+        }
         if let vsock = object.value("vsock") { config.vsock = try VsockSection(vsock, path: "vsock").vsock }
         if let entropy = object.value("entropy") {
             _ = try EntropySection(entropy, path: "entropy")
@@ -70,6 +77,7 @@ public enum FullVmConfiguration {
             "drives": .array(zip(config.disks, config.diskIds).map { Drive.describe($0, id: $1) }),
             "network-interfaces": .array(config.nets.map(NetworkInterface.describe)),
             "vsock": VsockSection.describe(config),
+            "fs": .array(zip(config.fs, config.fsIds).map { FsDevice.describe($0, id: $1) }),
             "entropy": EntropySection.describe(config),
             "logger": LoggerSection.describe(config),
             "metrics": MetricsSection.describe(config),

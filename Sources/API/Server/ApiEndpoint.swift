@@ -6,6 +6,7 @@ public enum ApiEndpoint: Equatable, Sendable {
     case putBootSource
     case putDrive(String), patchDrive(String)
     case putNetworkInterface(String), patchNetworkInterface(String)
+    case putFs(String)
     case putVsock, putEntropy, putLogger, putMetrics
     case putActions
     case patchVm
@@ -26,13 +27,14 @@ public enum ApiEndpoint: Equatable, Sendable {
         case ("PATCH", 2, "drives"): return .patchDrive(parts[1])
         case ("PUT", 2, "network-interfaces"): return .putNetworkInterface(parts[1])
         case ("PATCH", 2, "network-interfaces"): return .patchNetworkInterface(parts[1])
+        case ("PUT", 2, "fs"): return .putFs(parts[1])
         case ("PUT", 1, "vsock"): return .putVsock
         case ("PUT", 1, "entropy"): return .putEntropy
         case ("PUT", 1, "logger"): return .putLogger
         case ("PUT", 1, "metrics"): return .putMetrics
         case ("PUT", 1, "actions"): return .putActions
         case ("PATCH", 1, "vm"): return .patchVm
-        case (_, 1, "drives"), (_, 1, "network-interfaces"):
+        case (_, 1, "drives"), (_, 1, "network-interfaces"), (_, 1, "fs"):
             throw ApiError("\(method) \(path): the id is missing from the path")
         default: throw unsupported()
         }
@@ -60,6 +62,7 @@ public enum ApiEndpoint: Equatable, Sendable {
         case .patchDrive: return ("patch_api_requests", "drive")
         case .putNetworkInterface: return ("put_api_requests", "network")
         case .patchNetworkInterface: return ("patch_api_requests", "network")
+        case .putFs: return ("put_api_requests", "fs")
         case .putVsock: return ("put_api_requests", "vsock")
         case .putEntropy: return ("put_api_requests", "entropy")
         case .putLogger: return ("put_api_requests", "logger")

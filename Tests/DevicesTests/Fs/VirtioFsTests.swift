@@ -5,45 +5,6 @@ import TestSupport
 import VMM
 @testable import Devices
 
-/// Debian's virtiofsd (qemu-system-common), serving a scratch directory, the way the
-/// runtime starts it. With `sandbox=namespace` it forks the process that serves (PID 1 of
-/// its PID namespace), which outlives a SIGKILL of its parent (it does not get the
-/// SIGTERM it asked for on its parent's death), so it is killed by its process group:
-/// Foundation's `Process` starts it as the leader of one.
-final class Virtiofsd {
-    static let path = "/usr/lib/qemu/virtiofsd"
-    let socketPath: String
-    let source: String
-    let process: BackgroundCommand
-
-    init() throws {
-        guard FileManager.default.isExecutableFile(atPath: Self.path) else { try Fixtures.missing("virtiofsd (\(Self.path))") }
-        let directory = try Fixtures.scratchDirectory("virtiofs")
-        source = directory + "/shared"
-        try FileManager.default.createDirectory(atPath: source, withIntermediateDirectories: true)
-        socketPath = directory + "/virtiofsd.sock"
-        process = try BackgroundCommand(Self.path, ["--socket-path=\(socketPath)", "-o", "source=\(source)", "-o", "cache=none",
-                                                    "-o", "sandbox=namespace"])
-        guard getpgid(process.pid) == process.pid else {
-            throw FuseTestClient.Failure(description: "virtiofsd is not the leader of its own process group")
-        }
-        let deadline = Date().addingTimeInterval(10)
-        while !FileManager.default.fileExists(atPath: socketPath) {
-            guard process.isRunning, Date() < deadline else {
-                throw FuseTestClient.Failure(description: "virtiofsd did not listen: \(process.output)")
-            }
-            usleep(10_000)
-        }
-    }
-
-    func kill() {
-        Glibc.kill(-process.pid, SIGKILL)
-        _ = process.waitForExit(timeout: 10)
-    }
-
-    deinit { kill() }
-}
-
 /// virtio-fs with the real backend: the driver's requests are served by virtiofsd from
 /// guest memory (a shared memfd) and never pass through the device model, and a daemon
 /// killed mid-use costs the guest EIO, not a hang, and the VMM nothing.
