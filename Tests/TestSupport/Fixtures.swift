@@ -102,6 +102,9 @@ public enum Fixtures {
     /// The vsock end-to-end initramfs: one static /init (guest/vsock-test/init.c).
     public static func vsockInitramfs() throws -> URL { try staticInitramfs("vsock-test") }
 
+    /// The virtio-fs end-to-end initramfs: one static /init (guest/fs-test/init.c).
+    public static func fsInitramfs() throws -> URL { try staticInitramfs("fs-test") }
+
     /// guest/<folder>/init.c built into an initramfs by guest/build-static-initramfs.sh.
     static func staticInitramfs(_ folder: String) throws -> URL {
         try once(folder) {

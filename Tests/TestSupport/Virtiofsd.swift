@@ -14,13 +14,14 @@ public final class Virtiofsd {
     public let source: String
     public let process: BackgroundCommand
 
-    public init() throws {
+    /// `cache`: virtiofsd's cache mode (none, auto, always); Kata's default is auto.
+    public init(cache: String = "none") throws {
         guard FileManager.default.isExecutableFile(atPath: Self.path) else { try Fixtures.missing("virtiofsd (\(Self.path))") }
         let directory = try Fixtures.scratchDirectory("virtiofs")
         source = directory + "/shared"
         try FileManager.default.createDirectory(atPath: source, withIntermediateDirectories: true)
         socketPath = directory + "/virtiofsd.sock"
-        process = try BackgroundCommand(Self.path, ["--socket-path=\(socketPath)", "-o", "source=\(source)", "-o", "cache=none",
+        process = try BackgroundCommand(Self.path, ["--socket-path=\(socketPath)", "-o", "source=\(source)", "-o", "cache=\(cache)",
                                                     "-o", "sandbox=namespace"])
         let deadline = Date().addingTimeInterval(10)
         while !FileManager.default.fileExists(atPath: socketPath) {
