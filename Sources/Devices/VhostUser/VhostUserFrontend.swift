@@ -137,19 +137,20 @@ public final class VhostUserFrontend: @unchecked Sendable {  // used only under 
     /// all within one deadline, so that a backend trickling bytes cannot stall the caller
     /// for longer than one timeout.
     private static func receive(_ fd: Int32, timeoutMs: Int32, during request: VhostUserRequest) throws(VhostUserError) -> VhostUserMessage {
-        let deadline = monotonicMs() + Int64(timeoutMs)
+        let deadline = ProcessClock.monotonicNanos() + UInt64(timeoutMs) * 1_000_000
         let header = try readExactly(fd, VhostUserMessage.headerSize, deadline: deadline, during: request)
         let (code, flags, size) = try VhostUserMessage.parseHeader(header)
         let payload = try readExactly(fd, size, deadline: deadline, during: request)
         return VhostUserMessage(request: code, flags: flags, payload: payload)
     }
 
-    private static func readExactly(_ fd: Int32, _ count: Int, deadline: Int64, during request: VhostUserRequest) throws(VhostUserError) -> [UInt8] {
+    private static func readExactly(_ fd: Int32, _ count: Int, deadline: UInt64, during request: VhostUserRequest) throws(VhostUserError) -> [UInt8] {
         var bytes = [UInt8](repeating: 0, count: count)
         var have = 0
         while have < count {
-            let left = deadline - monotonicMs()
-            guard left > 0 else { throw .timedOut(request) }
+            let now = ProcessClock.monotonicNanos()
+            guard now < deadline else { throw .timedOut(request) }
+            let left = (deadline - now + 999_999) / 1_000_000
             var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
             let ready = poll(&pfd, 1, Int32(clamping: left))
             if ready < 0 && errno == EINTR { continue }
@@ -163,11 +164,5 @@ public final class VhostUserFrontend: @unchecked Sendable {  // used only under 
             have += n
         }
         return bytes
-    }
-
-    private static func monotonicMs() -> Int64 {
-        var now = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &now)
-        return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000
     }
 }

@@ -211,11 +211,7 @@ final class VsockTimer {
         _ = clinux_timerfd_settime(fd, 0, &value, nil)
     }
 
-    static func now() -> UInt64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
-    }
+    static func now() -> UInt64 { ProcessClock.monotonicNanos() }
 }
 
 /// The GNU socket and timer calls the Glibc module does not import, through CKVM.

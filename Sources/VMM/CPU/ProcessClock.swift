@@ -12,12 +12,16 @@ public enum ProcessClock {
     nonisolated(unsafe) public static var instanceStart: Instant?
 
     public static func now() -> Instant {
-        var wall = timespec()
         var cpu = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &wall)
         clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu)
-        return Instant(wallNanos: UInt64(wall.tv_sec) * 1_000_000_000 + UInt64(wall.tv_nsec),
-                       cpuNanos: UInt64(cpu.tv_sec) * 1_000_000_000 + UInt64(cpu.tv_nsec))
+        return Instant(wallNanos: monotonicNanos(), cpuNanos: UInt64(cpu.tv_sec) * 1_000_000_000 + UInt64(cpu.tv_nsec))
+    }
+
+    /// CLOCK_MONOTONIC in nanoseconds: the one clock for deadlines and intervals.
+    @Sendable public static func monotonicNanos() -> UInt64 {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        return UInt64(now.tv_sec) &* 1_000_000_000 &+ UInt64(now.tv_nsec)
     }
 
     /// Call once, as early as possible in `main`.

@@ -55,11 +55,7 @@ public final class LogRateLimiter: Sendable {
         }
     }
 
-    @Sendable public static func monotonicNanos() -> UInt64 {
-        var now = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &now)
-        return UInt64(now.tv_sec) &* 1_000_000_000 &+ UInt64(now.tv_nsec)
-    }
+    @Sendable public static func monotonicNanos() -> UInt64 { ProcessClock.monotonicNanos() }
 }
 
 /// A `Logger` behind a `LogRateLimiter`: for one guest-triggerable message. The message is
