@@ -10,9 +10,7 @@ struct FsDevice {
 
     init(_ json: JSONValue, path: String, pathId: String?) throws {
         let object = try StrictObject(json, path: path, allowed: Self.fields)
-        let id = try object.string(required: "fs_id")
-        try ResourceId.check(id, field: object.name("fs_id"))
-        try ResourceId.match(path: pathId, body: id, field: object.name("fs_id"))
+        let id = try ResourceId.required("fs_id", in: object, pathId: pathId)
         var fs = FsConfig(tag: try object.string(required: "tag"), socketPath: try object.string(required: "socket"), id: id)
         // Only what the types can hold is checked here; the rules are FsConfig's.
         if let queues = try object.int("num_queues", in: 0...Int64(Int32.max)) { fs.requestQueues = Int(queues) }

@@ -8,9 +8,7 @@ struct NetworkInterface {
 
     init(_ json: JSONValue, path: String, pathId: String?) throws {
         let object = try StrictObject(json, path: path, allowed: Self.fields)
-        let id = try object.string(required: "iface_id")
-        try ResourceId.check(id, field: object.name("iface_id"))
-        try ResourceId.match(path: pathId, body: id, field: object.name("iface_id"))
+        let id = try ResourceId.required("iface_id", in: object, pathId: pathId)
         let tap = try object.nonEmptyString(required: "host_dev_name")
         guard tap.utf8.count < 16 else { throw ApiError("\(object.name("host_dev_name")): tap names are at most 15 bytes") }
         try object.refuse("rx_rate_limiter", because: "rate limiters are not supported")

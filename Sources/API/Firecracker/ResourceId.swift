@@ -7,6 +7,14 @@ enum ResourceId {
         else { throw ApiError("\(field): invalid id '\(id)' (1 to 64 letters, digits or underscores)") }
     }
 
+    /// A body's required id field: valid, and the path's id when the path has one.
+    static func required(_ key: String, in object: StrictObject, pathId: String?) throws -> String {
+        let id = try object.string(required: key)
+        try check(id, field: object.name(key))
+        try match(path: pathId, body: id, field: object.name(key))
+        return id
+    }
+
     static func match(path: String?, body: String, field: String) throws {
         if let path, path != body {
             throw ApiError("\(field): '\(body)' does not match the id in the path ('\(path)')")
