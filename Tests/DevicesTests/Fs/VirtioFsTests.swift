@@ -19,6 +19,16 @@ import VMM
         return (try VirtioTestDriver(device: fs, memory: memory, loop: loop), fs)
     }
 
+    /// The driver at DRIVER_OK and a FUSE session past INIT, with the file "f" ("abc") shared.
+    func startSession(_ daemon: Virtiofsd) throws -> (VirtioTestDriver, VirtioFs, FuseTestClient) {
+        try Data("abc".utf8).write(to: URL(fileURLWithPath: daemon.source + "/f"))
+        let (driver, fs) = try makeDriver(daemon)
+        try driver.initialize()
+        var client = FuseTestClient(driver: driver)
+        _ = try client.initialize()
+        return (driver, fs, client)
+    }
+
     @Test func theConfigSpaceHoldsTheTagAndTheRequestQueues() throws {
         let daemon = try Virtiofsd()
         let (driver, _) = try makeDriver(daemon, tag: "kataShared")
@@ -65,11 +75,7 @@ import VMM
     /// and the next DRIVER_OK hands it fresh rings.
     @Test func aResetDeviceIsServedAgainOnNewRings() throws {
         let daemon = try Virtiofsd()
-        try Data("abc".utf8).write(to: URL(fileURLWithPath: daemon.source + "/f"))
-        let (driver, fs) = try makeDriver(daemon)
-        try driver.initialize()
-        var first = FuseTestClient(driver: driver)
-        _ = try first.initialize()
+        var (driver, fs, first) = try startSession(daemon)
         #expect(try first.lookup("f").size == 3)
         driver.reset()
         #expect(driver.status == 0)
@@ -82,11 +88,7 @@ import VMM
 
     @Test func aKilledDaemonLeavesTheGuestWithEIOAndTheVmmRunning() throws {
         let daemon = try Virtiofsd()
-        try Data("abc".utf8).write(to: URL(fileURLWithPath: daemon.source + "/f"))
-        let (driver, fs) = try makeDriver(daemon)
-        try driver.initialize()
-        var client = FuseTestClient(driver: driver)
-        _ = try client.initialize()
+        var (driver, fs, client) = try startSession(daemon)
         #expect(try client.lookup("f").error == 0)
 
         daemon.kill()
