@@ -26,7 +26,9 @@ public final class VmmProcess {
         try process.run()
         if api {
             let deadline = Date().addingTimeInterval(20)
-            while !FileManager.default.fileExists(atPath: socket) {
+            // The socket file appears at bind(), a moment before listen(): a connect in
+            // between is refused, so wait for one that is accepted.
+            while (try? UnixHTTPClient(path: socket, timeout: 1)) == nil {
                 guard process.isRunning, Date() < deadline else {
                     throw UnixHTTPClient.ClientError(description: "kata-vmm did not open its API socket: \(log)")
                 }
