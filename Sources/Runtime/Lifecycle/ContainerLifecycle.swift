@@ -196,12 +196,15 @@ public struct ContainerLifecycle {
             .trimmingCharacters(in: .whitespacesAndNewlines)
         guard line == "ready" else {
             _ = try? child.poll()
-            // The state dir goes away with the failed create: keep the guest's last words.
-            if let console = try? String(contentsOfFile: record.consoleLogPath, encoding: .utf8), !console.isEmpty {
-                let tail = console.split(separator: "\n", omittingEmptySubsequences: false).suffix(25).joined(separator: "\n")
-                context.warn("sandbox \(record.id): the guest console's last lines:\n\(tail)")
+            // The state dir goes away with the failed create: keep the guest's and the
+            // monitor's last words.
+            if let console = LogTail.lastLines(of: record.consoleLogPath, count: 25) {
+                context.warn("sandbox \(record.id): the guest console's last lines:\n\(console)")
             }
-            let detail = line.hasPrefix("error: ") ? String(line.dropFirst(7)) : "the sandbox monitor exited (see \(record.monitorLogPath))"
+            if let monitor = LogTail.lastLines(of: record.monitorLogPath, count: 10) {
+                context.warn("sandbox \(record.id): the monitor's last lines:\n\(monitor)")
+            }
+            let detail = line.hasPrefix("error: ") ? String(line.dropFirst(7)) : "the sandbox monitor exited"
             throw RuntimeError("starting the sandbox: \(detail)")
         }
         // Reaped by whoever adopts it: this process exits soon (create) or waits on its shim (run).
