@@ -32,6 +32,11 @@ import Testing
         #expect(refusal { $0.driver = "nfs"; $0.mountPoint = scratch + "/nfs" }.contains("unknown storage driver nfs"))
         #expect(refusal { $0.driver = "bind"; $0.source = "relative"; $0.mountPoint = scratch + "/bind" }.contains("absolute source"))
         #expect(refusal { $0.driver = "blk"; $0.source = "../sda"; $0.mountPoint = scratch + "/blk" }.contains("needs a source"))
+        #expect(refusal { $0.driver = "virtio-fs"; $0.mountPoint = scratch + "/fs" }.contains("tag of 1 to 36 bytes"))
+        #expect(refusal { $0.driver = "virtio-fs"; $0.source = String(repeating: "t", count: 37); $0.mountPoint = scratch + "/fs" }
+            .contains("tag of 1 to 36 bytes"))
+        // A tag no device has: the kernel's error, named.
+        #expect(refusal { $0.driver = "virtio-fs"; $0.source = "noSuchTag"; $0.mountPoint = scratch + "/fs" }.contains("mount virtio-fs noSuchTag"))
         var local = Grpc_Storage()
         local.driver = "local"
         local.mountPoint = scratch + "/local/volume"

@@ -10,7 +10,7 @@ extension LinuxGuestTests {
     @Suite struct RuntimeLinuxTests {
         /// A harness whose configuration boots the shared kernel (a failure in CI and a skip
         /// elsewhere where it is absent).
-        func harness() throws -> RuntimeHarness {
+        func harness(hypervisorKeys: String = "") throws -> RuntimeHarness {
             guard let kernel = try Fixtures.sharedKernel() else { try Fixtures.missing("../shared/guest-kernel") }
             let initrd: URL
             if let prebuilt = ProcessInfo.processInfo.environment["KATA_TEST_AGENT_INITRAMFS"] {
@@ -25,6 +25,7 @@ extension LinuxGuestTests {
                 kernel_params = "\(Fixtures.sharedKernelCmdline)"
                 default_vcpus = 2
                 default_memory = 512
+                \(hypervisorKeys)
 
                 [agent.kata]
                 dial_timeout = 400
@@ -48,9 +49,17 @@ extension LinuxGuestTests {
             return result.status >= 128 || result.stderr.contains("segfault at") || result.stderr.contains("Attempted to kill init")
         }
 
+        /// The container's mounts still in the host's mount table: none may outlive delete.
+        func mountsLeft(_ harness: RuntimeHarness) -> [String] {
+            let table = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
+            return table.split(separator: "\n").map { String($0.split(separator: " ")[4]) }.filter { $0.hasPrefix(harness.root) }
+        }
+
+        /// The rootfs over virtio-fs (`disable_block_device_use`, as Kata passes an
+        /// overlayfs snapshot): the guest runs the bundle's own directory, live.
         @Test(.timeLimit(.minutes(20))) func runPrintsTheOutputAndExitCode() throws {
-            let harness = try harness()
-            let bundle = try harness.makeBundle(["sh", "-c", "echo hello from the microVM; cat /proc/cmdline >/dev/null; exit 3"])
+            let harness = try harness(hypervisorKeys: "disable_block_device_use = true")
+            let bundle = try harness.makeBundle(["sh", "-c", "echo hello from the microVM; read line < /etc/group; echo \"group:$line\"; exit 3"])
             var result = try harness.run(["run", "--bundle", bundle, "vm1"], timeout: 900)
             if Self.hitStalePageFlaw(result) {
                 // The PVM host's stale-page flaw on freshly exec'd guest processes
@@ -61,11 +70,15 @@ extension LinuxGuestTests {
             }
             #expect(result.stdout.contains("hello from the microVM"), "stdout: \(result.stdout)\nstderr: \(result.stderr)")
             #expect(result.status == 3, "status \(result.status): \(result.stderr)")
-            print("kata-runtime run in a microVM: \(String(format: "%.1f", result.elapsed)) s")
+            #expect(result.stdout.contains("group:root:x:0:"), "the rootfs's /etc/group, read over virtio-fs: \(result.stdout)")
+            print("kata-runtime run in a microVM (rootfs over virtio-fs): \(String(format: "%.1f", result.elapsed)) s")
             #expect(leftovers(harness, "vm1").isEmpty)
+            #expect(mountsLeft(harness).isEmpty, "\(mountsLeft(harness))")
+            #expect(FileManager.default.fileExists(atPath: bundle + "/rootfs/etc/group"), "the bundle's rootfs must survive delete")
         }
 
-        /// create/start/exec/kill/delete in one boot, checking on the way: the container's
+        /// create/start/exec/kill/delete in one boot, checking on the way: directory volumes
+        /// over virtio-fs (read-write both ways, read-only refused), the container's
         /// network (a veth in its namespace, carried to a guest interface of the same name,
         /// address and MAC through a tap and tc redirects: TCP to a host peer), a read-only rootfs whose mount points did not
         /// exist in the bundle, the hostname, and that delete leaves nothing.
@@ -76,7 +89,17 @@ extension LinuxGuestTests {
             defer { network?.remove() }
             let peer = try network.map { try TCPReplyServer(address: $0.hostAddress, port: 7777, reply: "pong-from-host") }
             defer { peer?.stop() }
+            // Two directory volumes over the sandbox's virtio-fs share: one read-write
+            // (read and written by the guest), one read-only (which the guest cannot change).
+            let volume = harness.directory + "/volume-rw", readOnlyVolume = harness.directory + "/volume-ro"
+            for directory in [volume, readOnlyVolume] { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) }
+            try "from-the-host\n".write(toFile: volume + "/in.txt", atomically: true, encoding: .utf8)
+            try "kept\n".write(toFile: readOnlyVolume + "/keep.txt", atomically: true, encoding: .utf8)
             let bundle = try harness.makeBundle(["sleep", "1000"]) { spec in
+                var mounts = spec["mounts"] as? [[String: Any]] ?? []
+                mounts.append(["destination": "/data", "type": "bind", "source": volume, "options": ["rbind", "rw"]])
+                mounts.append(["destination": "/config", "type": "bind", "source": readOnlyVolume, "options": ["bind", "ro"]])
+                spec["mounts"] = mounts
                 guard let network, var linux = spec["linux"] as? [String: Any] else { return }
                 var namespaces = (linux["namespaces"] as? [[String: Any]] ?? []).filter { $0["type"] as? String != "network" }
                 namespaces.append(["type": "network", "path": network.path])
@@ -94,6 +117,7 @@ extension LinuxGuestTests {
             }
             let record = try StateStore(root: harness.root).load("vm2")
             #expect(FileManager.default.fileExists(atPath: record.rootfsImagePath))
+            #expect(record.virtiofsd.map(\.isAlive) == true, "the sandbox's virtiofsd")
             let console = (try? String(contentsOfFile: record.consoleLogPath, encoding: .utf8)) ?? ""
             #expect(console.contains("Linux version"), "console.log: \(console.suffix(2000))")
             #expect(try harness.run(["start", "vm2"], timeout: 120).status == 0)
@@ -106,7 +130,10 @@ extension LinuxGuestTests {
             // Each step that runs a program of its own reports a death by signal, so that a
             // step killed by the host's flaw (below) is told apart from one that failed.
             let signalled = "; s=$?; [ $s -lt 128 ] || echo step-died-by-signal-$s; }"
-            var script = "echo exec in the microVM; hostname; { busybox touch /written 2>/dev/null || echo rootfs-read-only; }; { ls -d /proc/self /sys/kernel\(signalled)"
+            // The volumes with shell builtins only: no new process to meet the host's flaw.
+            var script = "echo exec in the microVM; read line < /data/in.txt; echo \"volume-read:$line\"; echo from-the-guest > /data/out.txt; "
+                + "{ echo changed > /config/keep.txt; } 2>/dev/null && echo read-only-volume-written || echo read-only-volume-refused; "
+                + "hostname; { busybox touch /written 2>/dev/null || echo rootfs-read-only; }; { ls -d /proc/self /sys/kernel\(signalled)"
             if let network {
                 script += "; { busybox ip addr show \(network.containerEnd)\(signalled); echo ping-from-guest | busybox nc -w 60 \(network.hostAddress) 7777"
             }
@@ -123,6 +150,8 @@ extension LinuxGuestTests {
             }
             #expect(exec.status == 0 && exec.stdout.contains("exec in the microVM"), "status \(exec.status)\n\(exec.stdout)\n\(exec.stderr)")
             #expect(exec.stdout.contains("kata"))  // the spec's hostname
+            #expect(exec.stdout.contains("volume-read:from-the-host") && exec.stdout.contains("read-only-volume-refused"), "\(exec.stdout)")
+            #expect((try? String(contentsOfFile: volume + "/out.txt", encoding: .utf8)) == "from-the-guest\n")
             #expect(exec.stdout.contains("rootfs-read-only") && exec.stdout.contains("/sys/kernel"), "\(exec.stdout)")
             if let network, let peer {
                 #expect(exec.stdout.contains("inet \(network.containerAddress)/24"), "\(exec.stdout)")
@@ -146,6 +175,12 @@ extension LinuxGuestTests {
             #expect(leftovers(harness, "vm2").isEmpty)
             #expect(vmProcessesAlive(record).isEmpty)
             #expect(!FileManager.default.fileExists(atPath: record.vsockSocketPath))
+            #expect(record.virtiofsd.map(\.isAlive) == false)
+            #expect(mountsLeft(harness).isEmpty, "\(mountsLeft(harness))")
+            // The volumes keep their data: delete unmounts them, it never removes through them.
+            #expect((try? String(contentsOfFile: volume + "/in.txt", encoding: .utf8)) == "from-the-host\n")
+            #expect((try? String(contentsOfFile: volume + "/out.txt", encoding: .utf8)) == "from-the-guest\n")
+            #expect((try? String(contentsOfFile: readOnlyVolume + "/keep.txt", encoding: .utf8)) == "kept\n")
             if let network {
                 #expect(!network.links.contains("tap0_kata"), "\(network.links)")
                 #expect(network.links.contains(network.containerEnd))  // the veth stays

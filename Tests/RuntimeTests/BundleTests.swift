@@ -124,5 +124,26 @@ import Testing
         #expect(mounts[1]["source"] as? String == guest.copiedFiles[0].guestPath)
         #expect(guest.warnings.count == 2 && guest.warnings[0].contains("/tmp") && guest.warnings[1].contains("/dev/tty"),
                 "\(guest.warnings)")
+        #expect(guest.sharedVolumes.isEmpty)
+    }
+
+    /// With a virtio-fs share a directory bind becomes a bind from the share's guest mount,
+    /// and a volume for the host to bind there, with its ro and rbind.
+    @Test func directoryBindsGoThroughTheShare() throws {
+        let json = """
+            {"ociVersion":"1.0.2","root":{"path":"rootfs"},
+             "mounts":[{"destination":"/data","type":"bind","source":"/tmp","options":["rbind","rw"]},
+                       {"destination":"/etc/config","type":"none","source":"/etc","options":["bind","ro"]}]}
+            """
+        let guest = GuestSpec(try Spec.decode(Data(json.utf8)), containerId: "c2", guestRoot: "/r", rewriteMounts: true, sharesDirectories: true)
+        #expect(guest.warnings.isEmpty, "\(guest.warnings)")
+        #expect(guest.sharedVolumes == [
+            GuestSpec.SharedVolume(hostPath: "/tmp", name: "c2/volume-0-tmp", readOnly: false, recursive: true),
+            GuestSpec.SharedVolume(hostPath: "/etc", name: "c2/volume-1-etc", readOnly: true, recursive: false),
+        ])
+        let mounts = try #require(try JSONSerialization.jsonObject(with: try guest.json) as? [String: Any])["mounts"] as? [[String: Any]] ?? []
+        #expect(mounts.map { $0["source"] as? String } == ["/run/kata-containers/shared/containers/c2/volume-0-tmp",
+                                                           "/run/kata-containers/shared/containers/c2/volume-1-etc"])
+        #expect(mounts[1]["options"] as? [String] == ["bind", "ro"])
     }
 }

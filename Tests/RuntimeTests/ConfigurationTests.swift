@@ -54,8 +54,13 @@ import Testing
             default_maxvcpus = 4
             default_memory = 256
             block_device_driver = "virtio-blk"
-            disable_block_device_use = false
+            disable_block_device_use = true
             enable_debug = true
+            shared_fs = "virtio-fs"
+            virtio_fs_daemon = "/opt/kata/libexec/virtiofsd"
+            virtio_fs_cache = "never"
+            virtio_fs_cache_size = 0
+            virtio_fs_extra_args = ["--thread-pool-size=1", "-o", "announce_submounts"]
 
             [agent.kata]
             dial_timeout = 90
@@ -73,7 +78,10 @@ import Testing
         #expect(config.hypervisor.defaultVcpus == 2 && config.hypervisor.defaultMaxVcpus == 4)
         #expect(config.hypervisor.defaultMemory == 256)
         #expect(config.hypervisor.blockDeviceDriver == "virtio-blk")
-        #expect(config.hypervisor.enableDebug)
+        #expect(config.hypervisor.enableDebug && config.hypervisor.disableBlockDeviceUse)
+        #expect(config.hypervisor.sharedFs == .virtioFs && config.hypervisor.virtioFsDaemon == "/opt/kata/libexec/virtiofsd")
+        #expect(config.hypervisor.virtioFsCache == "none")  // Kata's "never" in virtiofsd's -o spelling
+        #expect(config.hypervisor.virtioFsExtraArgs == ["--thread-pool-size=1", "-o", "announce_submounts"])
         #expect(config.agent.dialTimeout == 90 && config.agent.debug)
         #expect(config.agent.debugAgentSocket == "/run/agent.sock")
         #expect(config.runtime.internetworkingModel == "none" && config.runtime.sandboxCgroupOnly && config.runtime.enableDebug)
@@ -95,6 +103,12 @@ import Testing
         expectError("[runtime]\ninternetworking_model = \"macvtap\"", "runtime.internetworking_model: 'macvtap' is not supported")
         expectError("[agent.kata]\ndebug_agent_socket = \"relative.sock\"", "agent.kata.debug_agent_socket")
         expectError("[hypervisor.kata\nkernel=1", "c.toml: line")
+        expectError("[hypervisor.kata]\nshared_fs = \"virtio-9p\"", "hypervisor.kata.shared_fs: 'virtio-9p' is not supported")
+        expectError("[hypervisor.kata]\nvirtio_fs_cache = \"metadata\"", "hypervisor.kata.virtio_fs_cache: 'metadata' is not a cache mode")
+        expectError("[hypervisor.kata]\nvirtio_fs_cache_size = 1024", "virtio_fs_cache_size: a DAX window is not supported")
+        expectError("[hypervisor.kata]\nvirtio_fs_extra_args = [\"-f\", 3]", "virtio_fs_extra_args[1]: expected a string")
+        expectError("[hypervisor.kata]\nvirtio_fs_daemon = \"virtiofsd\"", "virtio_fs_daemon: 'virtiofsd' is not an absolute path")
+        expectError("[hypervisor.kata]\ndisable_block_device_use = true\nshared_fs = \"none\"", "shared_fs is none")
     }
 
     @Test func searchOrder() throws {

@@ -2,7 +2,7 @@ import Foundation
 import Glibc
 
 /// What `kata-runtime env`/`check` verifies on the host: KVM access, the configured kernel
-/// and initrd, vsock (hybrid: only Unix sockets are needed), tap creation, mke2fs.
+/// and initrd, vsock (hybrid: only Unix sockets are needed), tap creation, mke2fs, virtiofsd.
 public enum HostCheck {
     public struct Result: Equatable {
         public var name: String
@@ -28,6 +28,11 @@ public enum HostCheck {
         if tun >= 0 { close(tun) }
         let mke2fs = (["/usr/sbin/mke2fs", "/sbin/mke2fs"] as [String]).first { access($0, X_OK) == 0 }
         results.append(Result(name: "mke2fs", ok: mke2fs != nil, detail: mke2fs ?? "not found (install e2fsprogs)"))
+        if config.hypervisor.sharedFs == .virtioFs {
+            let daemon = config.hypervisor.virtioFsDaemon
+            let ok = access(daemon, X_OK) == 0
+            results.append(Result(name: "virtio-fs", ok: ok, detail: ok ? daemon : "\(daemon): not executable (install virtiofsd, or set shared_fs = \"none\")"))
+        }
         if let socket = config.agent.debugAgentSocket {
             results.append(Result(name: "debug agent socket", ok: access(socket, F_OK) == 0, detail: socket))
         }
@@ -48,6 +53,9 @@ extension RuntimeConfiguration {
             "hypervisor.kata.block_device_driver": hypervisor.blockDeviceDriver,
             "hypervisor.kata.disable_block_device_use": String(hypervisor.disableBlockDeviceUse),
             "hypervisor.kata.enable_debug": String(hypervisor.enableDebug),
+            "hypervisor.kata.shared_fs": hypervisor.sharedFs.rawValue,
+            "hypervisor.kata.virtio_fs_daemon": hypervisor.virtioFsDaemon,
+            "hypervisor.kata.virtio_fs_cache": hypervisor.virtioFsCache,
             "agent.kata.dial_timeout": String(agent.dialTimeout),
             "agent.kata.debug": String(agent.debug),
             "runtime.internetworking_model": runtime.internetworkingModel,

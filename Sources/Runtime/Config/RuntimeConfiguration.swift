@@ -23,6 +23,19 @@ public struct RuntimeConfiguration: Sendable, Equatable {
         public var enableDebug = false
         /// The cap on console.log before it is rotated to console.log.1; 0: no cap.
         public var consoleLogMaxBytes = VmConfig.defaultSerialLogMaxBytes
+        /// How host directories reach the guest: virtio-fs (a virtiofsd per sandbox that
+        /// needs one), or none (directory binds are dropped, with a warning).
+        public var sharedFs = SharedFs.virtioFs
+        /// Debian's virtiofsd (qemu-system-common); Kata's own is /opt/kata/libexec/virtiofsd.
+        public var virtioFsDaemon = "/usr/lib/qemu/virtiofsd"
+        /// virtiofsd's cache mode: auto (Kata's default), always, or none (Kata's "never").
+        public var virtioFsCache = "auto"
+        public var virtioFsExtraArgs: [String] = []
+    }
+
+    public enum SharedFs: String, Sendable, Equatable {
+        case virtioFs = "virtio-fs"
+        case none
     }
 
     public struct Agent: Sendable, Equatable {
@@ -143,8 +156,30 @@ public struct RuntimeConfiguration: Sendable, Equatable {
             case "disable_block_device_use": h.disableBlockDeviceUse = try r.bool(value, name)
             case "enable_debug": h.enableDebug = try r.bool(value, name)
             case "console_log_max_bytes": h.consoleLogMaxBytes = try r.int(value, name, 0...(1 << 40))
+            case "shared_fs":
+                let kind = try r.string(value, name)
+                guard let sharedFs = SharedFs(rawValue: kind) else {
+                    throw ConfigError("\(r.file): \(name): '\(kind)' is not supported (use virtio-fs or none)")
+                }
+                h.sharedFs = sharedFs
+            case "virtio_fs_daemon": h.virtioFsDaemon = try r.path(value, name)
+            case "virtio_fs_cache":
+                let mode = try r.string(value, name)
+                guard ["auto", "always", "none", "never"].contains(mode) else {
+                    throw ConfigError("\(r.file): \(name): '\(mode)' is not a cache mode (use auto, always or never)")
+                }
+                h.virtioFsCache = mode == "never" ? "none" : mode
+            case "virtio_fs_cache_size":
+                // Kata's DAX window. Without one the guest reads through the queue.
+                guard try r.int(value, name, 0...(1 << 20)) == 0 else {
+                    throw ConfigError("\(r.file): \(name): a DAX window is not supported (use 0)")
+                }
+            case "virtio_fs_extra_args": h.virtioFsExtraArgs = try r.strings(value, name)
             default: throw ConfigError("\(r.file): \(name): unknown key")
             }
+        }
+        if h.disableBlockDeviceUse && h.sharedFs == .none {
+            throw ConfigError("\(r.file): \(section).disable_block_device_use: the rootfs then reaches the guest over virtio-fs, but shared_fs is none")
         }
         if h.defaultMaxVcpus != 0 && h.defaultMaxVcpus < h.defaultVcpus {
             throw ConfigError("\(r.file): \(section).default_maxvcpus: \(h.defaultMaxVcpus) is less than default_vcpus (\(h.defaultVcpus))")
@@ -222,6 +257,11 @@ public struct RuntimeConfiguration: Sendable, Equatable {
             let path = try string(value, key)
             guard path.hasPrefix("/") else { throw ConfigError("\(file): \(key): '\(path)' is not an absolute path") }
             return path
+        }
+
+        func strings(_ value: TOMLValueConvertible?, _ key: String) throws -> [String] {
+            guard let array = value?.array else { throw ConfigError("\(file): \(key): expected an array of strings, got \(describe(value))") }
+            return try array.enumerated().map { index, element in try string(element, "\(key)[\(index)]") }
         }
 
         func bool(_ value: TOMLValueConvertible?, _ key: String) throws -> Bool {

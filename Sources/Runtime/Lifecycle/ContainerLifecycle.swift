@@ -82,9 +82,20 @@ public struct ContainerLifecycle {
         try AtomicFile.write(bundle.configData, to: record.configCopyPath)
         try store.save(record)
 
-        if debugSocket == nil && !context.config.hypervisor.disableBlockDeviceUse {
+        let hypervisor = context.config.hypervisor
+        let rootfsOverVirtioFs = debugSocket == nil && hypervisor.disableBlockDeviceUse
+        if debugSocket == nil && !rootfsOverVirtioFs {
             _ = try RootfsImage.prepare(rootfs: bundle.rootfsPath, imagePath: record.rootfsImagePath,
                                         cache: store.rootfsImageCache, log: context.debug)
+        }
+        let guestRoot = debugSocket != nil ? bundle.rootfsPath
+            : rootfsOverVirtioFs ? GuestSpec.sharedFsGuestMount + "/" + GuestSpec.sharedRootfsName(containerId: record.id)
+            : GuestSpec.rootfsMountPoint(containerId: record.id)
+        let guestSpec = GuestSpec(bundle.spec, containerId: record.id, guestRoot: guestRoot, rewriteMounts: debugSocket == nil,
+                                  sharesDirectories: hypervisor.sharedFs == .virtioFs)
+        guestSpec.warnings.forEach(context.warn)
+        if rootfsOverVirtioFs || !guestSpec.sharedVolumes.isEmpty {
+            try startSharedFs(&record, rootfs: rootfsOverVirtioFs ? bundle.rootfsPath : nil, volumes: guestSpec.sharedVolumes)
         }
         if setsUpNetworking, let netns = bundle.spec.networkNamespacePath {
             let plans = try NetworkPlan.discover(namespace: netns)
@@ -105,14 +116,11 @@ public struct ContainerLifecycle {
         // The container inside the guest.
         let session = try AgentSession(endpoint: record.agentEndpoint)
         defer { session.close() }
-        let guestRoot = debugSocket == nil ? GuestSpec.rootfsMountPoint(containerId: record.id) : bundle.rootfsPath
-        let guestSpec = GuestSpec(bundle.spec, containerId: record.id, guestRoot: guestRoot, rewriteMounts: debugSocket == nil)
-        guestSpec.warnings.forEach(context.warn)
         for file in guestSpec.copiedFiles { try copyFile(file, session: session) }
         var request = Grpc_CreateContainerRequest()
         request.containerID = record.id
         request.ociSpecJson = try guestSpec.json
-        if debugSocket == nil && !context.config.hypervisor.disableBlockDeviceUse {
+        if debugSocket == nil && !rootfsOverVirtioFs {
             var storage = Grpc_Storage()
             storage.driver = "blk"
             storage.source = RootfsImage.isBlockDevice(record.rootfs) ? "/dev/vda" : RootfsImage.diskSerial
@@ -143,6 +151,28 @@ public struct ContainerLifecycle {
         if let pidFile = options.pidFile { try Self.writePidFile(pidFile, pid: shim.pid) }
         try link.confirm()
         return shim.pid
+    }
+
+    /// The sandbox's virtio-fs share: the shared directory (recorded first), the rootfs
+    /// and volumes bound in it, then its virtiofsd (recorded at once), which must see the
+    /// binds: its mount namespace is a copy taken when it starts.
+    func startSharedFs(_ record: inout ContainerRecord, rootfs: String?, volumes: [GuestSpec.SharedVolume]) throws {
+        record.sharedDirectory = record.sharedDirectoryPath
+        try store.save(record)
+        let share = try SharedDirectory.create(at: record.sharedDirectoryPath)
+        if let rootfs { try share.bind(rootfs, at: GuestSpec.sharedRootfsName(containerId: record.id), readOnly: false, recursive: true) }
+        for volume in volumes {
+            try share.bind(volume.hostPath, at: volume.name, readOnly: volume.readOnly, recursive: volume.recursive)
+        }
+        let hypervisor = context.config.hypervisor
+        let options = VirtiofsDaemon.Options(executable: hypervisor.virtioFsDaemon, source: share.path,
+                                             socketPath: record.virtiofsSocketPath, cache: hypervisor.virtioFsCache,
+                                             extraArgs: hypervisor.virtioFsExtraArgs)
+        record.virtiofsd = try VirtiofsDaemon.start(options, logPath: record.virtiofsLogPath) { identity in
+            record.virtiofsd = identity
+            try? store.save(record)
+        }
+        try store.save(record)
     }
 
     func copyFile(_ file: GuestSpec.CopiedFile, session: AgentSession) throws {
@@ -414,6 +444,14 @@ public struct ContainerLifecycle {
         }
         if let netns = record.networkNamespace, !record.taps.isEmpty {
             NetworkPlan.tearDown(taps: record.taps, stateDir: record.stateDir, namespace: netns)
+        }
+        if let daemon = record.virtiofsd {
+            VirtiofsDaemon.stop(daemon, executable: context.config.hypervisor.virtioFsDaemon)
+        }
+        if let share = record.sharedDirectory {
+            do { try SharedDirectory.remove(at: share) } catch {
+                context.warn("container \(record.id): its shared directory stays: \(error)")
+            }
         }
         if runPoststop, let spec = try? savedSpec(record) {
             var state = StateStore.ociState(record)

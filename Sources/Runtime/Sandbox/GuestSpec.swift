@@ -5,9 +5,11 @@ import OCI
 /// becomes where the agent mounts the rootfs disk, hooks are dropped (they run on the host),
 /// the network namespace path is dropped (the VM is the container's network namespace),
 /// and bind mounts of host files (resolv.conf, hosts, hostname, .containerenv) become
-/// files copied into the guest. Bind mounts of host directories cannot reach the guest
-/// before the shared-filesystem work: they are dropped, with a warning. Every member the
-/// model does not know reaches the guest as the caller wrote it.
+/// files copied into the guest. Bind mounts of host directories reach the guest over the
+/// sandbox's virtio-fs share (Kata's layout: bound on the host under the shared
+/// directory, the guest binds them from the share's mount); without a shared filesystem
+/// they are dropped, with a warning. Every member the model does not know reaches the
+/// guest as the caller wrote it.
 public struct GuestSpec {
     /// A host file the agent receives with CopyFile before the container is created.
     public struct CopiedFile: Equatable {
@@ -15,9 +17,24 @@ public struct GuestSpec {
         public var guestPath: String
     }
 
+    /// A host directory the runtime binds into the shared directory at `name`.
+    public struct SharedVolume: Equatable {
+        public var hostPath: String
+        public var name: String
+        public var readOnly: Bool
+        public var recursive: Bool
+    }
+
     public var spec: Spec
     public var copiedFiles: [CopiedFile]
+    public var sharedVolumes: [SharedVolume]
     public var warnings: [String]
+
+    /// The virtio-fs tag of a sandbox's share, and where the guest mounts it (Kata's).
+    public static let sharedFsTag = "kataShared"
+    public static let sharedFsGuestMount = "/run/kata-containers/shared/containers"
+    /// Where a container's rootfs is in the share, when it reaches the guest that way.
+    public static func sharedRootfsName(containerId: String) -> String { "\(containerId)/rootfs" }
     /// Character devices every guest has, which a bind may name as they are.
     static let guestDevices: Set<String> = ["/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom"]
 
@@ -25,13 +42,15 @@ public struct GuestSpec {
     public var json: Data { get throws { try spec.encoded() } }
 
     /// Guest directory where copied host files land, per container.
-    public static func sharedDirectory(containerId: String) -> String { "/run/kata-containers/shared/\(containerId)" }
+    /// (Beside the share's mount, whatever the container's id.)
+    public static func copiedFilesDirectory(containerId: String) -> String { "/run/kata-containers/copied/\(containerId)" }
     /// Where the agent mounts the rootfs disk.
     public static func rootfsMountPoint(containerId: String) -> String { "/run/kata-containers/\(containerId)/rootfs" }
 
     /// `guestRoot`: the path the spec's root.path becomes. `rewriteMounts`: false when the
     /// agent runs on this very host (its debug socket), where host paths are valid.
-    public init(_ hostSpec: Spec, containerId: String, guestRoot: String, rewriteMounts: Bool) {
+    /// `sharesDirectories`: the sandbox has a virtio-fs share for directory binds.
+    public init(_ hostSpec: Spec, containerId: String, guestRoot: String, rewriteMounts: Bool, sharesDirectories: Bool = false) {
         var spec = hostSpec
         var root = spec.root ?? Spec.Root(.init(path: guestRoot))
         root.path = guestRoot
@@ -42,6 +61,7 @@ public struct GuestSpec {
             spec.linux?.namespaces?.removeAll { $0.type == "network" }
         }
         var copied: [CopiedFile] = []
+        var shared: [SharedVolume] = []
         var warnings: [String] = []
         if rewriteMounts, let mounts = spec.mounts {
             var kept: [Spec.Mount] = []
@@ -57,7 +77,16 @@ public struct GuestSpec {
                     continue
                 }
                 if isDirectory.boolValue {
-                    warnings.append("bind mount of the host directory \(source) -> \(destination) dropped: directories need a shared filesystem (virtio-fs)")
+                    guard sharesDirectories else {
+                        warnings.append("bind mount of the host directory \(source) -> \(destination) dropped: directories need a shared filesystem (shared_fs = \"virtio-fs\")")
+                        continue
+                    }
+                    let options = mount.options ?? []
+                    let volume = SharedVolume(hostPath: source, name: "\(containerId)/volume-\(shared.count)-" + (source as NSString).lastPathComponent,
+                                              readOnly: options.contains("ro"), recursive: options.contains("rbind"))
+                    shared.append(volume)
+                    mount.source = Self.sharedFsGuestMount + "/" + volume.name
+                    kept.append(mount)
                     continue
                 }
                 var info = stat()
@@ -71,7 +100,7 @@ public struct GuestSpec {
                     }
                     continue
                 }
-                let guestPath = Self.sharedDirectory(containerId: containerId) + "/\(copied.count)-" + (source as NSString).lastPathComponent
+                let guestPath = Self.copiedFilesDirectory(containerId: containerId) + "/\(copied.count)-" + (source as NSString).lastPathComponent
                 copied.append(CopiedFile(hostPath: source, guestPath: guestPath))
                 mount.source = guestPath
                 kept.append(mount)
@@ -80,6 +109,7 @@ public struct GuestSpec {
         }
         self.spec = spec
         copiedFiles = copied
+        sharedVolumes = shared
         self.warnings = warnings
     }
 

@@ -14,4 +14,7 @@ extension ContainerRecord {
     public var rootfsImagePath: String { stateDir + "/rootfs.img" }
     public var startFifoPath: String { stateDir + "/start.fifo" }
     public var configCopyPath: String { stateDir + "/config.json" }
+    public var sharedDirectoryPath: String { stateDir + "/shared" }
+    public var virtiofsSocketPath: String { socketDir + "/virtiofsd.sock" }
+    public var virtiofsLogPath: String { stateDir + "/virtiofsd.log" }
 }

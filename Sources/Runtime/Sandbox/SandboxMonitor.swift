@@ -109,7 +109,8 @@ public struct SandboxMonitor {
     }
 
     /// The VM: the configured kernel and initrd, the sizing rule, the rootfs disk, hybrid
-    /// vsock for the agent, virtio-rng, a NIC per tap, serial to console.log.
+    /// vsock for the agent, virtio-rng, a NIC per tap, the share's virtio-fs, serial to
+    /// console.log.
     func bootVM(record: ContainerRecord, spec: Spec) throws -> MicroVM {
         let hypervisor = config.hypervisor
         let sizing = SandboxSizing(config: hypervisor, resources: spec.linux?.resources)
@@ -118,6 +119,9 @@ public struct SandboxMonitor {
         if config.agent.debug || hypervisor.enableDebug { cmdline += " agent.verbose" }
         var vmConfig = VmConfig(kernelPath: hypervisor.kernel, initrdPath: hypervisor.initrd, cmdline: cmdline,
                                 vcpuCount: sizing.vcpus, memoryMiB: sizing.memoryMiB, serial: .file(record.consoleLogPath))
+        if record.virtiofsd != nil {
+            vmConfig.fs = [FsConfig(tag: GuestSpec.sharedFsTag, socketPath: record.virtiofsSocketPath, id: GuestSpec.sharedFsTag)]
+        }
         if !hypervisor.disableBlockDeviceUse {
             let image = RootfsImage.isBlockDevice(record.rootfs) ? record.rootfs : record.rootfsImagePath
             // Writable even for `root.readonly`: as runc does, the agent creates the spec's
@@ -140,6 +144,14 @@ public struct SandboxMonitor {
         var request = Grpc_CreateSandboxRequest()
         request.hostname = spec.hostname ?? ""
         request.sandboxID = id
+        if record.virtiofsd != nil && config.agent.debugAgentSocket == nil {
+            var share = Grpc_Storage()
+            share.driver = "virtio-fs"
+            share.source = GuestSpec.sharedFsTag
+            share.fstype = "virtiofs"
+            share.mountPoint = GuestSpec.sharedFsGuestMount
+            request.storages = [share]
+        }
         try session.call("CreateSandbox") { client in try client.createSandbox(request) }
         guard config.agent.debugAgentSocket == nil else { return }
         let plan = NetworkPlan.load(from: record.stateDir)

@@ -37,6 +37,10 @@ public struct ContainerRecord: Codable, Sendable, Equatable {
     /// Taps the runtime created in the container's network namespace.
     public var taps: [String] = []
     public var networkNamespace: String?
+    /// The sandbox's virtio-fs share: its host directory (recorded before anything is
+    /// mounted in it, so that delete always unmounts) and the virtiofsd serving it.
+    public var sharedDirectory: String?
+    public var virtiofsd: ProcessIdentity?
 
     public init(id: String, bundle: String, rootfs: String, stateDir: String, socketDir: String,
                 annotations: [String: String]?) {

@@ -104,10 +104,14 @@ public struct StateStore: Sendable {
     /// Removes the container's directory and its socket directory (if it is the container's:
     /// a colliding name may be another container's). state.json goes first: a removal cut
     /// short leaves a directory that `delete --force` of a missing container finishes.
+    /// Never through a mount: a share that could not be unmounted holds a volume's data,
+    /// so then the directory stays (without its state file: the container is gone).
     public func remove(_ record: ContainerRecord) {
         SocketDirectory(path: record.socketDir, owner: record.stateDir).release()
         unlink(record.stateDir + "/state.json")
-        try? FileManager.default.removeItem(atPath: record.stateDir)
+        if MountTable.mountPoints(under: record.stateDir).isEmpty {
+            try? FileManager.default.removeItem(atPath: record.stateDir)
+        }
         try? AtomicFile.syncDirectory(containing: record.stateDir)
     }
 

@@ -8,7 +8,8 @@ import AgentProtocol
 /// Mounts one `Grpc_Storage` (a container rootfs or volume) in the guest:
 /// "blk": a virtio-blk disk found by its serial (/sys/block/*/serial, which is the
 /// virtio-blk ID the VMM gives the drive) or by its /dev path; waits for it to appear;
-/// "bind": a guest directory bind-mounted; "local": an empty directory.
+/// "bind": a guest directory bind-mounted; "virtio-fs": a virtio-fs device by its tag
+/// (the sandbox's share); "local": an empty directory.
 enum StorageMount {
     /// How long to wait for a block device to show up (hotplug, slow guests).
     static let deviceWaitMilliseconds = 30_000
@@ -38,6 +39,13 @@ enum StorageMount {
                 guard Glibc.mount(nil, target, nil, UInt(MS_REMOUNT | MS_BIND | MS_RDONLY), nil) == 0 else {
                     throw .errno("remount \(target) read-only")
                 }
+            }
+            return target
+        case "virtio-fs":
+            // The source is the device's tag.
+            guard !storage.source.isEmpty, storage.source.utf8.count <= 36 else { throw .invalid("virtio-fs storage needs a tag of 1 to 36 bytes") }
+            guard Glibc.mount(storage.source, target, "virtiofs", options.flags, options.dataString) == 0 else {
+                throw .errno("mount virtio-fs \(storage.source) on \(target)")
             }
             return target
         case "local":
