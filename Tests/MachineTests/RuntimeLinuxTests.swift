@@ -55,10 +55,9 @@ extension LinuxGuestTests {
             return table.split(separator: "\n").map { String($0.split(separator: " ")[4]) }.filter { $0.hasPrefix(harness.root) }
         }
 
-        /// The rootfs over virtio-fs (`disable_block_device_use`, as Kata passes an
-        /// overlayfs snapshot): the guest runs the bundle's own directory, live.
+        /// The block path (`shared_fs = "none"`): the rootfs as an ext4 copy on virtio-blk.
         @Test(.timeLimit(.minutes(20))) func runPrintsTheOutputAndExitCode() throws {
-            let harness = try harness(hypervisorKeys: "disable_block_device_use = true")
+            let harness = try harness(hypervisorKeys: "shared_fs = \"none\"")
             let bundle = try harness.makeBundle(["sh", "-c", "echo hello from the microVM; read line < /etc/group; echo \"group:$line\"; exit 3"])
             var result = try harness.run(["run", "--bundle", bundle, "vm1"], timeout: 900)
             if Self.hitStalePageFlaw(result) {
@@ -70,15 +69,15 @@ extension LinuxGuestTests {
             }
             #expect(result.stdout.contains("hello from the microVM"), "stdout: \(result.stdout)\nstderr: \(result.stderr)")
             #expect(result.status == 3, "status \(result.status): \(result.stderr)")
-            #expect(result.stdout.contains("group:root:x:0:"), "the rootfs's /etc/group, read over virtio-fs: \(result.stdout)")
-            print("kata-runtime run in a microVM (rootfs over virtio-fs): \(String(format: "%.1f", result.elapsed)) s")
+            #expect(result.stdout.contains("group:root:x:0:"), "the rootfs's /etc/group: \(result.stdout)")
+            print("kata-runtime run in a microVM (rootfs on virtio-blk): \(String(format: "%.1f", result.elapsed)) s")
             #expect(leftovers(harness, "vm1").isEmpty)
             #expect(mountsLeft(harness).isEmpty, "\(mountsLeft(harness))")
             #expect(FileManager.default.fileExists(atPath: bundle + "/rootfs/etc/group"), "the bundle's rootfs must survive delete")
         }
 
-        /// create/start/exec/kill/delete in one boot, checking on the way: directory volumes
-        /// over virtio-fs (read-write both ways, read-only refused), the container's
+        /// create/start/exec/kill/delete in one boot, checking on the way: the rootfs and
+        /// directory volumes over virtio-fs (live both ways, a read-only volume refused), the container's
         /// network (a veth in its namespace, carried to a guest interface of the same name,
         /// address and MAC through a tap and tc redirects: TCP to a host peer), a read-only rootfs whose mount points did not
         /// exist in the bundle, the hostname, and that delete leaves nothing.
@@ -116,8 +115,15 @@ extension LinuxGuestTests {
                 return
             }
             let record = try StateStore(root: harness.root).load("vm2")
-            #expect(FileManager.default.fileExists(atPath: record.rootfsImagePath))
+            // The default: the rootfs is the bundle's directory over virtio-fs, no image.
+            #expect(record.rootfsDelivery == .virtioFs && !FileManager.default.fileExists(atPath: record.rootfsImagePath))
             #expect(record.virtiofsd.map(\.isAlive) == true, "the sandbox's virtiofsd")
+            // Live both ways: the mount points the agent made are in the bundle now, and a
+            // file the host writes after create is read by the container below.
+            for dir in ["dev", "proc", "sys"] {
+                #expect(FileManager.default.fileExists(atPath: bundle + "/rootfs/" + dir), "the agent's /\(dir), made through virtio-fs")
+            }
+            try "written-after-create\n".write(toFile: bundle + "/rootfs/etc/motd", atomically: true, encoding: .utf8)
             let console = (try? String(contentsOfFile: record.consoleLogPath, encoding: .utf8)) ?? ""
             #expect(console.contains("Linux version"), "console.log: \(console.suffix(2000))")
             #expect(try harness.run(["start", "vm2"], timeout: 120).status == 0)
@@ -131,7 +137,8 @@ extension LinuxGuestTests {
             // step killed by the host's flaw (below) is told apart from one that failed.
             let signalled = "; s=$?; [ $s -lt 128 ] || echo step-died-by-signal-$s; }"
             // The volumes with shell builtins only: no new process to meet the host's flaw.
-            var script = "echo exec in the microVM; read line < /data/in.txt; echo \"volume-read:$line\"; echo from-the-guest > /data/out.txt; "
+            var script = "echo exec in the microVM; read line < /etc/motd; echo \"rootfs-read:$line\"; "
+                + "read line < /data/in.txt; echo \"volume-read:$line\"; echo from-the-guest > /data/out.txt; "
                 + "{ echo changed > /config/keep.txt; } 2>/dev/null && echo read-only-volume-written || echo read-only-volume-refused; "
                 + "hostname; { busybox touch /written 2>/dev/null || echo rootfs-read-only; }; { ls -d /proc/self /sys/kernel\(signalled)"
             if let network {
@@ -151,6 +158,7 @@ extension LinuxGuestTests {
             #expect(exec.status == 0 && exec.stdout.contains("exec in the microVM"), "status \(exec.status)\n\(exec.stdout)\n\(exec.stderr)")
             #expect(exec.stdout.contains("kata"))  // the spec's hostname
             #expect(exec.stdout.contains("volume-read:from-the-host") && exec.stdout.contains("read-only-volume-refused"), "\(exec.stdout)")
+            #expect(exec.stdout.contains("rootfs-read:written-after-create"), "a host write to the rootfs, seen without a remount: \(exec.stdout)")
             #expect((try? String(contentsOfFile: volume + "/out.txt", encoding: .utf8)) == "from-the-guest\n")
             #expect(exec.stdout.contains("rootfs-read-only") && exec.stdout.contains("/sys/kernel"), "\(exec.stdout)")
             if let network, let peer {
@@ -181,6 +189,7 @@ extension LinuxGuestTests {
             #expect((try? String(contentsOfFile: volume + "/in.txt", encoding: .utf8)) == "from-the-host\n")
             #expect((try? String(contentsOfFile: volume + "/out.txt", encoding: .utf8)) == "from-the-guest\n")
             #expect((try? String(contentsOfFile: readOnlyVolume + "/keep.txt", encoding: .utf8)) == "kept\n")
+            #expect(FileManager.default.fileExists(atPath: bundle + "/rootfs/bin/busybox"), "the bundle's rootfs survives delete")
             if let network {
                 #expect(!network.links.contains("tap0_kata"), "\(network.links)")
                 #expect(network.links.contains(network.containerEnd))  // the veth stays

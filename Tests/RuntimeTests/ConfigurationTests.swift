@@ -108,7 +108,7 @@ import Testing
         expectError("[hypervisor.kata]\nvirtio_fs_cache_size = 1024", "virtio_fs_cache_size: a DAX window is not supported")
         expectError("[hypervisor.kata]\nvirtio_fs_extra_args = [\"-f\", 3]", "virtio_fs_extra_args[1]: expected a string")
         expectError("[hypervisor.kata]\nvirtio_fs_daemon = \"virtiofsd\"", "virtio_fs_daemon: 'virtiofsd' is not an absolute path")
-        expectError("[hypervisor.kata]\ndisable_block_device_use = true\nshared_fs = \"none\"", "shared_fs is none")
+
     }
 
     @Test func searchOrder() throws {
@@ -156,6 +156,30 @@ import Testing
 
 extension ConfigurationTests {
     /// The example the docs tell users to copy parses and equals the defaults.
+    /// Kata's default: virtio-fs when the daemon is there, the block path otherwise.
+    @Test func sharedFsDefaultsToVirtioFsWhenTheDaemonExists() throws {
+        var config = RuntimeConfiguration()
+        #expect(config.hypervisor.sharedFs == nil)
+        config.hypervisor.virtioFsDaemon = "/bin/sh"
+        #expect(config.hypervisor.resolvedSharedFs == .virtioFs)
+        config.hypervisor.virtioFsDaemon = "/nonexistent/virtiofsd"
+        #expect(config.hypervisor.resolvedSharedFs == RuntimeConfiguration.SharedFs.none)
+        config.hypervisor.sharedFs = .virtioFs
+        #expect(config.hypervisor.resolvedSharedFs == .virtioFs)  // asked for: create then says the daemon is missing
+    }
+
+    @Test func theRootfsGoesOverVirtioFsOrAsADisk() throws {
+        let directory = try Fixtures.scratchDirectory("rootfs")
+        #expect(try RootfsDelivery.choose(rootfs: directory, debugAgent: false, sharedFs: .virtioFs, disableBlockDeviceUse: false) == .virtioFs)
+        #expect(try RootfsDelivery.choose(rootfs: directory, debugAgent: false, sharedFs: .none, disableBlockDeviceUse: false) == .ext4Image)
+        #expect(try RootfsDelivery.choose(rootfs: directory, debugAgent: true, sharedFs: .virtioFs, disableBlockDeviceUse: false) == .hostDirectory)
+        #expect(try RootfsDelivery.choose(rootfs: directory, debugAgent: false, sharedFs: .virtioFs, disableBlockDeviceUse: true) == .virtioFs)
+        #expect { try RootfsDelivery.choose(rootfs: directory, debugAgent: false, sharedFs: .none, disableBlockDeviceUse: true) } throws: {
+            "\($0)".contains("shared_fs is none")
+        }
+        #expect(RootfsDelivery.virtioFs.usesDisk == false && RootfsDelivery.ext4Image.usesDisk && RootfsDelivery.blockDevice.usesDisk)
+    }
+
     @Test func theDocumentedExampleIsTheDefaults() throws {
         let path = Fixtures.packageRoot.appendingPathComponent("docs/configuration.toml.example").path
         let text = try String(contentsOfFile: path, encoding: .utf8)

@@ -28,7 +28,7 @@ public enum HostCheck {
         if tun >= 0 { close(tun) }
         let mke2fs = (["/usr/sbin/mke2fs", "/sbin/mke2fs"] as [String]).first { access($0, X_OK) == 0 }
         results.append(Result(name: "mke2fs", ok: mke2fs != nil, detail: mke2fs ?? "not found (install e2fsprogs)"))
-        if config.hypervisor.sharedFs == .virtioFs {
+        if config.hypervisor.sharedFs == .virtioFs || config.hypervisor.resolvedSharedFs == .virtioFs {
             let daemon = config.hypervisor.virtioFsDaemon
             let ok = access(daemon, X_OK) == 0
             results.append(Result(name: "virtio-fs", ok: ok, detail: ok ? daemon : "\(daemon): not executable (install virtiofsd, or set shared_fs = \"none\")"))
@@ -53,7 +53,7 @@ extension RuntimeConfiguration {
             "hypervisor.kata.block_device_driver": hypervisor.blockDeviceDriver,
             "hypervisor.kata.disable_block_device_use": String(hypervisor.disableBlockDeviceUse),
             "hypervisor.kata.enable_debug": String(hypervisor.enableDebug),
-            "hypervisor.kata.shared_fs": hypervisor.sharedFs.rawValue,
+            "hypervisor.kata.shared_fs": hypervisor.resolvedSharedFs.rawValue,
             "hypervisor.kata.virtio_fs_daemon": hypervisor.virtioFsDaemon,
             "hypervisor.kata.virtio_fs_cache": hypervisor.virtioFsCache,
             "agent.kata.dial_timeout": String(agent.dialTimeout),

@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import HostInput
 import Machine
 import TOMLKit
@@ -23,9 +24,13 @@ public struct RuntimeConfiguration: Sendable, Equatable {
         public var enableDebug = false
         /// The cap on console.log before it is rotated to console.log.1; 0: no cap.
         public var consoleLogMaxBytes = VmConfig.defaultSerialLogMaxBytes
-        /// How host directories reach the guest: virtio-fs (a virtiofsd per sandbox that
-        /// needs one), or none (directory binds are dropped, with a warning).
-        public var sharedFs = SharedFs.virtioFs
+        /// How the rootfs and host directories reach the guest: virtio-fs (a virtiofsd per
+        /// sandbox), or none (the rootfs as an ext4 copy on virtio-blk, directory binds
+        /// dropped with a warning). Unset: virtio-fs when the daemon exists (Kata's default).
+        public var sharedFs: SharedFs?
+        public var resolvedSharedFs: SharedFs {
+            sharedFs ?? (access(virtioFsDaemon, X_OK) == 0 ? .virtioFs : .none)
+        }
         /// Debian's virtiofsd (qemu-system-common); Kata's own is /opt/kata/libexec/virtiofsd.
         public var virtioFsDaemon = "/usr/lib/qemu/virtiofsd"
         /// virtiofsd's cache mode: auto (Kata's default), always, or none (Kata's "never").
@@ -177,9 +182,6 @@ public struct RuntimeConfiguration: Sendable, Equatable {
             case "virtio_fs_extra_args": h.virtioFsExtraArgs = try r.strings(value, name)
             default: throw ConfigError("\(r.file): \(name): unknown key")
             }
-        }
-        if h.disableBlockDeviceUse && h.sharedFs == .none {
-            throw ConfigError("\(r.file): \(section).disable_block_device_use: the rootfs then reaches the guest over virtio-fs, but shared_fs is none")
         }
         if h.defaultMaxVcpus != 0 && h.defaultMaxVcpus < h.defaultVcpus {
             throw ConfigError("\(r.file): \(section).default_maxvcpus: \(h.defaultMaxVcpus) is less than default_vcpus (\(h.defaultVcpus))")

@@ -83,19 +83,26 @@ public struct ContainerLifecycle {
         try store.save(record)
 
         let hypervisor = context.config.hypervisor
-        let rootfsOverVirtioFs = debugSocket == nil && hypervisor.disableBlockDeviceUse
-        if debugSocket == nil && !rootfsOverVirtioFs {
+        let sharedFs = hypervisor.resolvedSharedFs
+        let delivery = try RootfsDelivery.choose(rootfs: bundle.rootfsPath, debugAgent: debugSocket != nil, sharedFs: sharedFs,
+                                                 disableBlockDeviceUse: hypervisor.disableBlockDeviceUse)
+        record.rootfsDelivery = delivery
+        try store.save(record)
+        if delivery == .ext4Image {
             _ = try RootfsImage.prepare(rootfs: bundle.rootfsPath, imagePath: record.rootfsImagePath,
                                         cache: store.rootfsImageCache, log: context.debug)
         }
-        let guestRoot = debugSocket != nil ? bundle.rootfsPath
-            : rootfsOverVirtioFs ? GuestSpec.sharedFsGuestMount + "/" + GuestSpec.sharedRootfsName(containerId: record.id)
-            : GuestSpec.rootfsMountPoint(containerId: record.id)
+        let guestRoot: String
+        switch delivery {
+        case .hostDirectory: guestRoot = bundle.rootfsPath
+        case .virtioFs: guestRoot = GuestSpec.sharedFsGuestMount + "/" + GuestSpec.sharedRootfsName(containerId: record.id)
+        case .blockDevice, .ext4Image: guestRoot = GuestSpec.rootfsMountPoint(containerId: record.id)
+        }
         let guestSpec = GuestSpec(bundle.spec, containerId: record.id, guestRoot: guestRoot, rewriteMounts: debugSocket == nil,
-                                  sharesDirectories: hypervisor.sharedFs == .virtioFs)
+                                  sharesDirectories: sharedFs == .virtioFs)
         guestSpec.warnings.forEach(context.warn)
-        if rootfsOverVirtioFs || !guestSpec.sharedVolumes.isEmpty {
-            try startSharedFs(&record, rootfs: rootfsOverVirtioFs ? bundle.rootfsPath : nil, volumes: guestSpec.sharedVolumes)
+        if delivery == .virtioFs || !guestSpec.sharedVolumes.isEmpty {
+            try startSharedFs(&record, rootfs: delivery == .virtioFs ? bundle.rootfsPath : nil, volumes: guestSpec.sharedVolumes)
         }
         if setsUpNetworking, let netns = bundle.spec.networkNamespacePath {
             let plans = try NetworkPlan.discover(namespace: netns)
@@ -120,10 +127,10 @@ public struct ContainerLifecycle {
         var request = Grpc_CreateContainerRequest()
         request.containerID = record.id
         request.ociSpecJson = try guestSpec.json
-        if debugSocket == nil && !rootfsOverVirtioFs {
+        if delivery.usesDisk {
             var storage = Grpc_Storage()
             storage.driver = "blk"
-            storage.source = RootfsImage.isBlockDevice(record.rootfs) ? "/dev/vda" : RootfsImage.diskSerial
+            storage.source = delivery == .blockDevice ? "/dev/vda" : RootfsImage.diskSerial
             storage.fstype = "ext4"
             storage.mountPoint = guestRoot
             request.storages = [storage]

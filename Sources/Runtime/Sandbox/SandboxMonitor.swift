@@ -122,7 +122,7 @@ public struct SandboxMonitor {
         if record.virtiofsd != nil {
             vmConfig.fs = [FsConfig(tag: GuestSpec.sharedFsTag, socketPath: record.virtiofsSocketPath, id: GuestSpec.sharedFsTag)]
         }
-        if !hypervisor.disableBlockDeviceUse {
+        if record.rootfsDelivery?.usesDisk ?? !hypervisor.disableBlockDeviceUse {
             let image = RootfsImage.isBlockDevice(record.rootfs) ? record.rootfs : record.rootfsImagePath
             // Writable even for `root.readonly`: as runc does, the agent creates the spec's
             // mount points first and remounts the container's / read-only last.

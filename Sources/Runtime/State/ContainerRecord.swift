@@ -41,6 +41,8 @@ public struct ContainerRecord: Codable, Sendable, Equatable {
     /// mounted in it, so that delete always unmounts) and the virtiofsd serving it.
     public var sharedDirectory: String?
     public var virtiofsd: ProcessIdentity?
+    /// How the rootfs reaches the guest (nil in records older than virtio-fs: the disk).
+    public var rootfsDelivery: RootfsDelivery?
 
     public init(id: String, bundle: String, rootfs: String, stateDir: String, socketDir: String,
                 annotations: [String: String]?) {
