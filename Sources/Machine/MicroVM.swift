@@ -57,7 +57,7 @@ public final class MicroVM: @unchecked Sendable {  // all `let` but `console`/`s
         // A vhost-user backend maps guest RAM itself, so it must be a shared memfd then;
         // otherwise anonymous memory keeps the common case as it was.
         memory = try GuestMemory(ranges: X86MemoryLayout.ramRanges(size: UInt64(config.memoryMiB) << 20),
-                                 backing: config.needsSharedMemory ? .sharedMemfd : .anonymous)
+                                 backing: config.memoryBacking)
         try vm.register(memory)
 
         // virtio devices: open every backend before anything boots, so a bad disk is a clean error.

@@ -33,6 +33,9 @@ public struct VmConfig: Sendable, Equatable {
     /// virtio-fs devices; any of them makes guest RAM shared memory (memfd) that the
     /// backends map.
     public var fs: [FsConfig] = []
+    /// Guest RAM from the host's 2 MiB huge-page pool (Firecracker's `huge_pages: "2M"`),
+    /// which is also shareable with vhost-user backends.
+    public var hugePages = false
     public var rng = false
     public var virtioDiscovery: VirtioDiscovery = .acpi
     /// Where the VMM's own log goes and how much of it (Firecracker's `logger`); nil: stderr.
@@ -108,6 +111,7 @@ public struct VmConfig: Sendable, Equatable {
         case duplicateTap(String)
         case rootDevice(String)
         case fs(String)
+        case hugePages(Int)
 
         public var description: String {
             switch self {
@@ -126,6 +130,8 @@ public struct VmConfig: Sendable, Equatable {
                 return why
             case .fs(let why):
                 return why
+            case .hugePages(let mib):
+                return "mem_size_mib \(mib) is not a whole number of 2 MiB huge pages"
             }
         }
     }
@@ -138,6 +144,7 @@ public struct VmConfig: Sendable, Equatable {
         guard memoryMiB >= Self.minMemoryMiB, memoryMiB <= Self.maxMemoryMiB else {
             throw ValidationError.memory(memoryMiB)
         }
+        if hugePages && memoryMiB % 2 != 0 { throw ValidationError.hugePages(memoryMiB) }
         let deviceCount = disks.count + nets.count + fs.count + (vsock == nil ? 0 : 1) + (rng ? 1 : 0)
         guard deviceCount <= Self.maxVirtioDevices else { throw ValidationError.tooManyDevices(deviceCount) }
         var seen = Set<String>()
@@ -158,4 +165,10 @@ public struct VmConfig: Sendable, Equatable {
 
     /// Guest RAM must be a shared mapping of a memfd when a vhost-user backend maps it.
     public var needsSharedMemory: Bool { !fs.isEmpty }
+
+    /// How guest RAM is backed: huge pages when asked for (shared as well), else a memfd
+    /// when a backend maps it, else private anonymous memory.
+    public var memoryBacking: GuestMemoryBacking {
+        hugePages ? .hugePages : needsSharedMemory ? .sharedMemfd : .anonymous
+    }
 }

@@ -54,6 +54,9 @@ struct KataVMM: ParsableCommand {
     @Option(help: "Guest memory in MiB.")
     var memory: Int = 128
 
+    @Flag(name: .customLong("huge-pages"), help: "Guest memory from the host's 2 MiB huge-page pool (/proc/sys/vm/nr_hugepages), reserved at start.")
+    var hugePages = false
+
     @Option(help: "Serial console: stdio, file:PATH or none.")
     var serial: String = "stdio"
 
@@ -192,6 +195,7 @@ struct KataVMM: ParsableCommand {
         config.vsock = try parsedVsock()
         config.fs = try parsedFs()
         config.rng = rng
+        config.hugePages = hugePages
         config.virtioDiscovery = VmConfig.VirtioDiscovery(rawValue: virtioDiscovery) ?? .acpi
         if let serialMaxBytes { config.serialLogMaxBytes = serialMaxBytes }
         return config

@@ -61,6 +61,7 @@ import Testing
             virtio_fs_cache = "never"
             virtio_fs_cache_size = 0
             virtio_fs_extra_args = ["--thread-pool-size=1", "-o", "announce_submounts"]
+            enable_hugepages = true
 
             [agent.kata]
             dial_timeout = 90
@@ -82,6 +83,7 @@ import Testing
         #expect(config.hypervisor.sharedFs == .virtioFs && config.hypervisor.virtioFsDaemon == "/opt/kata/libexec/virtiofsd")
         #expect(config.hypervisor.virtioFsCache == "none")  // Kata's "never" in virtiofsd's -o spelling
         #expect(config.hypervisor.virtioFsExtraArgs == ["--thread-pool-size=1", "-o", "announce_submounts"])
+        #expect(config.hypervisor.enableHugepages)
         #expect(config.agent.dialTimeout == 90 && config.agent.debug)
         #expect(config.agent.debugAgentSocket == "/run/agent.sock")
         #expect(config.runtime.internetworkingModel == "none" && config.runtime.sandboxCgroupOnly && config.runtime.enableDebug)

@@ -2,11 +2,14 @@ import Machine
 
 /// `GET|PUT|PATCH /machine-config` and the config file's `machine-config`. PUT resets what
 /// it omits to the defaults (1 vCPU, 128 MiB); PATCH changes only what it names. SMT,
-/// CPU templates, dirty-page tracking and huge pages are refused when asked for.
+/// CPU templates, dirty-page tracking and transparent huge pages are refused when asked
+/// for; `huge_pages: "2M"` backs guest RAM with the host's hugetlb pool.
 struct MachineConfiguration {
     static let fields = ["vcpu_count", "mem_size_mib", "smt", "cpu_template", "track_dirty_pages", "huge_pages"]
     var vcpuCount: Int?
     var memoryMiB: Int?
+    /// "2M": guest RAM from the host's hugetlb pool; nil when not given.
+    var hugePages: Bool?
 
     init(_ json: JSONValue, path: String, partial: Bool) throws {
         let object = try StrictObject(json, path: path, allowed: Self.fields)
@@ -26,18 +29,24 @@ struct MachineConfiguration {
         if let template = try object.choice("cpu_template", ["C3", "T2", "T2S", "T2CL", "T2A", "V1N1", "None"]), template != "None" {
             throw ApiError("\(object.name("cpu_template")): CPU templates are not supported (only None)")
         }
-        if let pages = try object.choice("huge_pages", ["None", "Transparent", "2M"]), pages != "None" {
-            throw ApiError("\(object.name("huge_pages")): huge pages are not supported (only None)")
+        let pages = try object.choice("huge_pages", ["None", "Transparent", "2M"])
+        if pages == "Transparent" {
+            throw ApiError("\(object.name("huge_pages")): transparent huge pages are not supported (use 2M: the hugetlb pool, or None)")
+        }
+        hugePages = pages.map { $0 == "2M" }
+        if hugePages == true, let memoryMiB, memoryMiB % 2 != 0 {
+            throw ApiError("\(object.name("mem_size_mib")): \(memoryMiB) is not a whole number of 2 MiB huge pages")
         }
     }
 
     func apply(to config: inout VmConfig, partial: Bool) {
         if let vcpuCount { config.vcpuCount = vcpuCount } else if !partial { config.vcpuCount = 1 }
         if let memoryMiB { config.memoryMiB = memoryMiB } else if !partial { config.memoryMiB = 128 }
+        if let hugePages { config.hugePages = hugePages } else if !partial { config.hugePages = false }
     }
 
     static func describe(_ config: VmConfig) -> JSONValue {
         .object(["vcpu_count": .int(Int64(config.vcpuCount)), "mem_size_mib": .int(Int64(config.memoryMiB)),
-                 "smt": false, "track_dirty_pages": false, "huge_pages": "None"])
+                 "smt": false, "track_dirty_pages": false, "huge_pages": .string(config.hugePages ? "2M" : "None")])
     }
 }

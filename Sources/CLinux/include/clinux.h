@@ -73,6 +73,8 @@ static inline int clinux_memfd_create(const char *name, unsigned int flags) {
     return (int)syscall(SYS_memfd_create, name, flags);
 }
 static const unsigned int CLINUX_MFD_CLOEXEC = 1U;
+// MFD_HUGETLB | MFD_HUGE_2MB (21 << MFD_HUGE_SHIFT, 26): 2 MiB pages from the hugetlb pool.
+static const unsigned int CLINUX_MFD_HUGETLB_2MB = 4U | (21U << 26);
 static inline int clinux_timerfd_settime(int fd, int flags, const struct itimerspec *value, struct itimerspec *_Nullable old) {
     return timerfd_settime(fd, flags, value, old);
 }

@@ -36,6 +36,8 @@ public struct RuntimeConfiguration: Sendable, Equatable {
         /// virtiofsd's cache mode: auto (Kata's default), always, or none (Kata's "never").
         public var virtioFsCache = "auto"
         public var virtioFsExtraArgs: [String] = []
+        /// Guest RAM from the host's 2 MiB huge-page pool (Kata's key).
+        public var enableHugepages = false
     }
 
     public enum SharedFs: String, Sendable, Equatable {
@@ -180,6 +182,7 @@ public struct RuntimeConfiguration: Sendable, Equatable {
                     throw ConfigError("\(r.file): \(name): a DAX window is not supported (use 0)")
                 }
             case "virtio_fs_extra_args": h.virtioFsExtraArgs = try r.strings(value, name)
+            case "enable_hugepages": h.enableHugepages = try r.bool(value, name)
             default: throw ConfigError("\(r.file): \(name): unknown key")
             }
         }

@@ -129,6 +129,7 @@ public struct SandboxMonitor {
             vmConfig.disks = [DiskConfig(path: image, readOnly: false, id: RootfsImage.diskSerial)]
         }
         vmConfig.serialLogMaxBytes = hypervisor.consoleLogMaxBytes
+        vmConfig.hugePages = hypervisor.enableHugepages
         vmConfig.vsock = VsockConfig(guestCid: 3, udsPath: record.vsockSocketPath)
         vmConfig.rng = true
         let interfaces = NetworkPlan.load(from: record.stateDir)

@@ -6,6 +6,7 @@ public enum GuestMemoryError: Error, CustomStringConvertible, Equatable {
     case outOfBounds(address: UInt64, length: Int)
     case allocationFailed(size: UInt64, errno: Int32)
     case overlappingRegions
+    case notHugePageSized(size: UInt64)
 
     public var description: String {
         switch self {
@@ -15,6 +16,8 @@ public enum GuestMemoryError: Error, CustomStringConvertible, Equatable {
             return "cannot allocate \(size >> 20) MiB of guest memory: \(String(cString: strerror(errno)))"
         case .overlappingRegions:
             return "guest memory regions overlap"
+        case .notHugePageSized(let size):
+            return "a guest memory region of \(size >> 10) KiB is not a whole number of 2 MiB huge pages"
         }
     }
 }
@@ -48,6 +51,12 @@ public enum GuestMemoryBacking: Sendable, Equatable {
     /// process (a vhost-user backend such as virtiofsd). Pages are still allocated on
     /// first touch, so RSS grows as with anonymous memory.
     case sharedMemfd
+    /// As `sharedMemfd`, from the host's pool of 2 MiB huge pages (hugetlb), reserved when
+    /// mapped: an empty pool fails the VM's start instead of faulting (SIGBUS) later.
+    /// Every region must be a multiple of 2 MiB.
+    case hugePages
+
+    public static let hugePageSize: UInt64 = 2 << 20
 }
 
 /// Guest RAM as a set of regions. Every access the VMM makes on behalf of the guest goes
@@ -77,15 +86,18 @@ public final class GuestMemory: Sendable {
     private static func map(_ range: (guestAddress: UInt64, size: UInt64), _ backing: GuestMemoryBacking) throws -> GuestMemoryRegion {
         var fd: Int32 = -1
         var flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE
-        if backing == .sharedMemfd {
-            fd = clinux_memfd_create("guest-ram", CLINUX_MFD_CLOEXEC)
+        if backing == .sharedMemfd || backing == .hugePages {
+            let huge = backing == .hugePages
+            if huge && range.size % GuestMemoryBacking.hugePageSize != 0 { throw GuestMemoryError.notHugePageSized(size: range.size) }
+            fd = clinux_memfd_create("guest-ram", CLINUX_MFD_CLOEXEC | (huge ? CLINUX_MFD_HUGETLB_2MB : 0))
             guard fd >= 0 else { throw GuestMemoryError.allocationFailed(size: range.size, errno: errno) }
             guard ftruncate(fd, off_t(range.size)) == 0 else {
                 let err = errno
                 close(fd)
                 throw GuestMemoryError.allocationFailed(size: range.size, errno: err)
             }
-            flags = MAP_SHARED | MAP_NORESERVE
+            // Huge pages are reserved now (ENOMEM if the pool is short), never promised.
+            flags = huge ? MAP_SHARED : MAP_SHARED | MAP_NORESERVE
         }
         let host = mmap(nil, Int(range.size), PROT_READ | PROT_WRITE, flags, fd, 0)
         if host == MAP_FAILED || host == nil {
