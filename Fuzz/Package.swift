@@ -43,6 +43,7 @@ let package = Package(
         fuzzTarget("fuzz-oci", [.product(name: "Runtime", package: main), .product(name: "OCI", package: main)]),
         fuzzTarget("fuzz-toml", [.product(name: "Runtime", package: main)]),
         fuzzTarget("fuzz-kernel", []),
+        fuzzTarget("fuzz-vhost-user", []),
     ],
     swiftLanguageModes: [.v5]
 )

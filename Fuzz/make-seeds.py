@@ -291,3 +291,20 @@ struct.pack_into("<I", bz, 0x238, 2047)  # cmdline_size
 struct.pack_into("<Q", bz, 0x258, 0x1000000)  # pref_address
 struct.pack_into("<I", bz, 0x260, 0x100000)  # init_size
 seed("kernel", "bzimage", bytes(bz))
+
+
+# --- vhost-user: the backend's replies, in the order the frontend asks ---
+def vu_reply(request, payload):
+    return struct.pack("<III", request, 0x5, len(payload)) + payload  # version 1 | reply
+
+
+def vu_u64(request, value):
+    return vu_reply(request, struct.pack("<Q", value))
+
+
+PROTOCOL_FEATURES, REPLY_ACK, MQ = 1 << 30, 1 << 3, 1 << 0
+introduction = vu_u64(1, VERSION_1 | PROTOCOL_FEATURES) + vu_u64(15, REPLY_ACK | MQ) + vu_u64(17, 2)
+acks = b"".join(vu_u64(r, 0) for r in [2, 5, 8, 10, 9, 12, 13, 14, 18])
+seed("vhost-user", "well-behaved", introduction + acks + vu_reply(11, struct.pack("<II", 0, 7)))
+seed("vhost-user", "no-protocol-features", vu_u64(1, VERSION_1) + vu_reply(11, struct.pack("<II", 0, 0)))
+seed("vhost-user", "refuses-the-memory-table", introduction + vu_u64(2, 0) + vu_u64(5, 1))
