@@ -12,6 +12,7 @@ public struct BenchReport: Codable {
     public var memorySamples: [String: [ProcessMemory]] = [:]
     public var creationSamples: [CreationRateBenchmark.Sample] = []
     public var devices: [DeviceThroughputBenchmark.Result] = []
+    public var fs: [DeviceThroughputBenchmark.Result] = []
     public var containerSamples: [ContainerStartBenchmark.Sample] = []
     /// By "<benchmark>/<vmm or runtime>" ("boot/kata-vmm"), then by metric ("marker_ms").
     public var summary: [String: [String: Statistics]] = [:]

@@ -93,6 +93,16 @@ public enum BenchRunner {
         progress(3, 3, "devices")
     }
 
+    public static func fs(_ fs: FsThroughputBenchmark, into report: inout BenchReport) throws {
+        progress(0, 3, "fs host")
+        report.fs.append(try fs.hostRun())
+        progress(1, 3, "fs kata-vmm (a Linux boot)")
+        report.fs.append(try fs.guestRun(.kataVmm))
+        progress(2, 3, "fs qemu (a Linux boot)")
+        report.fs.append(try fs.guestRun(.qemu))
+        progress(3, 3, "fs")
+    }
+
     /// Makes the bundle, then `runs` rounds of every runtime; failed runs are kept as samples
     /// but left out of the summary.
     public static func container(_ bench: ContainerStartBenchmark, runs: Int, into report: inout BenchReport) throws {

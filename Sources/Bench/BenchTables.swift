@@ -58,6 +58,24 @@ extension BenchReport {
         return "\n\n" + rows.joined(separator: "\n") + (notes.isEmpty ? "" : "\n" + notes.joined(separator: "\n"))
     }
 
+    /// File throughput on virtio-fs and on an ext4 virtio-blk disk in each guest, and on the
+    /// host; two decimals, because an emulated guest's figures are well under 1 MiB/s.
+    public var fsTable: String {
+        guard !fs.isEmpty else { return "" }
+        func figure(_ source: String, _ key: String) -> String {
+            fs.first { $0.source == source }?.figures[key].map { String(format: "%.2f", $0) } ?? "n/a"
+        }
+        var rows = ["| file throughput | kata-vmm guest | QEMU guest | host (same code, same directory) |", "|---|---|---|---|"]
+        for (name, key, unit) in [("1 MiB sequential write", "seqwrite_1m_mibs", "MiB/s"), ("1 MiB sequential read (guest caches dropped)", "seqread_1m_mibs", "MiB/s"),
+                                  ("create+stat+unlink", "meta_cycles_per_s", "cycles/s")] {
+            for (filesystem, prefix) in [("virtio-fs", "guest_virtiofs"), ("ext4 on virtio-blk", "guest_ext4")] {
+                rows.append("| \(filesystem) \(name), \(unit) | \(figure("kata-vmm", "\(prefix)_\(key)")) | \(figure("qemu", "\(prefix)_\(key)")) | \(figure("host", "host_fs_\(key)")) |")
+            }
+        }
+        let notes = fs.flatMap { r in r.notes.map { "\(r.source): \($0)" } }
+        return "\n\n" + rows.joined(separator: "\n") + (notes.isEmpty ? "" : "\n" + notes.joined(separator: "\n"))
+    }
+
     /// `run` of busybox true under kata-runtime beside runc.
     public var containerTable: String {
         guard !containerSamples.isEmpty else { return "" }

@@ -28,6 +28,28 @@ enum BenchRun {
         try BenchRunner.devices(devices, into: &report)
     }
 
+    /// The same guest program in its file mode, with Debian's virtiofsd.
+    static func fs(_ options: CommonOptions, _ bench: BootBenchmark, into report: inout BenchReport) throws {
+        guard let kernel = options.kernel else {
+            print("file throughput: needs a real guest kernel (--kernel); skipped with the probe guest")
+            return
+        }
+        let built = try options.buildBenchGuest()
+        let work = FileManager.default.temporaryDirectory.appendingPathComponent("kata-bench-fs-\(getpid())").path
+        try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+        defer {
+            try? FileManager.default.removeItem(atPath: work)
+            unlink(built.initramfs)
+            unlink(built.host)
+        }
+        var fs = FsThroughputBenchmark(
+            vmmPath: bench.vmmPath, qemuPath: bench.qemuPath, virtiofsdPath: options.virtiofsd, kernel: kernel, qemuCpu: options.qemuCpu,
+            initramfs: built.initramfs, hostProgram: built.host, extraCmdline: options.cmdline, seconds: options.seconds,
+            diskMiB: max(options.diskMib, 512), cpus: options.cpus, memoryMiB: options.memory, workDirectory: work)
+        fs.timeout = options.timeout
+        try BenchRunner.fs(fs, into: &report)
+    }
+
     /// Finds kata-runtime (beside kata-bench unless given) and runc, in a work directory
     /// removed afterwards.
     static func container(_ options: CommonOptions, into report: inout BenchReport) throws {
@@ -44,7 +66,7 @@ enum BenchRun {
     }
 
     static func run(_ options: CommonOptions, start: Bool = false, boot: Bool, memory: Bool, creation: Bool = false, devices: Bool = false,
-                    container: Bool = false) throws {
+                    fs: Bool = false, container: Bool = false) throws {
         let bench = try options.benchmark()
         var report = BenchReport(machine: .current(), guest: bench.guest.isProbe ? "probe" : bench.guest.kernel,
                                  cpus: options.cpus, memoryMiB: options.memory)
@@ -53,8 +75,9 @@ enum BenchRun {
         if memory { try BenchRunner.memory(bench, runs: options.runs, into: &report) }
         if creation { BenchRunner.creation(bench, levels: try options.concurrencyLevels(), vms: options.vms, into: &report) }
         if devices { try Self.devices(options, bench, into: &report) }
+        if fs { try Self.fs(options, bench, into: &report) }
         if container { try Self.container(options, into: &report) }
-        print((start || boot || memory ? report.vmmTable : "") + report.creationTable + report.devicesTable + report.containerTable)
+        print((start || boot || memory ? report.vmmTable : "") + report.creationTable + report.devicesTable + report.fsTable + report.containerTable)
         if let plot = options.plot {
             for png in try GnuplotCharts(report: report).write(to: plot) { print("chart: \(png)") }
         }

@@ -22,6 +22,7 @@ struct CommonOptions: ParsableArguments {
     @Option(help: "Seconds a guest may take to reach its marker (a busy PVM host needs minutes for Linux).") var timeout: Double = 900
     @Option(help: "Device throughput: seconds per measurement.") var seconds: Int = 5
     @Option(help: "Device throughput: disk image size in MiB.") var diskMib: Int = 256
+    @Option(help: "File throughput: the virtiofsd both VMMs use.") var virtiofsd: String = "/usr/lib/qemu/virtiofsd"
     @Option(help: "Container start: kata-runtime binary; default: the one beside kata-bench.") var runtime: String?
     @Option(help: "Container start: configuration.toml for kata-runtime (guest kernel and agent initrd); `all` measures container start only when this is given.") var runtimeConfig: String?
     @Option(help: "Container start: runc binary to compare with (none: skip).") var runc: String = "/usr/sbin/runc"

@@ -7,5 +7,5 @@ struct KataBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kata-bench",
         abstract: "Measure kata-vmm beside QEMU microvm (boot time, memory overhead).",
-        subcommands: [Start.self, Boot.self, Memory.self, Creation.self, Devices.self, Container.self, All.self])
+        subcommands: [Start.self, Boot.self, Memory.self, Creation.self, Devices.self, Fs.self, Container.self, All.self])
 }

@@ -35,6 +35,16 @@ extension KataBench {
         func run() throws { try BenchRun.run(options, boot: false, memory: false, devices: true) }
     }
 
+    struct Fs: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "File throughput on virtio-fs and on an ext4 virtio-blk disk in a real Linux guest (--kernel), beside QEMU and the host.")
+        @OptionGroup var options: CommonOptions
+        func validate() throws {
+            guard options.kernel != nil else { throw ValidationError("fs needs a real guest kernel: --kernel") }
+        }
+        func run() throws { try BenchRun.run(options, boot: false, memory: false, fs: true) }
+    }
+
     struct Container: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "kata-runtime run of a busybox `true` bundle, beside runc run of the same bundle.")
         @OptionGroup var options: CommonOptions
@@ -42,11 +52,11 @@ extension KataBench {
     }
 
     struct All: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Start, boot, memory and creation rate; device throughput with --kernel; container start with --runtime-config.")
+        static let configuration = CommandConfiguration(abstract: "Start, boot, memory and creation rate; device and file throughput with --kernel; container start with --runtime-config.")
         @OptionGroup var options: CommonOptions
         func run() throws {
             try BenchRun.run(options, start: true, boot: true, memory: true, creation: true, devices: options.kernel != nil,
-                           container: options.runtimeConfig != nil)
+                           fs: options.kernel != nil, container: options.runtimeConfig != nil)
         }
     }
 }

@@ -35,7 +35,7 @@ import Testing
 
     @Test func tablesOfBenchmarksThatDidNotRunAreEmpty() {
         let report = Self.report()
-        #expect(report.creationTable.isEmpty && report.devicesTable.isEmpty && report.containerTable.isEmpty)
+        #expect(report.creationTable.isEmpty && report.devicesTable.isEmpty && report.fsTable.isEmpty && report.containerTable.isEmpty)
     }
 
     @Test func creationTableWithoutQemu() {
@@ -76,12 +76,27 @@ import Testing
         #expect(table.hasSuffix("\nqemu: no vhost-vsock"))
     }
 
+    /// Each operation on both guest filesystems, the host's figure on both rows.
+    @Test func fsTableShowsBothFilesystemsBesideTheHost() {
+        var report = Self.report()
+        report.fs = [
+            .init(source: "host", figures: ["host_fs_seqread_1m_mibs": 2048], notes: []),
+            .init(source: "kata-vmm", figures: ["guest_virtiofs_seqread_1m_mibs": 3.5, "guest_ext4_seqread_1m_mibs": 2.25], notes: []),
+            .init(source: "qemu", figures: [:], notes: ["QEMU not available"]),
+        ]
+        let table = report.fsTable
+        #expect(table.contains("| virtio-fs 1 MiB sequential read (guest caches dropped), MiB/s | 3.50 | n/a | 2048.00 |"), "\(table)")
+        #expect(table.contains("| ext4 on virtio-blk 1 MiB sequential read (guest caches dropped), MiB/s | 2.25 | n/a | 2048.00 |"), "\(table)")
+        #expect(table.contains("| virtio-fs create+stat+unlink, cycles/s | n/a | n/a | n/a |"))
+        #expect(table.hasSuffix("\nqemu: QEMU not available"))
+    }
+
     @Test func jsonHasSortedKeysAndRoundTrips() throws {
         var report = Self.report()
         report.summary["boot/kata-vmm"] = ["cpu_ms": try #require(Statistics([1, 2]))]
         let data = try report.json()
         let text = String(decoding: data, as: UTF8.self)
-        let keys = ["bootSamples", "containerSamples", "cpus", "creationSamples", "devices", "guest", "machine",
+        let keys = ["bootSamples", "containerSamples", "cpus", "creationSamples", "devices", "fs", "guest", "machine",
                     "memoryMiB", "memorySamples", "startSamples", "summary"]
         let positions = keys.map { text.range(of: "\n  \"\($0)\"")?.lowerBound }
         #expect(positions.allSatisfy { $0 != nil })

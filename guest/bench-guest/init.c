@@ -7,11 +7,16 @@
  *   - 1 MiB sequential writes (O_DIRECT, fdatasync at the end) to /dev/vda;
  *   - a vsock stream to the host (CID 2, port bench.vsock_port): 64 KiB writes; the host
  *     side counts what arrives.
- * and prints one line per figure: "KATA-BENCH key=value", then powers off.
+ * With bench.fs=1 it measures files instead, for bench.seconds each, in two filesystems:
+ * virtio-fs (tag "bench") and an ext4 disk (/dev/vda): 1 MiB sequential writes (fsync at
+ * the end), 1 MiB sequential reads of that file after dropping the guest's caches, and
+ * metadata cycles (create, stat, unlink of a new file).
+ * It prints one line per figure: "KATA-BENCH key=value", then powers off.
  *
  * On the host, the same code measures the same operations beside it:
  *   init --host-file FILE SECONDS   (random reads and sequential writes on FILE, O_DIRECT)
  *   init --host-stream SECONDS      (64 KiB writes through a Unix stream socket pair)
+ *   init --host-fs DIR SECONDS      (the file operations in DIR)
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -183,6 +188,82 @@ static void unix_stream(double seconds) {
     report("host_stream_mibs", "%.2f", received / MIB / elapsed);
 }
 
+/* The file written and read back is at most this large: it wraps, so the disk stays small. */
+#define FS_FILE_CAP (256LL << 20)
+
+static void drop_caches(void) {
+    sync();
+    int fd = open("/proc/sys/vm/drop_caches", O_WRONLY);
+    if (fd >= 0) {
+        if (write(fd, "3", 1) != 1) { /* not root on the host: reads may hit the cache */ }
+        close(fd);
+    }
+}
+
+/* Sequential write, then read, of DIR/bench.dat, then metadata cycles, `seconds` each. */
+static void file_operations(const char *dir, double seconds, const char *prefix) {
+    char key[96], path[512];
+    const size_t chunk = 1 << 20;
+    static char buffer[1 << 20];
+    memset(buffer, 0xA5, sizeof buffer);
+    snprintf(path, sizeof path, "%s/bench.dat", dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) {
+        snprintf(key, sizeof key, "%s_error", prefix);
+        report(key, "%s: %s", path, strerror(errno));
+        return;
+    }
+    long long written = 0, errors = 0;
+    double start = now(), end = start + seconds;
+    while (now() < end) {
+        off_t offset = (off_t)(written % FS_FILE_CAP);
+        if (pwrite(fd, buffer, chunk, offset) == (ssize_t)chunk) written += chunk; else errors++;
+    }
+    fsync(fd);
+    double elapsed = now() - start;
+    snprintf(key, sizeof key, "%s_seqwrite_1m_mibs", prefix);
+    report(key, "%.2f", written / MIB / elapsed);
+    long long size = written < FS_FILE_CAP ? written : FS_FILE_CAP;
+    drop_caches();
+    long long read_bytes = 0;
+    start = now(), end = start + seconds;
+    while (size >= (long long)chunk && now() < end) {
+        off_t offset = (off_t)(read_bytes % size);
+        if (pread(fd, buffer, chunk, offset) == (ssize_t)chunk) read_bytes += chunk; else { errors++; break; }
+    }
+    elapsed = now() - start;
+    snprintf(key, sizeof key, "%s_seqread_1m_mibs", prefix);
+    report(key, "%.2f", read_bytes / MIB / elapsed);
+    close(fd);
+    unlink(path);
+    long long cycles = 0;
+    start = now(), end = start + seconds;
+    while (now() < end) {
+        snprintf(path, sizeof path, "%s/meta-%lld", dir, cycles);
+        struct stat st;
+        int made = open(path, O_WRONLY | O_CREAT | O_EXCL, 0644);
+        if (made < 0 || close(made) != 0 || stat(path, &st) != 0 || unlink(path) != 0) { errors++; break; }
+        cycles++;
+    }
+    elapsed = now() - start;
+    snprintf(key, sizeof key, "%s_meta_cycles_per_s", prefix);
+    report(key, "%.1f", cycles / elapsed);
+    snprintf(key, sizeof key, "%s_errors", prefix);
+    report(key, "%lld", errors);
+}
+
+static void guest_file_operations(double seconds) {
+    mkdir("/mnt", 0755);
+    mkdir("/mnt/fs", 0755);
+    mkdir("/mnt/blk", 0755);
+    if (mount("bench", "/mnt/fs", "virtiofs", 0, NULL) == 0) file_operations("/mnt/fs", seconds, "guest_virtiofs");
+    else report("guest_virtiofs_error", "mount: %s", strerror(errno));
+    if (mount("/dev/vda", "/mnt/blk", "ext4", 0, NULL) == 0) file_operations("/mnt/blk", seconds, "guest_ext4");
+    else report("guest_ext4_error", "mount: %s", strerror(errno));
+    umount("/mnt/fs");
+    umount("/mnt/blk");
+}
+
 static double cmdline_number(const char *cmdline, const char *key, double fallback) {
     const char *p = strstr(cmdline, key);
     if (!p) return fallback;
@@ -197,12 +278,16 @@ int main(int argc, char **argv) {
         sequential_writes(argv[2], seconds, "host_blk");
         return 0;
     }
+    if (argc == 4 && strcmp(argv[1], "--host-fs") == 0) {
+        file_operations(argv[2], strtod(argv[3], NULL), "host_fs");
+        return 0;
+    }
     if (argc == 3 && strcmp(argv[1], "--host-stream") == 0) {
         unix_stream(strtod(argv[2], NULL));
         return 0;
     }
     if (getpid() != 1) {
-        fprintf(stderr, "usage: %s --host-file FILE SECONDS | --host-stream SECONDS (or run as PID 1 in the guest)\n", argv[0]);
+        fprintf(stderr, "usage: %s --host-file FILE SECONDS | --host-stream SECONDS | --host-fs DIR SECONDS (or run as PID 1 in the guest)\n", argv[0]);
         return 64;
     }
     mount("proc", "/proc", "proc", 0, NULL);
@@ -218,9 +303,13 @@ int main(int argc, char **argv) {
     double seconds = cmdline_number(cmdline, "bench.seconds=", 5);
     unsigned port = (unsigned)cmdline_number(cmdline, "bench.vsock_port=", 0);
     report("begin", "1");
-    random_reads("/dev/vda", seconds, "guest_blk");
-    sequential_writes("/dev/vda", seconds, "guest_blk");
-    if (port) vsock_stream(port, seconds);
+    if (cmdline_number(cmdline, "bench.fs=", 0) > 0) {
+        guest_file_operations(seconds);
+    } else {
+        random_reads("/dev/vda", seconds, "guest_blk");
+        sequential_writes("/dev/vda", seconds, "guest_blk");
+        if (port) vsock_stream(port, seconds);
+    }
     report("end", "1");
     sync();
     reboot(RB_POWER_OFF);
