@@ -171,7 +171,9 @@ public struct ContainerLifecycle {
         for volume in volumes {
             try share.bind(volume.hostPath, at: volume.name, readOnly: volume.readOnly, recursive: volume.recursive)
         }
+        try share.seal()
         let hypervisor = context.config.hypervisor
+        record.virtiofsdExecutable = hypervisor.virtioFsDaemon
         let options = VirtiofsDaemon.Options(executable: hypervisor.virtioFsDaemon, source: share.path,
                                              socketPath: record.virtiofsSocketPath, cache: hypervisor.virtioFsCache,
                                              extraArgs: hypervisor.virtioFsExtraArgs)
@@ -419,11 +421,16 @@ public struct ContainerLifecycle {
                 }
                 if status == .paused { try? setFrozen(record, false) }  // frozen processes would hold up the removal
                 destroy(record, runPoststop: true)
+                if store.exists(id) {
+                    throw RuntimeError("container \(id): its shared directory \(record.sharedDirectoryPath) could not be unmounted; it is kept, run delete again")
+                }
             }
         } catch let error as RuntimeError where error == .notExist(id) && force {
             // runc: deleting a missing container with --force succeeds; a half-made one
-            // (no state.json yet) is removed.
-            try? FileManager.default.removeItem(atPath: store.directory(of: id))
+            // (no state.json yet) is removed, never through a mount.
+            let directory = store.directory(of: id)
+            try? SharedDirectory.remove(at: directory + "/shared")
+            if MountTable.isUnmounted(directory) { try? FileManager.default.removeItem(atPath: directory) }
             store.claimedSocketDirectory(of: id).release()
         }
     }
@@ -453,7 +460,7 @@ public struct ContainerLifecycle {
             NetworkPlan.tearDown(taps: record.taps, stateDir: record.stateDir, namespace: netns)
         }
         if let daemon = record.virtiofsd {
-            VirtiofsDaemon.stop(daemon, executable: context.config.hypervisor.virtioFsDaemon)
+            VirtiofsDaemon.stop(daemon, executable: record.virtiofsdExecutable ?? context.config.hypervisor.virtioFsDaemon)
         }
         if let share = record.sharedDirectory {
             do { try SharedDirectory.remove(at: share) } catch {

@@ -129,7 +129,10 @@ public struct SandboxMonitor {
             vmConfig.disks = [DiskConfig(path: image, readOnly: false, id: RootfsImage.diskSerial)]
         }
         vmConfig.serialLogMaxBytes = hypervisor.consoleLogMaxBytes
-        vmConfig.hugePages = hypervisor.enableHugepages
+        if hypervisor.enableHugepages {
+            vmConfig.hugePages = true
+            vmConfig.memoryMiB += vmConfig.memoryMiB % 2  // whole 2 MiB pages, rounded up as Kata does
+        }
         vmConfig.vsock = VsockConfig(guestCid: 3, udsPath: record.vsockSocketPath)
         vmConfig.rng = true
         let interfaces = NetworkPlan.load(from: record.stateDir)

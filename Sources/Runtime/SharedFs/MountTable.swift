@@ -1,17 +1,32 @@
 import Foundation
+import Glibc
 
 /// The mount points of this process's mount namespace, from /proc/self/mountinfo.
 enum MountTable {
-    /// Every mount point at or below `directory`, deepest first (the order to unmount in).
-    static func mountPoints(under directory: String) -> [String] {
-        guard let data = FileManager.default.contents(atPath: "/proc/self/mountinfo") else { return [] }
-        let prefix = directory.hasSuffix("/") ? directory : directory + "/"
+    /// Every mount point at or below `directory`, deepest first (the order to unmount in),
+    /// or nil when the table cannot be read: callers then assume something is mounted.
+    /// The kernel lists canonical paths, so `directory` is resolved first (a caller's
+    /// --root under /var/run is /run in the table).
+    static func mountPoints(under directory: String) -> [String]? {
+        guard let data = FileManager.default.contents(atPath: "/proc/self/mountinfo"), !data.isEmpty else { return nil }
+        let resolved = canonical(directory)
+        let prefix = resolved.hasSuffix("/") ? resolved : resolved + "/"
         return String(decoding: data, as: UTF8.self).split(separator: "\n").compactMap { line -> String? in
             let fields = line.split(separator: " ", omittingEmptySubsequences: false)
             guard fields.count > 4 else { return nil }
             let point = unescape(fields[4])
-            return point == directory || point.hasPrefix(prefix) ? point : nil
+            return point == resolved || point.hasPrefix(prefix) ? point : nil
         }.sorted { ($0.utf8.count, $1) > ($1.utf8.count, $0) }
+    }
+
+    /// Whether nothing is mounted at or below `directory` (false when that is unknown).
+    static func isUnmounted(_ directory: String) -> Bool { mountPoints(under: directory)?.isEmpty ?? false }
+
+    /// The path with every symlink resolved; as given when it does not exist.
+    static func canonical(_ path: String) -> String {
+        guard let resolved = realpath(path, nil) else { return path }
+        defer { free(resolved) }
+        return String(cString: resolved)
     }
 
     /// The kernel writes space, tab, newline and backslash in a path as \ and three octal digits.

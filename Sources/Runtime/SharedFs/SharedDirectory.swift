@@ -4,9 +4,12 @@ import LinuxSupport
 
 /// The host side of a sandbox's virtio-fs share: one directory, which virtiofsd serves,
 /// with the container's rootfs and directory volumes bind-mounted under it. The directory
-/// is first bind-mounted on itself and made private, so the binds under it neither reach
-/// the host's other mount namespaces nor pick up theirs. Removal unmounts the whole tree
-/// and then deletes only empty directories: a mount that will not go keeps its data.
+/// is first bind-mounted on itself and made private, so the binds under it do not reach
+/// the host's other mount namespaces; each bind is made a slave, so that unmounting it
+/// never propagates back to the host's mounts at its source. Once bound, the share's own
+/// directory is made read-only (`seal`): a guest writes only inside its binds, never into
+/// the host's /run. Removal unmounts the whole tree and then deletes only empty
+/// directories that are not mounts: a mount that will not go keeps its data.
 struct SharedDirectory {
     let path: String
 
@@ -32,11 +35,28 @@ struct SharedDirectory {
         guard mount(source, target, nil, UInt(MS_BIND) | (recursive ? UInt(MS_REC) : 0), nil) == 0 else {
             throw SystemError("bind \(source) on \(target)")
         }
-        guard readOnly else { return }
-        guard mount(nil, target, nil, UInt(MS_REMOUNT | MS_BIND | MS_RDONLY), nil) == 0 else {
-            let error = SystemError("remount \(target) read-only")
+        do {
+            // A bind of a shared mount joins its peer group: as a slave it still sees the
+            // host's new mounts, and its own unmounts stay here.
+            guard mount(nil, target, nil, UInt(MS_REC | MS_SLAVE), nil) == 0 else { throw SystemError("make \(target) a slave mount") }
+            guard readOnly else { return }
+            // Every mount of an rbind, not only the top one.
+            for point in (MountTable.mountPoints(under: target) ?? [target]).reversed() {
+                guard mount(nil, point, nil, UInt(MS_REMOUNT | MS_BIND | MS_RDONLY), nil) == 0 else {
+                    throw SystemError("remount \(point) read-only")
+                }
+            }
+        } catch {
             umount2(target, Int32(MNT_DETACH))
             throw error
+        }
+    }
+
+    /// The share's own directory read-only, its binds unchanged (each mount has its own
+    /// flags): done after the last bind, before virtiofsd starts.
+    func seal() throws {
+        guard mount(nil, path, nil, UInt(MS_REMOUNT | MS_BIND | MS_RDONLY), nil) == 0 else {
+            throw SystemError("remount \(path) read-only")
         }
     }
 
@@ -45,23 +65,24 @@ struct SharedDirectory {
     /// holds anything.
     static func remove(at path: String) throws {
         guard FileManager.default.fileExists(atPath: path) else { return }
-        for point in MountTable.mountPoints(under: path) {
+        guard let mounted = MountTable.mountPoints(under: path) else { throw RuntimeError("\(path): the mount table cannot be read; left in place") }
+        for point in mounted {
             if umount2(point, Int32(MNT_DETACH)) != 0 && errno != EINVAL && errno != ENOENT {
                 throw SystemError("unmount \(point)")
             }
         }
-        let remaining = MountTable.mountPoints(under: path)
-        guard remaining.isEmpty else {
-            throw RuntimeError("\(path): still mounted after unmounting: \(remaining.joined(separator: ", "))")
+        guard MountTable.isUnmounted(path) else {
+            throw RuntimeError("\(path): still mounted after unmounting: \((MountTable.mountPoints(under: path) ?? []).joined(separator: ", "))")
         }
-        try removeEmptyDirectories(path)
+        try removeEmptyDirectories(MountTable.canonical(path))
     }
 
-    /// rmdir, depth first: never a file, never through a symlink.
+    /// rmdir, depth first: never a file, never through a symlink, never into a mount.
     private static func removeEmptyDirectories(_ directory: String) throws {
         var info = stat()
         guard lstat(directory, &info) == 0 else { return }
         guard info.st_mode & S_IFMT == S_IFDIR else { throw RuntimeError("\(directory): not a directory; left in place") }
+        guard MountTable.isUnmounted(directory) else { throw RuntimeError("\(directory): a mount; left in place") }
         for entry in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] {
             try removeEmptyDirectories(directory + "/" + entry)
         }

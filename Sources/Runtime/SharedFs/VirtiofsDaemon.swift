@@ -23,7 +23,9 @@ enum VirtiofsDaemon {
     }
 
     /// Starts it, stderr to `logPath`, hands its identity to `recorded` at once (so that a
-    /// runtime killed while it waits leaves a daemon delete can find), and waits until its
+    /// runtime killed while it waits leaves a daemon delete can find; a SIGKILL between the
+    /// spawn and that save, a few microseconds, is the one window that leaves a daemon
+    /// nobody recorded, waiting on a socket no VM will open), and waits until its
     /// socket exists (it binds and listens before anything else). Nothing may connect to
     /// probe it: Debian's serves one connection and then exits.
     static func start(_ options: Options, logPath: String, timeout: Double = 10,

@@ -41,6 +41,8 @@ public struct ContainerRecord: Codable, Sendable, Equatable {
     /// mounted in it, so that delete always unmounts) and the virtiofsd serving it.
     public var sharedDirectory: String?
     public var virtiofsd: ProcessIdentity?
+    /// The daemon's executable, which its stop matches when its group has lost its leader.
+    public var virtiofsdExecutable: String?
     /// How the rootfs reaches the guest (nil in records older than virtio-fs: the disk).
     public var rootfsDelivery: RootfsDelivery?
 

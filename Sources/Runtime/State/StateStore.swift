@@ -105,13 +105,12 @@ public struct StateStore: Sendable {
     /// a colliding name may be another container's). state.json goes first: a removal cut
     /// short leaves a directory that `delete --force` of a missing container finishes.
     /// Never through a mount: a share that could not be unmounted holds a volume's data,
-    /// so then the directory stays (without its state file: the container is gone).
+    /// so then everything stays, the state file too, for a later delete to retry.
     public func remove(_ record: ContainerRecord) {
+        guard MountTable.isUnmounted(record.stateDir) else { return }
         SocketDirectory(path: record.socketDir, owner: record.stateDir).release()
         unlink(record.stateDir + "/state.json")
-        if MountTable.mountPoints(under: record.stateDir).isEmpty {
-            try? FileManager.default.removeItem(atPath: record.stateDir)
-        }
+        try? FileManager.default.removeItem(atPath: record.stateDir)
         try? AtomicFile.syncDirectory(containing: record.stateDir)
     }
 
