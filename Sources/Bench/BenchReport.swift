@@ -11,8 +11,8 @@ public struct BenchReport: Codable {
     public var bootSamples: [BootBenchmark.Sample] = []
     public var memorySamples: [String: [ProcessMemory]] = [:]
     public var creationSamples: [CreationRateBenchmark.Sample] = []
-    public var devices: [DeviceThroughputBenchmark.Result] = []
-    public var fs: [DeviceThroughputBenchmark.Result] = []
+    public var devices: [ThroughputResult] = []
+    public var fs: [ThroughputResult] = []
     public var containerSamples: [ContainerStartBenchmark.Sample] = []
     /// By "<benchmark>/<vmm or runtime>" ("boot/kata-vmm"), then by metric ("marker_ms").
     public var summary: [String: [String: Statistics]] = [:]

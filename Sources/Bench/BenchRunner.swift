@@ -84,23 +84,23 @@ public enum BenchRunner {
 
     /// The host run, then one Linux boot per VMM; the caller owns the guest and work files.
     public static func devices(_ devices: DeviceThroughputBenchmark, into report: inout BenchReport) throws {
-        progress(0, 3, "devices host")
-        report.devices.append(try devices.hostRun())
-        progress(1, 3, "devices kata-vmm (a Linux boot)")
-        report.devices.append(try devices.guestRun(.kataVmm))
-        progress(2, 3, "devices qemu (a Linux boot)")
-        report.devices.append(try devices.guestRun(.qemu))
-        progress(3, 3, "devices")
+        report.devices += try throughput("devices", host: devices.hostRun, guest: devices.guestRun)
     }
 
     public static func fs(_ fs: FsThroughputBenchmark, into report: inout BenchReport) throws {
-        progress(0, 3, "fs host")
-        report.fs.append(try fs.hostRun())
-        progress(1, 3, "fs kata-vmm (a Linux boot)")
-        report.fs.append(try fs.guestRun(.kataVmm))
-        progress(2, 3, "fs qemu (a Linux boot)")
-        report.fs.append(try fs.guestRun(.qemu))
-        progress(3, 3, "fs")
+        report.fs += try throughput("fs", host: fs.hostRun, guest: fs.guestRun)
+    }
+
+    static func throughput(_ name: String, host: () throws -> ThroughputResult,
+                           guest: (BootBenchmark.Vmm) throws -> ThroughputResult) throws -> [ThroughputResult] {
+        progress(0, 3, "\(name) host")
+        let onHost = try host()
+        progress(1, 3, "\(name) kata-vmm (a Linux boot)")
+        let onKataVmm = try guest(.kataVmm)
+        progress(2, 3, "\(name) qemu (a Linux boot)")
+        let onQemu = try guest(.qemu)
+        progress(3, 3, name)
+        return [onHost, onKataVmm, onQemu]
     }
 
     /// Makes the bundle, then `runs` rounds of every runtime; failed runs are kept as samples

@@ -8,55 +8,20 @@ import Synchronization
 /// to the host, each beside the same operation on the host by the same code. QEMU runs the
 /// block figures on the same kernel and disk where it can; its vsock needs vhost-vsock.
 public struct DeviceThroughputBenchmark {
-    public struct Result: Codable, Sendable {
-        public var source: String
-        /// "KATA-BENCH key=value" figures, plus the host side of the vsock stream.
-        public var figures: [String: Double]
-        /// What went wrong, in words, where a figure is missing.
-        public var notes: [String]
-    }
+    public var guest: ThroughputGuest
 
-    public var vmmPath: String
-    public var qemuPath: String?
-    public var kernel: String
-    public var qemuCpu: String?
-    /// The guest's program, built for the guest (initramfs) and for the host (same code).
-    public var initramfs: String
-    public var hostProgram: String
-    public var extraCmdline: String
-    public var seconds: Int
-    public var diskMiB: Int
-    public var cpus: Int
-    public var memoryMiB: Int
-    public var workDirectory: String
-    public var timeout: Double = 600
-
-    public init(vmmPath: String, qemuPath: String?, kernel: String, qemuCpu: String?, initramfs: String, hostProgram: String,
-                extraCmdline: String, seconds: Int, diskMiB: Int, cpus: Int, memoryMiB: Int, workDirectory: String) {
-        self.vmmPath = vmmPath
-        self.qemuPath = qemuPath
-        self.kernel = kernel
-        self.qemuCpu = qemuCpu
-        self.initramfs = initramfs
-        self.hostProgram = hostProgram
-        self.extraCmdline = extraCmdline
-        self.seconds = seconds
-        self.diskMiB = diskMiB
-        self.cpus = cpus
-        self.memoryMiB = memoryMiB
-        self.workDirectory = workDirectory
-    }
+    public init(guest: ThroughputGuest) { self.guest = guest }
 
     static let vsockPort: UInt32 = 5201
 
     /// A disk image with every block written, so that reads hit real extents, not holes.
     func makeDisk(_ name: String) throws -> String {
-        let path = "\(workDirectory)/\(name)"
+        let path = "\(guest.workDirectory)/\(name)"
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw BenchError("cannot create \(path): \(String(cString: strerror(errno)))") }
         defer { close(fd) }
         var chunk = [UInt8](repeating: 0, count: 1 << 20)
-        for i in 0..<diskMiB {
+        for i in 0..<guest.diskMiB {
             chunk[0] = UInt8(truncatingIfNeeded: i)
             guard write(fd, chunk, chunk.count) == chunk.count else { throw BenchError("cannot write \(path): \(String(cString: strerror(errno)))") }
         }
@@ -64,68 +29,42 @@ public struct DeviceThroughputBenchmark {
         return path
     }
 
-    var cmdline: String {
-        "console=ttyS0 reboot=k panic=-1 bench.seconds=\(seconds) bench.vsock_port=\(Self.vsockPort) \(extraCmdline)"
-    }
-
-    public func guestRun(_ vmm: BootBenchmark.Vmm) throws -> Result {
+    public func guestRun(_ vmm: BootBenchmark.Vmm) throws -> ThroughputResult {
         let disk = try makeDisk("disk-\(vmm.rawValue).img")
         defer { unlink(disk) }
+        let cmdline = guest.cmdline("bench.vsock_port=\(Self.vsockPort)")
         var notes: [String] = []
         var listener: VsockStreamSink?
         let (path, args): (String, [String])
         switch vmm {
         case .kataVmm:
-            let uds = "\(workDirectory)/vsock.sock"
+            let uds = "\(guest.workDirectory)/vsock.sock"
             listener = try VsockStreamSink(path: "\(uds)_\(Self.vsockPort)")
-            path = vmmPath
-            args = ["--kernel", kernel, "--initrd", initramfs, "--cmdline", cmdline, "--cpus", "\(cpus)", "--memory", "\(memoryMiB)",
-                    "--disk", "path=\(disk)", "--vsock", "cid=3,uds=\(uds)"]
+            path = guest.vmmPath
+            args = guest.kataVmmArguments(cmdline: cmdline, disk: disk, extra: ["--vsock", "cid=3,uds=\(uds)"])
         case .qemu:
-            guard let qemuPath else { return Result(source: vmm.rawValue, figures: [:], notes: ["QEMU not available"]) }
+            guard let qemuPath = guest.qemuPath else { return ThroughputResult(source: vmm.rawValue, figures: [:], notes: ["QEMU not available"]) }
             path = qemuPath
-            var a = ["-M", "microvm,accel=kvm", "-m", "\(memoryMiB)", "-smp", "\(cpus)", "-nodefaults", "-no-user-config",
-                     "-display", "none", "-serial", "stdio", "-no-reboot", "-kernel", kernel, "-initrd", initramfs, "-append", cmdline,
-                     "-drive", "id=d0,file=\(disk),format=raw,if=none", "-device", "virtio-blk-device,drive=d0"]
-            if let qemuCpu { a += ["-cpu", qemuCpu] }
-            args = a
+            args = guest.qemuArguments(cmdline: cmdline, disk: disk)
             notes.append("QEMU vsock: not measured (microvm's vsock is vhost-vsock, which needs the host's /dev/vhost-vsock)")
         }
-        let process = try MeasuredProcess(path, args)
-        let end = process.waitFor("KATA-BENCH end=", timeout: timeout)
-        let outcome = process.finish(signal: end == nil ? SIGKILL : nil, timeout: 60)
-        if end == nil { notes.append("the guest did not finish within \(Int(timeout)) s (last line: \(outcome.lines.last?.text ?? "none"))") }
-        var figures = Self.parse(outcome.lines.map(\.text))
+        let run = try guest.boot(path, args)
+        notes += run.notes
+        var figures = run.figures
         if let received = listener?.finish() {
             figures["vsock_host_received_bytes"] = Double(received.bytes)
             if received.seconds > 0 { figures["vsock_host_mibs"] = Double(received.bytes) / 1_048_576 / received.seconds }
         }
-        return Result(source: vmm.rawValue, figures: figures, notes: notes)
+        return ThroughputResult(source: vmm.rawValue, figures: figures, notes: notes)
     }
 
-    public func hostRun() throws -> Result {
+    public func hostRun() throws -> ThroughputResult {
         let disk = try makeDisk("disk-host.img")
         defer { unlink(disk) }
-        var figures: [String: Double] = [:]
-        for args in [["--host-file", disk, "\(seconds)"], ["--host-stream", "\(seconds)"]] {
-            let process = try MeasuredProcess(hostProgram, args)
-            let outcome = process.finish(timeout: Double(seconds) * 4 + 30)
-            figures.merge(Self.parse(outcome.lines.map(\.text))) { $1 }
-        }
-        return Result(source: "host", figures: figures, notes: [])
+        let figures = try guest.hostFigures([["--host-file", disk, "\(guest.seconds)"], ["--host-stream", "\(guest.seconds)"]])
+        return ThroughputResult(source: "host", figures: figures, notes: [])
     }
 
-    /// "KATA-BENCH key=value" lines with numeric values.
-    public static func parse(_ lines: [String]) -> [String: Double] {
-        var figures: [String: Double] = [:]
-        for line in lines {
-            guard let range = line.range(of: "KATA-BENCH ") else { continue }
-            let pair = line[range.upperBound...].split(separator: "=", maxSplits: 1)
-            guard pair.count == 2, let value = Double(pair[1].trimmingCharacters(in: .whitespaces)) else { continue }
-            figures[String(pair[0])] = value
-        }
-        return figures
-    }
 }
 
 /// The host end of the guest's vsock stream: kata-vmm connects to `<uds>_<port>` for a guest

@@ -5,49 +5,40 @@ import Foundation
 /// One kata-bench invocation: resolves the options into benchmarks, runs the chosen ones
 /// through `BenchRunner`, prints the tables and writes the charts and the JSON asked for.
 enum BenchRun {
-    /// Builds the bench guest and a work directory for the device benchmark, and removes
-    /// them afterwards; skipped (with a line saying so) for the probe guest.
-    static func devices(_ options: CommonOptions, _ bench: BootBenchmark, into report: inout BenchReport) throws {
+    /// Builds the bench guest and a work directory for a throughput benchmark, hands them to
+    /// `body` and removes them afterwards; skipped (with a line saying so) for the probe guest.
+    static func withThroughputGuest(_ options: CommonOptions, _ bench: BootBenchmark, _ name: String, diskMiB: Int,
+                                    _ body: (ThroughputGuest) throws -> Void) throws {
         guard let kernel = options.kernel else {
-            print("device throughput: needs a real guest kernel (--kernel); skipped with the probe guest")
+            print("\(name) throughput: needs a real guest kernel (--kernel); skipped with the probe guest")
             return
         }
         let built = try options.buildBenchGuest()
-        let work = FileManager.default.temporaryDirectory.appendingPathComponent("kata-bench-devices-\(getpid())").path
+        let work = FileManager.default.temporaryDirectory.appendingPathComponent("kata-bench-\(name)-\(getpid())").path
         try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
         defer {
             try? FileManager.default.removeItem(atPath: work)
             unlink(built.initramfs)
             unlink(built.host)
         }
-        var devices = DeviceThroughputBenchmark(
-            vmmPath: bench.vmmPath, qemuPath: bench.qemuPath, kernel: kernel, qemuCpu: options.qemuCpu, initramfs: built.initramfs,
-            hostProgram: built.host, extraCmdline: options.cmdline, seconds: options.seconds, diskMiB: options.diskMib,
-            cpus: options.cpus, memoryMiB: options.memory, workDirectory: work)
-        devices.timeout = options.timeout
-        try BenchRunner.devices(devices, into: &report)
+        try body(ThroughputGuest(vmmPath: bench.vmmPath, qemuPath: bench.qemuPath, kernel: kernel, qemuCpu: options.qemuCpu,
+                                 initramfs: built.initramfs, hostProgram: built.host, extraCmdline: options.cmdline,
+                                 seconds: options.seconds, diskMiB: diskMiB, cpus: options.cpus, memoryMiB: options.memory,
+                                 workDirectory: work, timeout: options.timeout))
     }
 
-    /// The same guest program in its file mode, with Debian's virtiofsd.
+    static func devices(_ options: CommonOptions, _ bench: BootBenchmark, into report: inout BenchReport) throws {
+        try withThroughputGuest(options, bench, "device", diskMiB: options.diskMib) { guest in
+            try BenchRunner.devices(DeviceThroughputBenchmark(guest: guest), into: &report)
+        }
+    }
+
+    /// The same guest program in its file mode, with Debian's virtiofsd; the ext4 image
+    /// needs room for its file (at least 512 MiB, sparse).
     static func fs(_ options: CommonOptions, _ bench: BootBenchmark, into report: inout BenchReport) throws {
-        guard let kernel = options.kernel else {
-            print("file throughput: needs a real guest kernel (--kernel); skipped with the probe guest")
-            return
+        try withThroughputGuest(options, bench, "file", diskMiB: max(options.diskMib, 512)) { guest in
+            try BenchRunner.fs(FsThroughputBenchmark(guest: guest, virtiofsdPath: options.virtiofsd), into: &report)
         }
-        let built = try options.buildBenchGuest()
-        let work = FileManager.default.temporaryDirectory.appendingPathComponent("kata-bench-fs-\(getpid())").path
-        try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
-        defer {
-            try? FileManager.default.removeItem(atPath: work)
-            unlink(built.initramfs)
-            unlink(built.host)
-        }
-        var fs = FsThroughputBenchmark(
-            vmmPath: bench.vmmPath, qemuPath: bench.qemuPath, virtiofsdPath: options.virtiofsd, kernel: kernel, qemuCpu: options.qemuCpu,
-            initramfs: built.initramfs, hostProgram: built.host, extraCmdline: options.cmdline, seconds: options.seconds,
-            diskMiB: max(options.diskMib, 512), cpus: options.cpus, memoryMiB: options.memory, workDirectory: work)
-        fs.timeout = options.timeout
-        try BenchRunner.fs(fs, into: &report)
     }
 
     /// Finds kata-runtime (beside kata-bench unless given) and runc, in a work directory
