@@ -28,7 +28,7 @@ public enum HostCheck {
         if tun >= 0 { close(tun) }
         let mke2fs = (["/usr/sbin/mke2fs", "/sbin/mke2fs"] as [String]).first { access($0, X_OK) == 0 }
         results.append(Result(name: "mke2fs", ok: mke2fs != nil, detail: mke2fs ?? "not found (install e2fsprogs)"))
-        if config.hypervisor.sharedFs == .virtioFs || config.hypervisor.resolvedSharedFs == .virtioFs {
+        if config.hypervisor.resolvedSharedFs == .virtioFs {
             let daemon = config.hypervisor.virtioFsDaemon
             let ok = access(daemon, X_OK) == 0
             results.append(Result(name: "virtio-fs", ok: ok, detail: ok ? daemon : "\(daemon): not executable (install virtiofsd, or set shared_fs = \"none\")"))

@@ -160,12 +160,10 @@ public struct ContainerLifecycle {
         return shim.pid
     }
 
-    /// The sandbox's virtio-fs share: the shared directory (recorded first), the rootfs
-    /// and volumes bound in it, then its virtiofsd (recorded at once), which must see the
-    /// binds: its mount namespace is a copy taken when it starts.
+    /// The sandbox's virtio-fs share: the shared directory, the rootfs and volumes bound
+    /// in it, then its virtiofsd (recorded at once), which must see the binds: its mount
+    /// namespace is a copy taken when it starts.
     func startSharedFs(_ record: inout ContainerRecord, rootfs: String?, volumes: [GuestSpec.SharedVolume]) throws {
-        record.sharedDirectory = record.sharedDirectoryPath
-        try store.save(record)
         let share = try SharedDirectory.create(at: record.sharedDirectoryPath)
         if let rootfs { try share.bind(rootfs, at: GuestSpec.sharedRootfsName(containerId: record.id), readOnly: false, recursive: true) }
         for volume in volumes {
@@ -177,11 +175,10 @@ public struct ContainerLifecycle {
         let options = VirtiofsDaemon.Options(executable: hypervisor.virtioFsDaemon, source: share.path,
                                              socketPath: record.virtiofsSocketPath, cache: hypervisor.virtioFsCache,
                                              extraArgs: hypervisor.virtioFsExtraArgs)
-        record.virtiofsd = try VirtiofsDaemon.start(options, logPath: record.virtiofsLogPath) { identity in
+        try VirtiofsDaemon.start(options, logPath: record.virtiofsLogPath) { identity in
             record.virtiofsd = identity
-            try? store.save(record)
+            try store.save(record)
         }
-        try store.save(record)
     }
 
     func copyFile(_ file: GuestSpec.CopiedFile, session: AgentSession) throws {
@@ -462,10 +459,8 @@ public struct ContainerLifecycle {
         if let daemon = record.virtiofsd {
             VirtiofsDaemon.stop(daemon, executable: record.virtiofsdExecutable ?? context.config.hypervisor.virtioFsDaemon)
         }
-        if let share = record.sharedDirectory {
-            do { try SharedDirectory.remove(at: share) } catch {
-                context.warn("container \(record.id): its shared directory stays: \(error)")
-            }
+        do { try SharedDirectory.remove(at: record.sharedDirectoryPath) } catch {
+            context.warn("container \(record.id): its shared directory stays: \(error)")
         }
         if runPoststop, let spec = try? savedSpec(record) {
             var state = StateStore.ociState(record)

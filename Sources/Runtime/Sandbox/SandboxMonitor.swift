@@ -122,8 +122,8 @@ public struct SandboxMonitor {
         if record.virtiofsd != nil {
             vmConfig.fs = [FsConfig(tag: GuestSpec.sharedFsTag, socketPath: record.virtiofsSocketPath, id: GuestSpec.sharedFsTag)]
         }
-        if record.rootfsDelivery?.usesDisk ?? !hypervisor.disableBlockDeviceUse {
-            let image = RootfsImage.isBlockDevice(record.rootfs) ? record.rootfs : record.rootfsImagePath
+        if let delivery = record.rootfsDelivery, delivery.usesDisk {
+            let image = delivery == .blockDevice ? record.rootfs : record.rootfsImagePath
             // Writable even for `root.readonly`: as runc does, the agent creates the spec's
             // mount points first and remounts the container's / read-only last.
             vmConfig.disks = [DiskConfig(path: image, readOnly: false, id: RootfsImage.diskSerial)]
@@ -148,7 +148,7 @@ public struct SandboxMonitor {
         var request = Grpc_CreateSandboxRequest()
         request.hostname = spec.hostname ?? ""
         request.sandboxID = id
-        if record.virtiofsd != nil && config.agent.debugAgentSocket == nil {
+        if record.virtiofsd != nil {
             var share = Grpc_Storage()
             share.driver = "virtio-fs"
             share.source = GuestSpec.sharedFsTag

@@ -28,8 +28,10 @@ enum VirtiofsDaemon {
     /// nobody recorded, waiting on a socket no VM will open), and waits until its
     /// socket exists (it binds and listens before anything else). Nothing may connect to
     /// probe it: Debian's serves one connection and then exits.
+    /// A `recorded` that throws stops the daemon again.
+    @discardableResult
     static func start(_ options: Options, logPath: String, timeout: Double = 10,
-                      recorded: (ProcessIdentity) -> Void) throws -> ProcessIdentity {
+                      recorded: (ProcessIdentity) throws -> Void) throws -> ProcessIdentity {
         guard access(options.executable, X_OK) == 0 else {
             throw RuntimeError("virtio_fs_daemon \(options.executable): not executable (install virtiofsd, or set shared_fs = \"none\")")
         }
@@ -45,7 +47,10 @@ enum VirtiofsDaemon {
                                            env: ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"],
                                            fds: [0: devNull >= 0 ? devNull : log, 1: log, 2: log], newSession: true)
         let identity = ProcessIdentity.of(child.pid) ?? ProcessIdentity(pid: child.pid, startTime: 0)
-        recorded(identity)
+        do { try recorded(identity) } catch {
+            stop(identity, executable: options.executable)
+            throw error
+        }
         let deadline = Date().addingTimeInterval(timeout)
         while !FileManager.default.fileExists(atPath: options.socketPath) {
             if let end = try? child.poll() {

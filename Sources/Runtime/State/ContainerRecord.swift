@@ -37,9 +37,8 @@ public struct ContainerRecord: Codable, Sendable, Equatable {
     /// Taps the runtime created in the container's network namespace.
     public var taps: [String] = []
     public var networkNamespace: String?
-    /// The sandbox's virtio-fs share: its host directory (recorded before anything is
-    /// mounted in it, so that delete always unmounts) and the virtiofsd serving it.
-    public var sharedDirectory: String?
+    /// The virtiofsd serving the sandbox's share (`sharedDirectoryPath`, which delete
+    /// always unmounts, whether or not a share was made).
     public var virtiofsd: ProcessIdentity?
     /// The daemon's executable, which its stop matches when its group has lost its leader.
     public var virtiofsdExecutable: String?
