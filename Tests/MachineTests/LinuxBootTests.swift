@@ -42,14 +42,8 @@ extension LinuxGuestTests {
             #expect(result.status == 0, "exit \(result.status)\n\(result.stderr)\n\(result.stdout.suffix(3000))")
             #expect(result.stderr.contains("guest powered off"))
 
-            var report: [String: String] = [:]
-            var iomem: [String] = []
-            for line in result.stdout.split(whereSeparator: \.isNewline) where line.hasPrefix("KATA-E2E ") {
-                let pair = line.dropFirst("KATA-E2E ".count)
-                guard let eq = pair.firstIndex(of: "=") else { continue }
-                let key = String(pair[..<eq]), value = String(pair[pair.index(after: eq)...])
-                if key == "iomem" { iomem.append(value) } else { report[key] = value }
-            }
+            let reported = GuestReport(result.stdout, prefix: "KATA-E2E")
+            let report = reported.latest, iomem = reported.values["iomem"] ?? []
             #expect(result.stdout.contains("KATA-E2E-BEGIN") && result.stdout.contains("KATA-E2E-END"),
                     "\(result.stdout.suffix(3000))")
             #expect(report["cmdline"] == cmdline)

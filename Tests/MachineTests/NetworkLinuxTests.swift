@@ -42,11 +42,7 @@ extension LinuxGuestTests {
                                                       "--cmdline", cmdline, "--net", "tap=\(tap),mac=\(Self.mac)",
                                                       "--vsock", "cid=7,uds=\(uds)"], timeout: 420)
             let tcpResult = tcp.finish(timeout: 5), echoResult = echo.finish(timeout: 5), connectResult = connect.finish(timeout: 5)
-            var report: [String: String] = [:]
-            for line in vm.stdout.split(whereSeparator: \.isNewline) where line.hasPrefix("KATA-NET ") {
-                let pair = line.dropFirst("KATA-NET ".count)
-                if let eq = pair.firstIndex(of: "=") { report[String(pair[..<eq])] = String(pair[pair.index(after: eq)...]) }
-            }
+            let report = GuestReport(vm.stdout, prefix: "KATA-NET").latest
             #expect(vm.status == 0, "exit \(vm.status)\n\(vm.stderr)\n\(vm.stdout.suffix(3000))")
             #expect(report["eth0"] == "up")
             #expect(report["eth0_mac"] == Self.mac)

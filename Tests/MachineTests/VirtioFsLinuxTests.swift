@@ -9,13 +9,7 @@ extension LinuxGuestTests {
     /// killed under the running guest leaves it EIO and the VMM powering off cleanly.
     @Suite struct VirtioFsLinuxTests {
         static func report(_ console: String) -> [String: String] {
-            var values: [String: String] = [:]
-            for line in console.split(whereSeparator: \.isNewline) where line.hasPrefix("KATA-FS ") {
-                let pair = line.dropFirst("KATA-FS ".count)
-                guard let eq = pair.firstIndex(of: "=") else { continue }
-                values[String(pair[..<eq])] = String(pair[pair.index(after: eq)...])
-            }
-            return values
+            GuestReport(console, prefix: "KATA-FS").latest
         }
 
         /// FNV-1a over little-endian 64-bit words, as the guest computes it.

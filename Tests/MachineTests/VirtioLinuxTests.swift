@@ -38,13 +38,7 @@ extension LinuxGuestTests {
         }
 
         static func report(_ stdout: String) -> [String: [String]] {
-            var values: [String: [String]] = [:]
-            for line in stdout.split(whereSeparator: \.isNewline) where line.hasPrefix("KATA-VIRTIO ") {
-                let pair = line.dropFirst("KATA-VIRTIO ".count)
-                guard let eq = pair.firstIndex(of: "=") else { continue }
-                values[String(pair[..<eq]), default: []].append(String(pair[pair.index(after: eq)...]))
-            }
-            return values
+            GuestReport(stdout, prefix: "KATA-VIRTIO").values
         }
 
         /// Checks what the guest reported and what reached the host files; returns the

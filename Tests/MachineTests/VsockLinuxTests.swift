@@ -18,14 +18,7 @@ extension LinuxGuestTests {
 
         /// What the guest printed as "KATA-VSOCK key=value".
         static func reports(_ console: String) -> [String: String] {
-            var values: [String: String] = [:]
-            for line in console.split(whereSeparator: \.isNewline) {
-                guard let range = line.range(of: "KATA-VSOCK ") else { continue }
-                let pair = line[range.upperBound...]
-                guard let eq = pair.firstIndex(of: "=") else { continue }
-                values[String(pair[..<eq])] = String(pair[pair.index(after: eq)...])
-            }
-            return values
+            GuestReport(console, prefix: "KATA-VSOCK").latest
         }
 
         static func descriptorCount(_ pid: Int32) -> Int {
