@@ -94,25 +94,8 @@ extension LinuxGuestTests {
                 let id = "e2e\(attempts)"
                 violation = nil
                 do {
-                    let create = try AgentLinuxTests.createRequest(id: id, disk: "rootfs0", spec: spec)
-                    let t0 = Date()
-                    _ = try client.createContainer(create)
-                    var start = Grpc_StartContainerRequest()
-                    start.containerID = id
-                    _ = try client.startContainer(start)
-                    var read = Grpc_ReadStreamRequest()
-                    read.containerID = id
-                    read.len = 1 << 20
-                    output = try client.readStdout(read).data
-                    latency = Date().timeIntervalSince(t0)
-                    while true {
-                        let chunk = try client.readStdout(read).data
-                        if chunk.isEmpty { break }
-                        output.append(chunk)
-                    }
-                    var wait = Grpc_WaitProcessRequest()
-                    wait.containerID = id
-                    status = try client.waitProcess(wait).status
+                    let run = try AgentLinuxTests.runContainer(client, id: id, disk: "rootfs0", spec: spec)
+                    (output, status, latency) = (run.output, run.status, run.firstOutput)
                     var stats = Grpc_StatsContainerRequest()
                     stats.containerID = id
                     let cgroup = try client.statsContainer(stats).cgroupStats
@@ -240,6 +223,31 @@ extension LinuxGuestTests {
             return create
         }
 
+        /// Creates and starts container `id`, reads its stdout to the end and waits for it;
+        /// `firstOutput` is create to the first chunk of output. Removing it is the caller's.
+        static func runContainer(_ client: AgentClient, id: String, disk: String, spec: [String: Any]) throws
+            -> (output: Data, status: Int32, firstOutput: TimeInterval) {
+            let create = try createRequest(id: id, disk: disk, spec: spec)
+            let t0 = Date()
+            _ = try client.createContainer(create)
+            var start = Grpc_StartContainerRequest()
+            start.containerID = id
+            _ = try client.startContainer(start)
+            var read = Grpc_ReadStreamRequest()
+            read.containerID = id
+            read.len = 1 << 20
+            var output = try client.readStdout(read).data
+            let firstOutput = Date().timeIntervalSince(t0)
+            while true {
+                let chunk = try client.readStdout(read).data
+                if chunk.isEmpty { break }
+                output.append(chunk)
+            }
+            var wait = Grpc_WaitProcessRequest()
+            wait.containerID = id
+            return (output, try client.waitProcess(wait).status, firstOutput)
+        }
+
         static func descriptorCount(_ pid: Int32) -> Int {
             (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").count) ?? -1
         }
@@ -259,23 +267,7 @@ extension LinuxGuestTests {
             spec["root"] = ["path": "rootfs", "readonly": true]
             for attempt in 0..<3 {
                 let id = "observe-\(UUID().uuidString.prefix(8))"
-                let create = try AgentLinuxTests.createRequest(id: id, disk: rootfs, spec: spec)
-                _ = try client.createContainer(create)
-                var start = Grpc_StartContainerRequest()
-                start.containerID = id
-                _ = try client.startContainer(start)
-                var read = Grpc_ReadStreamRequest()
-                read.containerID = id
-                read.len = 1 << 20
-                var output = Data()
-                while true {
-                    let chunk = try client.readStdout(read).data
-                    if chunk.isEmpty { break }
-                    output.append(chunk)
-                }
-                var wait = Grpc_WaitProcessRequest()
-                wait.containerID = id
-                let status = try client.waitProcess(wait).status
+                let (output, status, _) = try AgentLinuxTests.runContainer(client, id: id, disk: rootfs, spec: spec)
                 var remove = Grpc_RemoveContainerRequest()
                 remove.containerID = id
                 _ = try client.removeContainer(remove)
