@@ -21,7 +21,7 @@ struct GlobalOptions: ParsableArguments {
     @Flag(name: .customLong("systemd-cgroup"), help: "Accepted for compatibility (cgroups are the guest's).")
     var systemdCgroup = false
 
-    @Option(help: "Path to configuration.toml (default: $KATA_CONF_FILE, then /etc/kata-containers/configuration.toml).")
+    @Option(help: "Path to configuration.toml (default: $KATA_CONF_FILE, then /etc/kata-containers/configuration.toml, then /usr/share/defaults/kata-containers/configuration.toml).")
     var config: String?
 
     @Option(help: .hidden) var criu: String?

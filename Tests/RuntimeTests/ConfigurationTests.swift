@@ -89,28 +89,136 @@ import Testing
         #expect(config.runtime.internetworkingModel == "none" && config.runtime.sandboxCgroupOnly && config.runtime.enableDebug)
     }
 
-    @Test func unknownKeysAndBadValuesNameTheKey() {
-        expectError("[hypervisor.kata]\nkernal = \"/x\"", "hypervisor.kata.kernal: unknown key")
-        expectError("[hypervisor.qemu]\nkernel = \"/x\"", "[hypervisor.qemu]: unknown hypervisor")
-        expectError("[agent.kata]\ntimeout = 3", "agent.kata.timeout: unknown key")
-        expectError("[runtime]\nfoo = 1", "runtime.foo: unknown key")
-        expectError("[factory]\nx = 1", "factory: unknown key")
+    @Test func badValuesOfOurKeysNameTheKey() {
+        expectError("[hypervisor.qemux]\nkernel = \"/x\"", "[hypervisor.qemux]: unknown hypervisor (Kata's are acrn, clh")
+        expectError("[hypervisor.qemu]\n[hypervisor.firecracker]\n", "[hypervisor.firecracker], [hypervisor.qemu]: one hypervisor table at most")
+        expectError("[agent.other]\ndial_timeout = 3", "[agent.other]: unknown agent")
         expectError("[hypervisor.kata]\ndefault_memory = \"2G\"", "hypervisor.kata.default_memory: expected an integer")
-        expectError("[hypervisor.kata]\ndefault_memory = 1", "hypervisor.kata.default_memory: 1 is out of range")
-        expectError("[hypervisor.kata]\ndefault_vcpus = 0", "hypervisor.kata.default_vcpus: 0 is out of range")
+        expectError("[hypervisor.kata]\ndefault_memory = 1", "hypervisor.kata.default_memory: 1 is out of range (64 to 1048576, or 0 for the default)")
+        expectError("[hypervisor.kata]\ndefault_memory = -5", "hypervisor.kata.default_memory: -5 is out of range")
         expectError("[hypervisor.kata]\ndefault_vcpus = 4\ndefault_maxvcpus = 2", "default_maxvcpus: 2 is less than default_vcpus")
+        expectError("[hypervisor.kata]\ndefault_maxvcpus = -1", "hypervisor.kata.default_maxvcpus: -1 is out of range")
+        expectError("[hypervisor.kata]\ndefault_vcpus = \"two\"", "hypervisor.kata.default_vcpus: expected an integer")
+        expectError("[hypervisor.kata]\ndefault_vcpus = inf", "hypervisor.kata.default_vcpus: inf is out of range")
         expectError("[hypervisor.kata]\nkernel = \"vmlinux\"", "hypervisor.kata.kernel: 'vmlinux' is not an absolute path")
         expectError("[hypervisor.kata]\nenable_debug = \"yes\"", "hypervisor.kata.enable_debug: expected true or false")
-        expectError("[hypervisor.kata]\nblock_device_driver = \"virtio-scsi\"", "hypervisor.kata.block_device_driver: 'virtio-scsi' is not supported")
-        expectError("[runtime]\ninternetworking_model = \"macvtap\"", "runtime.internetworking_model: 'macvtap' is not supported")
+        expectError("[hypervisor.kata]\nblock_device_driver = \"virtio-foo\"", "hypervisor.kata.block_device_driver: 'virtio-foo' is not a block device driver")
+        expectError("[runtime]\ninternetworking_model = \"bridged\"", "runtime.internetworking_model: 'bridged' is not an internetworking model")
         expectError("[agent.kata]\ndebug_agent_socket = \"relative.sock\"", "agent.kata.debug_agent_socket")
         expectError("[hypervisor.kata\nkernel=1", "c.toml: line")
-        expectError("[hypervisor.kata]\nshared_fs = \"virtio-9p\"", "hypervisor.kata.shared_fs: 'virtio-9p' is not supported")
+        expectError("[hypervisor.kata]\nshared_fs = \"nfs\"", "hypervisor.kata.shared_fs: 'nfs' is not a shared filesystem")
         expectError("[hypervisor.kata]\nvirtio_fs_cache = \"metadata\"", "hypervisor.kata.virtio_fs_cache: 'metadata' is not a cache mode")
-        expectError("[hypervisor.kata]\nvirtio_fs_cache_size = 1024", "virtio_fs_cache_size: a DAX window is not supported")
+        expectError("[hypervisor.kata]\nvirtio_fs_cache_size = -1", "virtio_fs_cache_size: -1 is out of range")
         expectError("[hypervisor.kata]\nvirtio_fs_extra_args = [\"-f\", 3]", "virtio_fs_extra_args[1]: expected a string")
         expectError("[hypervisor.kata]\nvirtio_fs_daemon = \"virtiofsd\"", "virtio_fs_daemon: 'virtiofsd' is not an absolute path")
+        // Under Kata's table names too, named as the file names them.
+        expectError("[hypervisor.firecracker]\ndefault_memory = true", "hypervisor.firecracker.default_memory: expected an integer")
+    }
 
+    /// Kata's sizing rules for the keys it shares with us.
+    @Test func kataSizingValues() throws {
+        func hypervisor(_ body: String) throws -> RuntimeConfiguration.Hypervisor {
+            try RuntimeConfiguration.parse("[hypervisor.firecracker]\n" + body).hypervisor
+        }
+        #expect(try hypervisor("default_vcpus = 0").defaultVcpus == 1)
+        #expect(try hypervisor("default_vcpus = -1").defaultVcpus == min(SandboxSizing.hostCpuCount, VmLimits.maxVcpus))
+        #expect(try hypervisor("default_vcpus = 1.5").defaultVcpus == 2)  // Kata 3 reads it as a float
+        #expect(try hypervisor("default_vcpus = 4096").defaultVcpus == VmLimits.maxVcpus)
+        #expect(try hypervisor("default_maxvcpus = 240").defaultMaxVcpus == VmLimits.maxVcpus)
+        #expect(try hypervisor("default_memory = 0").defaultMemory == 2048)
+    }
+
+    /// A Kata key we do not implement is ignored with one warning naming it, unless it is
+    /// off anyway; a value Kata knows that we have no counterpart for is replaced, saying so.
+    @Test func kataKeysWeDoNotImplementAreWarnings() throws {
+        let config = try RuntimeConfiguration.parse("""
+            jailer = "top-level"
+            [hypervisor.qemu]
+            machine_type = "q35"
+            default_bridges = 1
+            enable_iommu = false
+            valid_hypervisor_paths = []
+            block_device_driver = "virtio-scsi"
+            shared_fs = "virtio-9p"
+            virtio_fs_cache_size = 1024
+            [factory]
+            enable_template = true
+            template_path = ""
+            [agent.kata]
+            kernel_modules = ["e1000e"]
+            [runtime]
+            internetworking_model = "macvtap"
+            experimental = []
+            """, file: "c.toml")
+        #expect(config.hypervisor.blockDeviceDriver == "virtio-mmio" && config.hypervisor.sharedFs == nil)
+        #expect(config.runtime.internetworkingModel == "tcfilter")
+        let expected: Set = [
+            "c.toml: jailer: not implemented by kata-swift; ignored",
+            "c.toml: hypervisor.qemu.machine_type: not implemented by kata-swift; ignored",
+            "c.toml: hypervisor.qemu.default_bridges: not implemented by kata-swift; ignored",
+            "c.toml: hypervisor.qemu.block_device_driver: 'virtio-scsi' is not available in kata-swift; using virtio-blk over MMIO",
+            "c.toml: hypervisor.qemu.shared_fs: 'virtio-9p' is not available in kata-swift; using virtio-fs when the daemon is there, else none",
+            "c.toml: hypervisor.qemu.virtio_fs_cache_size: '1024' is not available in kata-swift; using no DAX window (0)",
+            "c.toml: factory.enable_template: not implemented by kata-swift; ignored",
+            "c.toml: agent.kata.kernel_modules: not implemented by kata-swift; ignored",
+            "c.toml: runtime.internetworking_model: 'macvtap' is not available in kata-swift; using tcfilter",
+        ]
+        #expect(Set(config.warnings) == expected && config.warnings.count == expected.count, "\(config.warnings)")
+    }
+
+    /// A file in the shape Kata's configuration-fc.toml takes once installed (the keys and
+    /// values its template sets): it parses, keeps what we share, and warns about the rest.
+    @Test func aStockKataFirecrackerFileRuns() throws {
+        let config = try RuntimeConfiguration.parse("""
+            [hypervisor.firecracker]
+            path = "/opt/kata/bin/firecracker"
+            kernel = "/opt/kata/share/kata-containers/vmlinux.container"
+            image = "/opt/kata/share/kata-containers/kata-containers.img"
+            rootfs_type="ext4"
+            enable_annotations = ["enable_iommu", "virtio_fs_extra_args", "kernel_params"]
+            valid_hypervisor_paths = ["/opt/kata/bin/firecracker"]
+            jailer_path = "/opt/kata/bin/jailer"
+            valid_jailer_paths = ["/opt/kata/bin/jailer"]
+            kernel_params = ""
+            default_vcpus = 1
+            default_maxvcpus = 0
+            default_bridges = 1
+            default_memory = 2048
+            default_maxmemory = 0
+            block_device_driver = "virtio-mmio"
+            valid_entropy_sources = ["/dev/urandom","/dev/random",""]
+            disable_selinux=false
+
+            [factory]
+
+            [agent.kata]
+            kernel_modules=[]
+            dial_timeout = 45
+
+            [runtime]
+            internetworking_model="tcfilter"
+            disable_guest_seccomp=true
+            sandbox_cgroup_only=false
+            static_sandbox_resource_mgmt=true
+            disable_guest_empty_dir=false
+            experimental=[]
+            """, file: "configuration-fc.toml")
+        #expect(config.hypervisor.kernel == "/opt/kata/share/kata-containers/vmlinux.container")
+        #expect(config.hypervisor.defaultVcpus == 1 && config.hypervisor.defaultMemory == 2048)
+        #expect(config.hypervisor.blockDeviceDriver == "virtio-mmio" && config.agent.dialTimeout == 45)
+        let ignored = config.warnings.map { $0.replacingOccurrences(of: "configuration-fc.toml: ", with: "") }
+        #expect(Set(ignored) == [
+            "hypervisor.firecracker.image: not implemented by kata-swift; ignored",
+            "hypervisor.firecracker.rootfs_type: not implemented by kata-swift; ignored",
+            "hypervisor.firecracker.enable_annotations: not implemented by kata-swift; ignored",
+            "hypervisor.firecracker.valid_hypervisor_paths: not implemented by kata-swift; ignored",
+            "hypervisor.firecracker.jailer_path: not implemented by kata-swift; ignored",
+            "hypervisor.firecracker.valid_jailer_paths: not implemented by kata-swift; ignored",
+            "hypervisor.firecracker.default_bridges: not implemented by kata-swift; ignored",
+            "hypervisor.firecracker.valid_entropy_sources: not implemented by kata-swift; ignored",
+            "runtime.disable_guest_seccomp: not implemented by kata-swift; ignored",
+            "runtime.static_sandbox_resource_mgmt: not implemented by kata-swift; ignored",
+        ], "\(ignored)")
     }
 
     @Test func searchOrder() throws {
@@ -127,9 +235,16 @@ import Testing
         #expect(throws: RuntimeConfiguration.ConfigError.self) {
             try RuntimeConfiguration.load(explicitPath: dir.appendingPathComponent("missing.toml").path, environment: [:])
         }
-        if !FileManager.default.fileExists(atPath: RuntimeConfiguration.systemPath) {
-            #expect(try RuntimeConfiguration.load(explicitPath: nil, environment: [:]) == RuntimeConfiguration())
-        }
+        // Kata's system paths, in order; none there: the defaults.
+        let first = dir.appendingPathComponent("etc.toml").path, second = dir.appendingPathComponent("share.toml").path
+        try "[hypervisor.qemu]\ndefault_memory = 500\n".write(toFile: second, atomically: true, encoding: .utf8)
+        #expect(try RuntimeConfiguration.load(explicitPath: nil, environment: [:], systemPaths: [first, second]).hypervisor.defaultMemory == 500)
+        try "[hypervisor.clh]\ndefault_memory = 600\n".write(toFile: first, atomically: true, encoding: .utf8)
+        #expect(try RuntimeConfiguration.load(explicitPath: nil, environment: [:], systemPaths: [first, second]).hypervisor.defaultMemory == 600)
+        #expect(try RuntimeConfiguration.load(explicitPath: nil, environment: env, systemPaths: [first, second]).hypervisor.defaultMemory == 400)
+        let none = [dir.appendingPathComponent("a.toml").path, dir.appendingPathComponent("b.toml").path]
+        #expect(try RuntimeConfiguration.load(explicitPath: nil, environment: [:], systemPaths: none) == RuntimeConfiguration())
+        #expect(RuntimeConfiguration.systemPaths == ["/etc/kata-containers/configuration.toml", "/usr/share/defaults/kata-containers/configuration.toml"])
     }
 
     @Test func sizingAddsTheContainersLimits() {

@@ -4,11 +4,11 @@ import HostInput
 import Machine
 import TOMLKit
 
-/// `configuration.toml`, modelled on Kata's: the guest kernel and image, the VM's size, the
-/// agent connection and the runtime's own options. A value type; `load` finds the file
-/// (`--config`, `$KATA_CONF_FILE`, /etc/kata-containers/configuration.toml, else the
-/// built-in defaults) and `parse` judges every key: an unknown key or a bad value is an
-/// error naming it.
+/// `configuration.toml`, Kata's file: the guest kernel and image, the VM's size, the agent
+/// connection and the runtime's own options. A value type; `load` finds the file
+/// (`--config`, `$KATA_CONF_FILE`, Kata's two system paths, else the built-in defaults) and
+/// `parse` judges every key: a bad value of a key we implement is an error naming it, a key
+/// we do not implement a warning naming it.
 public struct RuntimeConfiguration: Sendable, Equatable {
     public struct Hypervisor: Sendable, Equatable {
         public var kernel = "/usr/share/kata-swift/vmlinux"
@@ -66,6 +66,8 @@ public struct RuntimeConfiguration: Sendable, Equatable {
     public var runtime = Runtime()
     /// Where it came from: a path, or "built-in defaults".
     public var source = "built-in defaults"
+    /// What the file set that this runtime does not do, one line per key (see `parse`).
+    public var warnings: [String] = []
 
     public init() {}
 
@@ -74,14 +76,19 @@ public struct RuntimeConfiguration: Sendable, Equatable {
         init(_ description: String) { self.description = description }
     }
 
-    public static let systemPath = "/etc/kata-containers/configuration.toml"
+    /// Kata's own search path after `--config` and `$KATA_CONF_FILE`: a host's Kata file is
+    /// read as it is (see `parse`).
+    public static let systemPaths = ["/etc/kata-containers/configuration.toml", "/usr/share/defaults/kata-containers/configuration.toml"]
 
-    /// The search order: explicit path, $KATA_CONF_FILE, the system file, the defaults.
-    public static func load(explicitPath: String?, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> RuntimeConfiguration {
+    /// Kata's hypervisor table names: whichever one a file has configures our built-in VMM.
+    public static let hypervisorTables: Set<String> = ["kata", "firecracker", "dragonball", "qemu", "clh", "cloud-hypervisor", "stratovirt", "acrn", "remote"]
+
+    /// The search order: explicit path, $KATA_CONF_FILE, Kata's system paths, the defaults.
+    public static func load(explicitPath: String?, environment: [String: String] = ProcessInfo.processInfo.environment,
+                            systemPaths: [String] = systemPaths) throws -> RuntimeConfiguration {
         let candidates: [(String, Bool)] = [
             explicitPath.map { ($0, true) }, environment["KATA_CONF_FILE"].flatMap { $0.isEmpty ? nil : ($0, true) },
-            (systemPath, false),
-        ].compactMap { $0 }
+        ].compactMap { $0 } + systemPaths.map { ($0, false) }
         for (path, required) in candidates {
             guard FileManager.default.fileExists(atPath: path) else {
                 if required { throw ConfigError("\(path): no such configuration file") }
@@ -101,6 +108,9 @@ public struct RuntimeConfiguration: Sendable, Equatable {
         return RuntimeConfiguration()
     }
 
+    /// Reads our keys and Kata's. A key we implement with a bad value is an error naming it;
+    /// a Kata key we do not implement, or a value Kata knows that we have no counterpart
+    /// for, is a warning (`warnings`), so a stock Kata file runs.
     public static func parse(_ text: String, file: String = "configuration.toml") throws -> RuntimeConfiguration {
         if let line = nulLine(text) {
             throw ConfigError("\(file): line \(line): a NUL character (a path would be cut short at it)")
@@ -118,11 +128,15 @@ public struct RuntimeConfiguration: Sendable, Equatable {
             switch key {
             case "hypervisor":
                 let hypervisors = try reader.table(table[key], "hypervisor")
-                for name in hypervisors.keys {
-                    guard name == "kata" else {
-                        throw ConfigError("\(file): [hypervisor.\(name)]: unknown hypervisor (this runtime has one: [hypervisor.kata])")
-                    }
-                    try parseHypervisor(reader.table(hypervisors[name], "hypervisor.kata"), into: &config.hypervisor, reader)
+                let names = hypervisors.keys.sorted()
+                for name in names where !hypervisorTables.contains(name) {
+                    throw ConfigError("\(file): [hypervisor.\(name)]: unknown hypervisor (Kata's are \(hypervisorTables.sorted().joined(separator: ", ")))")
+                }
+                guard names.count <= 1 else {
+                    throw ConfigError("\(file): \(names.map { "[hypervisor.\($0)]" }.joined(separator: ", ")): one hypervisor table at most")
+                }
+                if let name = names.first {
+                    try parseHypervisor(reader.table(hypervisors[name], "hypervisor.\(name)"), section: "hypervisor.\(name)", into: &config.hypervisor, reader)
                 }
             case "agent":
                 let agents = try reader.table(table[key], "agent")
@@ -133,14 +147,19 @@ public struct RuntimeConfiguration: Sendable, Equatable {
             case "runtime":
                 try parseRuntime(reader.table(table[key], "runtime"), into: &config.runtime, reader)
             default:
-                throw ConfigError("\(file): \(key): unknown key (known: [hypervisor.kata], [agent.kata], [runtime])")
+                // Kata's [factory], [image] and whatever a later Kata adds.
+                if let section = table[key]?.table {
+                    for name in section.keys { reader.ignore("\(key).\(name)", section[name]) }
+                } else {
+                    reader.ignore(key, table[key])
+                }
             }
         }
+        config.warnings = reader.warnings
         return config
     }
 
-    static func parseHypervisor(_ table: TOMLTable, into h: inout Hypervisor, _ r: KeyReader) throws {
-        let section = "hypervisor.kata"
+    static func parseHypervisor(_ table: TOMLTable, section: String, into h: inout Hypervisor, _ r: KeyReader) throws {
         for key in table.keys {
             let name = "\(section).\(key)"
             let value = table[key]
@@ -151,24 +170,36 @@ public struct RuntimeConfiguration: Sendable, Equatable {
                 let path = try r.string(value, name)
                 h.initrd = path.isEmpty ? nil : try r.path(value, name)
             case "kernel_params": h.kernelParams = try r.string(value, name)
-            case "default_vcpus": h.defaultVcpus = try r.int(value, name, 1...VmLimits.maxVcpus)
-            case "default_maxvcpus": h.defaultMaxVcpus = try r.int(value, name, 0...VmLimits.maxVcpus)
-            case "default_memory": h.defaultMemory = try r.int(value, name, VmLimits.minMemoryMiB...VmLimits.maxMemoryMiB)
+            case "default_vcpus":
+                // Kata: 0 is the default (1), below 0 the host's CPU count.
+                let vcpus = try r.roundedUp(value, name, Int(Int32.min)...Int(Int32.max))
+                h.defaultVcpus = vcpus == 0 ? 1 : min(vcpus < 0 ? SandboxSizing.hostCpuCount : vcpus, VmLimits.maxVcpus)
+            case "default_maxvcpus": h.defaultMaxVcpus = min(try r.int(value, name, 0...Int(UInt32.max)), VmLimits.maxVcpus)
+            case "default_memory":
+                let memory = try r.int(value, name, 0...VmLimits.maxMemoryMiB)
+                guard memory == 0 || memory >= VmLimits.minMemoryMiB else {
+                    throw ConfigError("\(r.file): \(name): \(memory) is out of range (\(VmLimits.minMemoryMiB) to \(VmLimits.maxMemoryMiB), or 0 for the default)")
+                }
+                h.defaultMemory = memory == 0 ? Hypervisor().defaultMemory : memory
             case "block_device_driver":
                 let driver = try r.string(value, name)
-                guard ["virtio-mmio", "virtio-blk"].contains(driver) else {
-                    throw ConfigError("\(r.file): \(name): '\(driver)' is not supported (use virtio-mmio or virtio-blk)")
+                switch driver {
+                case "virtio-mmio", "virtio-blk": h.blockDeviceDriver = driver
+                case "virtio-scsi", "nvdimm", "virtio-blk-ccw", "virtio-pmem": r.substitute(name, driver, with: "virtio-blk over MMIO")
+                default: throw ConfigError("\(r.file): \(name): '\(driver)' is not a block device driver (use virtio-mmio or virtio-blk)")
                 }
-                h.blockDeviceDriver = driver
             case "disable_block_device_use": h.disableBlockDeviceUse = try r.bool(value, name)
             case "enable_debug": h.enableDebug = try r.bool(value, name)
             case "console_log_max_bytes": h.consoleLogMaxBytes = try r.int(value, name, 0...(1 << 40))
             case "shared_fs":
                 let kind = try r.string(value, name)
-                guard let sharedFs = SharedFs(rawValue: kind) else {
-                    throw ConfigError("\(r.file): \(name): '\(kind)' is not supported (use virtio-fs or none)")
+                if let sharedFs = SharedFs(rawValue: kind) {
+                    h.sharedFs = sharedFs
+                } else if kind == "virtio-9p" || kind == "virtio-fs-nydus" {
+                    r.substitute(name, kind, with: "virtio-fs when the daemon is there, else none")
+                } else {
+                    throw ConfigError("\(r.file): \(name): '\(kind)' is not a shared filesystem (use virtio-fs or none)")
                 }
-                h.sharedFs = sharedFs
             case "virtio_fs_daemon": h.virtioFsDaemon = try r.path(value, name)
             case "virtio_fs_cache":
                 let mode = try r.string(value, name)
@@ -178,12 +209,10 @@ public struct RuntimeConfiguration: Sendable, Equatable {
                 h.virtioFsCache = mode == "never" ? "none" : mode
             case "virtio_fs_cache_size":
                 // Kata's DAX window. Without one the guest reads through the queue.
-                guard try r.int(value, name, 0...(1 << 20)) == 0 else {
-                    throw ConfigError("\(r.file): \(name): a DAX window is not supported (use 0)")
-                }
+                if try r.int(value, name, 0...(1 << 20)) != 0 { r.substitute(name, "\(value?.int ?? 0)", with: "no DAX window (0)") }
             case "virtio_fs_extra_args": h.virtioFsExtraArgs = try r.strings(value, name)
             case "enable_hugepages": h.enableHugepages = try r.bool(value, name)
-            default: throw ConfigError("\(r.file): \(name): unknown key")
+            default: r.ignore(name, value)
             }
         }
         if h.defaultMaxVcpus != 0 && h.defaultMaxVcpus < h.defaultVcpus {
@@ -203,7 +232,7 @@ public struct RuntimeConfiguration: Sendable, Equatable {
                     throw ConfigError("\(r.file): \(name): must be an absolute socket path shorter than 108 bytes")
                 }
                 a.debugAgentSocket = path
-            default: throw ConfigError("\(r.file): \(name): unknown key")
+            default: r.ignore(name, table[key])
             }
         }
     }
@@ -214,13 +243,14 @@ public struct RuntimeConfiguration: Sendable, Equatable {
             switch key {
             case "internetworking_model":
                 let model = try r.string(table[key], name)
-                guard ["tcfilter", "none"].contains(model) else {
-                    throw ConfigError("\(r.file): \(name): '\(model)' is not supported (use tcfilter or none)")
+                switch model {
+                case "tcfilter", "none": rt.internetworkingModel = model
+                case "macvtap": r.substitute(name, model, with: "tcfilter")
+                default: throw ConfigError("\(r.file): \(name): '\(model)' is not an internetworking model (use tcfilter or none)")
                 }
-                rt.internetworkingModel = model
             case "sandbox_cgroup_only": rt.sandboxCgroupOnly = try r.bool(table[key], name)
             case "enable_debug": rt.enableDebug = try r.bool(table[key], name)
-            default: throw ConfigError("\(r.file): \(name): unknown key")
+            default: r.ignore(name, table[key])
             }
         }
     }
@@ -241,51 +271,6 @@ public struct RuntimeConfiguration: Sendable, Equatable {
             if rest.starts(with: "u0000".utf8) || rest.starts(with: "U00000000".utf8) { return line }
         }
         return nil
-    }
-
-    /// Typed reads with errors that name the key.
-    struct KeyReader {
-        let file: String
-
-        func table(_ value: TOMLValueConvertible?, _ key: String) throws -> TOMLTable {
-            guard let table = value?.table else { throw ConfigError("\(file): \(key): expected a table") }
-            return table
-        }
-
-        func string(_ value: TOMLValueConvertible?, _ key: String) throws -> String {
-            guard let string = value?.string else { throw ConfigError("\(file): \(key): expected a string, got \(describe(value))") }
-            do { try string.checkNoNul(field: key) } catch { throw ConfigError("\(file): \(error)") }
-            return string
-        }
-
-        func path(_ value: TOMLValueConvertible?, _ key: String) throws -> String {
-            let path = try string(value, key)
-            guard path.hasPrefix("/") else { throw ConfigError("\(file): \(key): '\(path)' is not an absolute path") }
-            return path
-        }
-
-        func strings(_ value: TOMLValueConvertible?, _ key: String) throws -> [String] {
-            guard let array = value?.array else { throw ConfigError("\(file): \(key): expected an array of strings, got \(describe(value))") }
-            return try array.enumerated().map { index, element in try string(element, "\(key)[\(index)]") }
-        }
-
-        func bool(_ value: TOMLValueConvertible?, _ key: String) throws -> Bool {
-            guard let bool = value?.bool else { throw ConfigError("\(file): \(key): expected true or false, got \(describe(value))") }
-            return bool
-        }
-
-        func int(_ value: TOMLValueConvertible?, _ key: String, _ range: ClosedRange<Int>) throws -> Int {
-            guard let int = value?.int else { throw ConfigError("\(file): \(key): expected an integer, got \(describe(value))") }
-            guard range.contains(int) else {
-                throw ConfigError("\(file): \(key): \(int) is out of range (\(range.lowerBound) to \(range.upperBound))")
-            }
-            return int
-        }
-
-        func describe(_ value: TOMLValueConvertible?) -> String {
-            guard let value else { return "nothing" }
-            return "\(value.type) \(value.debugDescription)"
-        }
     }
 }
 

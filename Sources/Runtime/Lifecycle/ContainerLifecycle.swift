@@ -37,6 +37,7 @@ public struct ContainerLifecycle {
     @discardableResult
     public func create(id: String, options: CreateOptions) throws -> Int32 {
         try StateStore.validate(id: id)
+        context.config.warnings.forEach(context.warn)
         let bundle = try OCIBundle(path: options.bundle)
         guard let process = bundle.spec.process else { throw RuntimeError("\(bundle.path)/config.json: process: missing") }
         let terminal = process.terminal ?? false

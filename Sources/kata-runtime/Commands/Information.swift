@@ -103,11 +103,13 @@ struct Env: ParsableCommand {
             if json {
                 let object: [String: Any] = [
                     "configuration": config.summary,
+                    "warnings": config.warnings,
                     "checks": report.map { ["name": $0.name, "ok": $0.ok, "detail": $0.detail] },
                 ]
                 printJSON(try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys]))
             } else {
                 printLine("# configuration: \(config.source)")
+                for warning in config.warnings { printLine("# warning: \(warning)") }
                 for (key, value) in config.summary.sorted(by: { $0.key < $1.key }) { printLine("\(key) = \(value)") }
                 printLine("")
                 for check in report { printLine("\(check.ok ? "ok  " : "FAIL") \(check.name): \(check.detail)") }
