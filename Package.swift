@@ -169,7 +169,7 @@ let package = Package(
         .testTarget(name: "OCITests", dependencies: ["OCI"]),
         .testTarget(name: "LinuxSupportTests", dependencies: ["LinuxSupport", "TestSupport"]),
         // The agent's container, process and cgroup plans on the host, without a VM.
-        .testTarget(name: "AgentCoreTests", dependencies: ["AgentCore", "AgentProtocol", "OCI"]),
+        .testTarget(name: "AgentCoreTests", dependencies: ["AgentCore", "AgentProtocol", "OCI", "TestSupport", "CLinux"]),
         .testTarget(name: "VMMTests", dependencies: ["VMM", "CKVM", "CLinux", "LinuxSupport", "TestSupport"]),
         .testTarget(name: "DevicesTests", dependencies: ["Devices", "VMM", "CLinux", "LinuxSupport", "HybridVsock", "TestSupport"]),
         // MachineTests also holds the agent's end-to-end guest test (Runtime's AgentClient), so

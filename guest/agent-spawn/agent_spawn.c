@@ -10,7 +10,6 @@
 #include <grp.h>
 #include <linux/capability.h>
 #include <net/if.h>
-#include <net/route.h>
 #include <netinet/in.h>
 #include <sched.h>
 #include <signal.h>
@@ -352,56 +351,6 @@ int agent_if_rename(const char *name, const char *new_name) {
     strncpy(request.ifr_name, name, IFNAMSIZ - 1);
     strncpy(request.ifr_newname, new_name, IFNAMSIZ - 1);
     int result = ioctl(fd, SIOCSIFNAME, &request);
-    int saved = errno;
-    close(fd);
-    errno = saved;
-    return result;
-}
-
-int agent_if_add_ipv4(const char *name, uint32_t address_be, uint32_t netmask_be) {
-    int fd = inet_socket();
-    if (fd < 0) return -1;
-    struct ifreq request;
-    memset(&request, 0, sizeof request);
-    strncpy(request.ifr_name, name, IFNAMSIZ - 1);
-    struct sockaddr_in *in = (struct sockaddr_in *)&request.ifr_addr;
-    in->sin_family = AF_INET;
-    in->sin_addr.s_addr = address_be;
-    int result = ioctl(fd, SIOCSIFADDR, &request);
-    if (result == 0) {
-        in = (struct sockaddr_in *)&request.ifr_netmask;
-        in->sin_family = AF_INET;
-        in->sin_addr.s_addr = netmask_be;
-        result = ioctl(fd, SIOCSIFNETMASK, &request);
-    }
-    int saved = errno;
-    close(fd);
-    errno = saved;
-    return result;
-}
-
-int agent_route_add_ipv4(uint32_t dest_be, uint32_t netmask_be, uint32_t gateway_be, const char *device) {
-    int fd = inet_socket();
-    if (fd < 0) return -1;
-    struct rtentry route;
-    memset(&route, 0, sizeof route);
-    struct sockaddr_in *in = (struct sockaddr_in *)&route.rt_dst;
-    in->sin_family = AF_INET;
-    in->sin_addr.s_addr = dest_be;
-    in = (struct sockaddr_in *)&route.rt_genmask;
-    in->sin_family = AF_INET;
-    in->sin_addr.s_addr = netmask_be;
-    in = (struct sockaddr_in *)&route.rt_gateway;
-    in->sin_family = AF_INET;
-    in->sin_addr.s_addr = gateway_be;
-    route.rt_flags = RTF_UP | (gateway_be ? RTF_GATEWAY : 0) | (netmask_be == 0xffffffffu ? RTF_HOST : 0);
-    char name[IFNAMSIZ];
-    if (device && device[0]) {
-        strncpy(name, device, IFNAMSIZ - 1);
-        name[IFNAMSIZ - 1] = 0;
-        route.rt_dev = name;
-    }
-    int result = ioctl(fd, SIOCADDRT, &route);
     int saved = errno;
     close(fd);
     errno = saved;

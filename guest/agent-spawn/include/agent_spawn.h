@@ -103,8 +103,6 @@ pid_t agent_spawn(const struct agent_spawn_config *config);
 int agent_if_up(const char *name);
 int agent_if_set_mtu(const char *name, int mtu);
 int agent_if_rename(const char *name, const char *new_name);
-int agent_if_add_ipv4(const char *name, uint32_t address_be, uint32_t netmask_be);
-int agent_route_add_ipv4(uint32_t dest_be, uint32_t netmask_be, uint32_t gateway_be, const char *device);
 int agent_power_off(void);
 int agent_set_winsize(int fd, unsigned short rows, unsigned short columns);
 int agent_socketpair_cloexec(int fds[2]);
