@@ -79,15 +79,17 @@ extension LinuxGuestTests {
         /// create/start/exec/kill/delete in one boot, checking on the way: the rootfs and
         /// directory volumes over virtio-fs (live both ways, a read-only volume refused), the container's
         /// network (a veth in its namespace, carried to a guest interface of the same name,
-        /// address and MAC through a tap and tc redirects: TCP to a host peer), a read-only rootfs whose mount points did not
+        /// address and MAC through a tap and tc redirects: TCP to a host peer over IPv4 and IPv6), a read-only rootfs whose mount points did not
         /// exist in the bundle, the hostname, and that delete leaves nothing.
         @Test(.timeLimit(.minutes(20))) func createStartExecKillDeleteLeavesNothing() throws {
             let harness = try harness()
-            let network = try VethNamespace(subnet: "10.213.\(Int.random(in: 1...250))")
+            let network = try VethNamespace(subnet: "10.213.\(Int.random(in: 1...250))",
+                                            subnet6: "fd42:\(String(UInt16.random(in: 1...0xfffe), radix: 16)):\(String(UInt16.random(in: 1...0xfffe), radix: 16)):1")
             if network == nil { Issue.record("cannot create a network namespace here") }
             defer { network?.remove() }
             let peer = try network.map { try TCPReplyServer(address: $0.hostAddress, port: 7777, reply: "pong-from-host") }
-            defer { peer?.stop() }
+            let peer6 = try network.map { try TCPReplyServer(address: $0.hostAddress6 ?? "", port: 7778, reply: "pong6-from-host") }
+            defer { peer?.stop(); peer6?.stop() }
             // Two directory volumes over the sandbox's virtio-fs share: one read-write
             // (read and written by the guest), one read-only (which the guest cannot change).
             let volume = harness.directory + "/volume-rw", readOnlyVolume = harness.directory + "/volume-ro"
@@ -142,7 +144,9 @@ extension LinuxGuestTests {
                 + "{ echo changed > /config/keep.txt; } 2>/dev/null && echo read-only-volume-written || echo read-only-volume-refused; "
                 + "hostname; { busybox touch /written 2>/dev/null || echo rootfs-read-only; }; { ls -d /proc/self /sys/kernel\(signalled)"
             if let network {
-                script += "; { busybox ip addr show \(network.containerEnd)\(signalled); echo ping-from-guest | busybox nc -w 60 \(network.hostAddress) 7777"
+                script += "; { busybox ip addr show \(network.containerEnd); busybox ip -6 route show\(signalled); "
+                    + "echo ping-from-guest | busybox nc -w 60 \(network.hostAddress) 7777; "
+                    + "echo ping6-from-guest | busybox nc -w 60 \(network.hostAddress6 ?? "") 7778"
             }
             var exec = try harness.run(["exec", "vm2", "sh", "-c", script], timeout: 300)
             for attempt in 2...3 where exec.status != 0 || exec.stdout.contains("step-died-by-signal") {
@@ -166,6 +170,11 @@ extension LinuxGuestTests {
                 #expect(exec.stdout.contains(network.containerMAC), "guest eth0 should carry the veth's MAC \(network.containerMAC): \(exec.stdout)")
                 #expect(exec.stdout.contains("pong-from-host"), "\(exec.stdout)\n\(exec.stderr)")
                 #expect(peer.lines.contains("ping-from-guest"), "\(peer.lines)")
+                // IPv6 too: the veth's address and its route, and TCP to the host over them.
+                #expect(exec.stdout.contains("inet6 \(network.containerAddress6 ?? "")/64"), "\(exec.stdout)")
+                #expect(exec.stdout.contains("\(VethNamespace.routed6) via \(network.hostAddress6 ?? "") dev \(network.containerEnd)"), "\(exec.stdout)")
+                #expect(exec.stdout.contains("pong6-from-host"), "\(exec.stdout)\n\(exec.stderr)")
+                #expect(peer6?.lines.contains("ping6-from-guest") == true, "\(peer6?.lines ?? [])")
                 #expect(network.links.contains("tap0_kata"))
             }
             #expect(try harness.run(["kill", "vm2", "9"], timeout: 120).status == 0)

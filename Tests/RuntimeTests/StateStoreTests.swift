@@ -173,13 +173,20 @@ import LinuxSupport
              {"ifindex":3,"ifname":"tap9","mtu":1500,"link_type":"ether","address":"aa:aa:aa:aa:aa:aa","linkinfo":{"info_kind":"tun"}}]
             """#
         let routes = #"[{"dst":"default","gateway":"10.88.0.1","dev":"eth0"},{"dst":"10.88.0.0/16","dev":"eth0","protocol":"kernel","scope":"link","prefsrc":"10.88.0.5"}]"#
-        let plans = try NetworkPlan.parse(links: Data(links.utf8), routes: Data(routes.utf8))
+        let routes6 = #"""
+            [{"dst":"fd00::/64","dev":"eth0","protocol":"kernel","metric":256,"flags":[],"pref":"medium"},
+             {"dst":"fe80::/64","dev":"eth0","protocol":"kernel","metric":256,"flags":[],"pref":"medium"},
+             {"type":"unreachable","dst":"fd01::/64","dev":"lo","metric":1024,"flags":[]},
+             {"dst":"default","gateway":"fe80::1","dev":"eth0","metric":1024,"flags":[],"pref":"medium"}]
+            """#
+        let plans = try NetworkPlan.parse(links: Data(links.utf8), routes: [Data(routes.utf8), Data(routes6.utf8)])
         #expect(plans.count == 1)
         let plan = try #require(plans.first)
         #expect(plan.veth == "eth0" && plan.tap == "tap0_kata" && plan.mtu == 1450 && plan.mac == "aa:bb:cc:00:11:22")
         #expect(plan.macBytes == [0xaa, 0xbb, 0xcc, 0x00, 0x11, 0x22])
         #expect(plan.addresses.map(\.local) == ["10.88.0.5", "fd00::5"])
-        #expect(plan.routeList.map(\.destination) == ["default", "10.88.0.0/16"])
+        #expect(plan.routeList.map(\.destination) == ["default", "10.88.0.0/16", "fd00::/64", "default"])
+        #expect(plan.routeList[3].gateway == "fe80::1")
         #expect(plan.routeList[0].gateway == "10.88.0.1" && plan.routeList[1].scope == 253)
         let interface = plan.agentInterface(guestDevice: "eth0")
         #expect(interface.hwAddr == "aa:bb:cc:00:11:22" && interface.mtu == 1450 && interface.ipaddresses.count == 2)

@@ -1,7 +1,7 @@
 import Foundation
 import Glibc
 
-/// A host-side TCP peer for guest network tests: listens on an IPv4 address, and on each
+/// A host-side TCP peer for guest network tests: listens on an IPv4 or IPv6 address, and on each
 /// connection reads one line, records it and answers `reply`, then closes. Real sockets,
 /// so that a test sees the guest's packets cross tap, tc redirect and veth.
 public final class TCPReplyServer: @unchecked Sendable {  // `received`/`stopped` under `lock` (NSLock); the rest is `let`
@@ -13,19 +13,34 @@ public final class TCPReplyServer: @unchecked Sendable {  // `received`/`stopped
     private var stopped = false
 
     public init(address: String, port: UInt16, reply: String) throws {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue | SOCK_CLOEXEC.rawValue), 0)
+        let v6 = address.contains(":")
+        let fd = socket(v6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue | SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw Fixtures.FixtureError("socket: errno \(errno)") }
         var one: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = port.bigEndian
-        guard inet_pton(AF_INET, address, &addr.sin_addr) == 1 else {
-            close(fd)
-            throw Fixtures.FixtureError("not an IPv4 address: \(address)")
-        }
-        let bound = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        let bound: Int32
+        if v6 {
+            var addr = sockaddr_in6()
+            addr.sin6_family = sa_family_t(AF_INET6)
+            addr.sin6_port = port.bigEndian
+            guard inet_pton(AF_INET6, address, &addr.sin6_addr) == 1 else {
+                close(fd)
+                throw Fixtures.FixtureError("not an IPv6 address: \(address)")
+            }
+            bound = withUnsafePointer(to: &addr) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) }
+            }
+        } else {
+            var addr = sockaddr_in()
+            addr.sin_family = sa_family_t(AF_INET)
+            addr.sin_port = port.bigEndian
+            guard inet_pton(AF_INET, address, &addr.sin_addr) == 1 else {
+                close(fd)
+                throw Fixtures.FixtureError("not an IPv4 address: \(address)")
+            }
+            bound = withUnsafePointer(to: &addr) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
         }
         guard bound == 0, listen(fd, 8) == 0 else {
             let code = errno

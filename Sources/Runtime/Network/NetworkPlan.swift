@@ -73,19 +73,24 @@ public enum NetworkPlan {
         return (try? JSONDecoder().decode([NetworkInterfacePlan].self, from: data)) ?? []
     }
 
-    /// The veths of `namespace` with their addresses and routes (from `ip -j`).
+    /// The veths of `namespace` with their addresses and routes, IPv4 and IPv6 (from `ip -j`).
     public static func discover(namespace: String) throws -> [NetworkInterfacePlan] {
         let links = try NetworkNamespace.run(in: namespace, ["ip", "-d", "-j", "addr", "show"])
-        let routes = try NetworkNamespace.run(in: namespace, ["ip", "-j", "route", "show"])
-        return try parse(links: Data(links.utf8), routes: Data(routes.utf8))
+        let routes = try NetworkNamespace.run(in: namespace, ["ip", "-4", "-j", "route", "show"])
+        // A host without IPv6 has no such table: none to carry.
+        let routes6 = (try? NetworkNamespace.run(in: namespace, ["ip", "-6", "-j", "route", "show"])) ?? "[]"
+        return try parse(links: Data(links.utf8), routes: [Data(routes.utf8), Data(routes6.utf8)])
     }
 
-    /// Parses `ip -d -j addr show` and `ip -j route show` output.
-    public static func parse(links: Data, routes: Data) throws -> [NetworkInterfacePlan] {
+    /// Parses `ip -d -j addr show` and the `ip -j route show` output of each family. The
+    /// guest makes its own link-local addresses and their routes; only unicast routes go.
+    public static func parse(links: Data, routes: [Data]) throws -> [NetworkInterfacePlan] {
         guard let linkList = try JSONSerialization.jsonObject(with: links) as? [[String: Any]] else {
             throw RuntimeError("ip addr show: unexpected output")
         }
-        let routeList = (try? JSONSerialization.jsonObject(with: routes)) as? [[String: Any]] ?? []
+        let routeList = routes.flatMap { (try? JSONSerialization.jsonObject(with: $0)) as? [[String: Any]] ?? [] }.filter { route in
+            (route["type"] as? String ?? "unicast") == "unicast" && !(route["dst"] as? String ?? "").lowercased().hasPrefix("fe80:")
+        }
         var plans: [NetworkInterfacePlan] = []
         for link in linkList {
             guard let name = link["ifname"] as? String,
