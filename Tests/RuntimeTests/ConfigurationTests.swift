@@ -247,27 +247,50 @@ import Testing
         #expect(RuntimeConfiguration.systemPaths == ["/etc/kata-containers/configuration.toml", "/usr/share/defaults/kata-containers/configuration.toml"])
     }
 
-    @Test func sizingAddsTheContainersLimits() {
+    @Test func sizingAddsTheContainersLimits() throws {
         var hypervisor = RuntimeConfiguration.Hypervisor()
         hypervisor.defaultMemory = 512
         hypervisor.defaultVcpus = 1
         hypervisor.defaultMaxVcpus = 8
-        #expect(SandboxSizing(config: hypervisor, resources: nil, hostCpus: 2) == SandboxSizing(vcpus: 1, memoryMiB: 512))
+        #expect(try SandboxSizing(config: hypervisor, resources: nil, hostCpus: 2) == SandboxSizing(vcpus: 1, memoryMiB: 512))
         // A bundle may ask for anything: extreme limits are capped, never overflow.
         let huge = Spec.Resources(.init(memory: .init(.init(limit: Int64.max)), cpu: .init(.init(quota: Int64.max, period: 1))))
-        #expect(SandboxSizing(config: hypervisor, resources: huge, hostCpus: 2) == SandboxSizing(vcpus: 8, memoryMiB: VmLimits.maxMemoryMiB))
+        #expect(try SandboxSizing(config: hypervisor, resources: huge, hostCpus: 2) == SandboxSizing(vcpus: 8, memoryMiB: VmLimits.maxMemoryMiB))
         let longPeriod = Spec.Resources(.init(memory: nil, cpu: .init(.init(quota: 1, period: UInt64.max))))
-        #expect(SandboxSizing(config: hypervisor, resources: longPeriod, hostCpus: 2).vcpus == 2)
+        #expect(try SandboxSizing(config: hypervisor, resources: longPeriod, hostCpus: 2).vcpus == 2)
         var resources = Spec.Resources(.init(memory: .init(.init(limit: 256 << 20)), cpu: .init(.init(quota: 150_000, period: 100_000))))
-        #expect(SandboxSizing(config: hypervisor, resources: resources, hostCpus: 2) == SandboxSizing(vcpus: 3, memoryMiB: 768))
+        #expect(try SandboxSizing(config: hypervisor, resources: resources, hostCpus: 2) == SandboxSizing(vcpus: 3, memoryMiB: 768))
         resources.memory = .init(.init(limit: (100 << 20) + 1))  // rounds up to the next MiB
         resources.cpu = .init(.init(quota: 2_000_000, period: 100_000))  // 20 CPUs, capped at default_maxvcpus
-        #expect(SandboxSizing(config: hypervisor, resources: resources, hostCpus: 2) == SandboxSizing(vcpus: 8, memoryMiB: 613))
+        #expect(try SandboxSizing(config: hypervisor, resources: resources, hostCpus: 2) == SandboxSizing(vcpus: 8, memoryMiB: 613))
         hypervisor.defaultMaxVcpus = 0  // the host's count
-        #expect(SandboxSizing(config: hypervisor, resources: resources, hostCpus: 2).vcpus == 2)
+        #expect(try SandboxSizing(config: hypervisor, resources: resources, hostCpus: 2).vcpus == 2)
         resources.cpu = .init(.init(quota: -1, period: 100_000))  // unlimited
         resources.memory = .init(.init(limit: -1))
-        #expect(SandboxSizing(config: hypervisor, resources: resources, hostCpus: 2) == SandboxSizing(vcpus: 1, memoryMiB: 512))
+        #expect(try SandboxSizing(config: hypervisor, resources: resources, hostCpus: 2) == SandboxSizing(vcpus: 1, memoryMiB: 512))
+    }
+
+    /// A pod's VM is sized by the pod's totals that containerd's CRI annotates the sandbox with.
+    @Test func sizingTakesThePodsAnnotations() throws {
+        var hypervisor = RuntimeConfiguration.Hypervisor()
+        hypervisor.defaultMemory = 256
+        hypervisor.defaultVcpus = 1
+        hypervisor.defaultMaxVcpus = 8
+        let own = Spec.Resources(.init(memory: .init(.init(limit: 64 << 20)), cpu: .init(.init(quota: 50_000, period: 100_000))))
+        let pod = [SandboxSizing.PodAnnotation.memory: "536870912", SandboxSizing.PodAnnotation.cpuQuota: "250000",
+                   SandboxSizing.PodAnnotation.cpuPeriod: "100000"]
+        #expect(try SandboxSizing(config: hypervisor, resources: own, annotations: pod, hostCpus: 8) == SandboxSizing(vcpus: 4, memoryMiB: 768))
+        #expect(try SandboxSizing(config: hypervisor, resources: own, annotations: [:], hostCpus: 8) == SandboxSizing(vcpus: 2, memoryMiB: 320))
+        // A pod without limits: "0" and "-1" add nothing.
+        let unlimited = [SandboxSizing.PodAnnotation.memory: "0", SandboxSizing.PodAnnotation.cpuQuota: "-1",
+                         SandboxSizing.PodAnnotation.cpuPeriod: "100000"]
+        #expect(try SandboxSizing(config: hypervisor, resources: own, annotations: unlimited, hostCpus: 8) == SandboxSizing(vcpus: 1, memoryMiB: 256))
+        #expect(throws: RuntimeError.self) {
+            try SandboxSizing(config: hypervisor, resources: nil, annotations: [SandboxSizing.PodAnnotation.memory: "1G"], hostCpus: 8)
+        }
+        #expect(throws: RuntimeError.self) {
+            try SandboxSizing(config: hypervisor, resources: nil, annotations: [SandboxSizing.PodAnnotation.cpuPeriod: "99999999999999999999"], hostCpus: 8)
+        }
     }
 }
 

@@ -113,7 +113,7 @@ public struct SandboxMonitor {
     /// console.log.
     func bootVM(record: ContainerRecord, spec: Spec) throws -> MicroVM {
         let hypervisor = config.hypervisor
-        let sizing = SandboxSizing(config: hypervisor, resources: spec.linux?.resources)
+        let sizing = try SandboxSizing(config: hypervisor, resources: spec.linux?.resources, annotations: spec.annotations)
         var cmdline = VmConfig.defaultCmdline
         if !hypervisor.kernelParams.isEmpty { cmdline += " " + hypervisor.kernelParams }
         if config.agent.debug || hypervisor.enableDebug { cmdline += " agent.verbose" }
