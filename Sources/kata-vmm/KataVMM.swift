@@ -21,7 +21,7 @@ struct KataVMM: ParsableCommand {
             3 guest triple fault, 4 guest crash, 5 vCPU failure, 64 bad command line, \
             128+N stopped by signal N.
             """,
-        version: version)
+        version: "Firecracker-API v\(VmController.Identity.firecrackerApiVersion) (kata-vmm \(version))")
 
     @Option(help: "Guest kernel: ELF vmlinux (64-bit entry or PVH note) or bzImage. Not with --config-file.")
     var kernel: String?
@@ -96,6 +96,34 @@ struct KataVMM: ParsableCommand {
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = "info"
 
+    // Firecracker's own flags, with its meaning.
+    @Option(name: .customLong("log-path"), help: ArgumentHelp("Firecracker's logger: the log goes to this file or named pipe (PUT /logger's log_path).",
+                                                              valueName: "PATH"))
+    var logPath: String?
+
+    @Option(name: .customLong("level"), help: "Firecracker's logger level: Error, Warning, Info, Debug, Trace or Off.")
+    var level: String?
+
+    @Flag(name: .customLong("show-level"), help: "Firecracker's logger: each line names its level.")
+    var showLevel = false
+
+    @Flag(name: .customLong("show-log-origin"), help: "Firecracker's logger: each line names the file and line it comes from.")
+    var showLogOrigin = false
+
+    @Option(name: .customLong("module"), help: "Firecracker's logger module filter (not supported: refused, as PUT /logger's module is).")
+    var module: String?
+
+    @Option(name: .customLong("metrics-path"), help: ArgumentHelp("Firecracker's metrics: JSON lines to this file or named pipe (PUT /metrics).",
+                                                                  valueName: "PATH"))
+    var metricsPath: String?
+
+    @Option(name: .customLong("http-api-max-payload-size"), help: ArgumentHelp(
+        "The largest API request body accepted, in bytes (Firecracker's default 51200; at most \(Self.maxPayloadLimit)).", valueName: "BYTES"))
+    var httpApiMaxPayloadSize: Int = ApiServer.Limits().maxBodyBytes
+
+    /// Bodies are held whole while they arrive: a caller cannot make the VMM buffer more.
+    static let maxPayloadLimit = 16 << 20
+
     /// Marks the process-start reference for boot-time measurements before anything else runs.
     static func main() {
         ProcessClock.markProcessStart()
@@ -126,6 +154,31 @@ struct KataVMM: ParsableCommand {
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError("invalid --log-level '\(logLevel)'")
         }
+        _ = try commandLineLogger()
+        if metricsPath?.isEmpty == true { throw ValidationError("invalid --metrics-path: must not be empty") }
+        guard (1...Self.maxPayloadLimit).contains(httpApiMaxPayloadSize) else {
+            throw ValidationError("invalid --http-api-max-payload-size \(httpApiMaxPayloadSize): 1 to \(Self.maxPayloadLimit) bytes")
+        }
+    }
+
+    /// Firecracker's logger flags as PUT /logger's settings; nil when none is given.
+    func commandLineLogger() throws -> VmConfig.LogConfig? {
+        if module != nil { throw ValidationError("--module: module filters are not supported") }
+        guard logPath != nil || level != nil || showLevel || showLogOrigin else { return nil }
+        var log = VmConfig.LogConfig()
+        if let logPath {
+            guard !logPath.isEmpty else { throw ValidationError("invalid --log-path: must not be empty") }
+            log.path = logPath
+        }
+        if let level {
+            guard let parsed = VmConfig.LogConfig.Level.allCases.first(where: { $0.rawValue.lowercased() == level.lowercased() }) else {
+                throw ValidationError("invalid --level '\(level)': use Error, Warning, Info, Debug, Trace or Off")
+            }
+            log.level = parsed
+        }
+        log.showLevel = showLevel
+        log.showOrigin = showLogOrigin
+        return log
     }
 
     func parsedSerial() throws -> VmConfig.SerialOutput {
@@ -214,10 +267,13 @@ struct KataVMM: ParsableCommand {
         let controller = VmController(identity: .init(instanceId: id, vmmVersion: Self.version), logger: logger)
         var server: ApiServer?
         do {
+            try controller.configureObservability(logger: try commandLineLogger(), metricsPath: metricsPath)
             let config = try initialConfig()
             if let config { try controller.configure(config) }
             if let apiSock {
-                let api = ApiServer(socketPath: apiSock, controller: controller, logger: logger)
+                var limits = ApiServer.Limits()
+                limits.maxBodyBytes = httpApiMaxPayloadSize
+                let api = ApiServer(socketPath: apiSock, controller: controller, limits: limits, logger: logger)
                 try api.start()
                 server = api
             }

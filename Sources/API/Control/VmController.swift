@@ -18,6 +18,9 @@ public final class VmController: @unchecked Sendable {  // mutable state confine
         public var instanceId: String
         public var appName: String
         public var vmmVersion: String
+        /// The Firecracker release whose API this one follows: what GET /version and
+        /// `--version` report as firecracker_version, for clients that check it.
+        public static let firecrackerApiVersion = "1.7.0"
 
         public init(instanceId: String = "anonymous-instance", appName: String = "kata-vmm", vmmVersion: String) {
             self.instanceId = instanceId
@@ -59,13 +62,36 @@ public final class VmController: @unchecked Sendable {  // mutable state confine
     }
 
     /// Takes a whole configuration (config file or CLI flags): its logger and metrics
-    /// settings apply at once. Only before `InstanceStart`.
+    /// settings apply at once, and stand where it has none of its own (Firecracker's
+    /// `--log-path` and `--metrics-path` before a config file). Only before `InstanceStart`.
     public func configure(_ newConfig: VmConfig) throws {
         try queue.sync {
             guard state == .notStarted else { throw ApiError.notAllowedAfterStart }
+            if newConfig.metricsPath != nil && config.metricsPath != nil {
+                throw ApiError("metrics_path: the metrics system is already initialized")
+            }
             if let log = newConfig.logger { try LogSink.shared.configure(log) }
             if let path = newConfig.metricsPath { try openMetrics(path) }
-            config = newConfig
+            var merged = newConfig
+            merged.logger = newConfig.logger ?? config.logger
+            merged.metricsPath = newConfig.metricsPath ?? config.metricsPath
+            config = merged
+        }
+    }
+
+    /// The logger and metrics of Firecracker's command line (`--log-path`, `--level`,
+    /// `--show-level`, `--show-log-origin`, `--metrics-path`), applied as PUT /logger and
+    /// PUT /metrics would be.
+    public func configureObservability(logger log: VmConfig.LogConfig?, metricsPath: String?) throws {
+        try queue.sync {
+            if let log {
+                try LogSink.shared.configure(log)
+                config.logger = log
+            }
+            if let metricsPath {
+                try openMetrics(metricsPath)
+                config.metricsPath = metricsPath
+            }
         }
     }
 
@@ -159,7 +185,7 @@ public final class VmController: @unchecked Sendable {  // mutable state confine
             return .json(.object(["id": .string(identity.instanceId), "state": .string(state.rawValue),
                                   "vmm_version": .string(identity.vmmVersion), "app_name": .string(identity.appName)]))
         case .version:
-            return .json(.object(["firecracker_version": .string(identity.vmmVersion)]))
+            return .json(.object(["firecracker_version": .string(Identity.firecrackerApiVersion)]))
         case .vmConfig:
             return .json(FullVmConfiguration.describe(config))
         case .getMachineConfig:
