@@ -88,13 +88,14 @@ import Testing
             (#"{\#(boot), "fs": [{"fs_id": "a", "tag": "x", "socket": "/tmp/v.sock", "num_queues": 17}]}"#, "fs[0]: queues must be from 1 to 16"),
             (#"{\#(boot), "logger": {"level": "Chatty"}}"#, "logger.level: 'Chatty' is not one of"),
             (#"{\#(boot), "metrics": {}}"#, "metrics.metrics_path: missing required field"),
-            (#"{\#(boot), "entropy": {"rate_limiter": {}}}"#, "entropy.rate_limiter: rate limiters are not supported"),
+            (#"{\#(boot), "entropy": {"rate_limiter": {"ops": {"size": 5, "refill_time": 10}}}}"#, "entropy.rate_limiter.ops: rate limiting is not supported yet"),
             (#"{\#(boot), "machine-config": {"vcpu_count": 1, "mem_size_mib": 64, "vcpu_count": 2}}"#,
              "the config file: machine-config.vcpu_count: duplicate key"),
             (#"{\#(boot), \#(boot)}"#, "the config file: boot-source: duplicate key"),
             (#"{"boot-source": {"kernel_image_path": "\#(probe)\u0000.evil"}}"#,
              "the config file: boot-source.kernel_image_path: must not contain a NUL character"),
-            (#"{\#(boot), "serial": {"serial_out_path": "/tmp/s", "rate_limiter": {}}}"#, "serial.rate_limiter: rate limiters are not supported"),
+            (#"{\#(boot), "serial": {"serial_out_path": "/tmp/s", "rate_limiter": {"bandwidth":{"size":1000,"refill_time":100}}}}"#, "serial.rate_limiter.bandwidth: rate limiting is not supported yet"),
+            (#"{\#(boot), "entropy": {"rate_limiter": {"burst": 1}}}"#, "entropy.rate_limiter.burst: unknown field"),
             (#"{\#(boot), "serial": {"max_bytes": -1}}"#, "serial.max_bytes: -1 is out of range"),
         ]
         for (text, expected) in cases {

@@ -17,7 +17,7 @@ struct Drive {
         try ResourceId.match(path: pathId, body: id, field: object.name("drive_id"))
         let isRoot = try object.bool(required: "is_root_device")
         try object.refuse("socket", because: "vhost-user-block is not supported")
-        try object.refuse("rate_limiter", because: "rate limiters are not supported")
+        try object.noRateLimiter("rate_limiter")
         let file = try object.nonEmptyString(required: "path_on_host")
         var disk = DiskConfig(path: file, readOnly: try object.bool("is_read_only") ?? false, id: id)
         disk.isRootDevice = isRoot
@@ -67,7 +67,7 @@ struct PartialDrive {
         let object = try StrictObject(json, path: "", allowed: ["drive_id", "path_on_host", "rate_limiter"])
         id = try object.string(required: "drive_id")
         try ResourceId.match(path: pathId, body: id, field: "drive_id")
-        try object.refuse("rate_limiter", because: "rate limiters are not supported")
+        try object.noRateLimiter("rate_limiter")
         pathOnHost = try object.string("path_on_host")
         if pathOnHost?.isEmpty == true { throw ApiError("path_on_host: must not be empty") }
     }

@@ -23,7 +23,7 @@ struct VsockSection {
 struct EntropySection {
     init(_ json: JSONValue, path: String) throws {
         let object = try StrictObject(json, path: path, allowed: ["rate_limiter"])
-        try object.refuse("rate_limiter", because: "rate limiters are not supported")
+        try object.noRateLimiter("rate_limiter")
     }
 
     static func describe(_ config: VmConfig) -> JSONValue { config.rng ? .object(["rate_limiter": .null]) : .null }
@@ -82,7 +82,7 @@ struct SerialSection {
 
     init(_ json: JSONValue, path: String) throws {
         let object = try StrictObject(json, path: path, allowed: ["serial_out_path", "rate_limiter", "max_bytes"])
-        try object.refuse("rate_limiter", because: "rate limiters are not supported (max_bytes caps the file)")
+        try object.noRateLimiter("rate_limiter")  // max_bytes caps the file
         if object.has("serial_out_path") {
             output = .file(try object.nonEmptyString(required: "serial_out_path"))
         } else {
