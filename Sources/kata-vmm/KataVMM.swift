@@ -121,6 +121,23 @@ struct KataVMM: ParsableCommand {
         "The largest API request body accepted, in bytes (Firecracker's default 51200; at most \(Self.maxPayloadLimit)).", valueName: "BYTES"))
     var httpApiMaxPayloadSize: Int = ApiServer.Limits().maxBodyBytes
 
+    @Option(name: .customLong("start-time-us"), help: ArgumentHelp(
+        "Firecracker's: when the launcher started this VMM (CLOCK_MONOTONIC, µs); start-up and boot times count from it.", valueName: "US"))
+    var startTimeUs: UInt64?
+
+    @Option(name: .customLong("start-time-cpu-us"), help: ArgumentHelp("Firecracker's: the process CPU time then (µs).", valueName: "US"))
+    var startTimeCpuUs: UInt64?
+
+    @Option(name: .customLong("parent-cpu-time-us"), help: ArgumentHelp("Firecracker's: CPU time the launcher's parent spent (µs), added to ours.",
+                                                                        valueName: "US"))
+    var parentCpuTimeUs: UInt64 = 0
+
+    @Flag(name: .customLong("boot-timer"), help: "Firecracker's boot-timer device (always present in kata-vmm: the guest's write logs Guest-boot-time).")
+    var bootTimer = false
+
+    @Option(name: .customLong("mmds-size-limit"), help: "Firecracker's MMDS data store limit (refused: MMDS is not supported yet).")
+    var mmdsSizeLimit: Int?
+
     /// Bodies are held whole while they arrive: a caller cannot make the VMM buffer more.
     static let maxPayloadLimit = 16 << 20
 
@@ -155,6 +172,13 @@ struct KataVMM: ParsableCommand {
             throw ValidationError("invalid --log-level '\(logLevel)'")
         }
         _ = try commandLineLogger()
+        if mmdsSizeLimit != nil { throw ValidationError("--mmds-size-limit: MMDS is not supported yet") }
+        if startTimeUs == nil && (startTimeCpuUs != nil || parentCpuTimeUs != 0) {
+            throw ValidationError("--start-time-cpu-us and --parent-cpu-time-us need --start-time-us")
+        }
+        if let startTimeUs, startTimeUs > ProcessClock.monotonicNanos() / 1000 {
+            throw ValidationError("invalid --start-time-us \(startTimeUs): later than now on CLOCK_MONOTONIC")
+        }
         if metricsPath?.isEmpty == true { throw ValidationError("invalid --metrics-path: must not be empty") }
         guard (1...Self.maxPayloadLimit).contains(httpApiMaxPayloadSize) else {
             throw ValidationError("invalid --http-api-max-payload-size \(httpApiMaxPayloadSize): 1 to \(Self.maxPayloadLimit) bytes")
@@ -255,6 +279,9 @@ struct KataVMM: ParsableCommand {
     }
 
     func run() throws {
+        if let startTimeUs {
+            ProcessClock.setProcessStart(monotonicMicros: startTimeUs, cpuMicros: startTimeCpuUs, parentCpuMicros: parentCpuTimeUs)
+        }
         LogSink.shared.setDefault(level: Logger.Level(rawValue: logLevel) ?? .info)
         LoggingSystem.bootstrap { label in VmmLogHandler(label: label) }
         let logger = Logger(label: "kata-vmm")
@@ -275,6 +302,7 @@ struct KataVMM: ParsableCommand {
                 limits.maxBodyBytes = httpApiMaxPayloadSize
                 let api = ApiServer(socketPath: apiSock, controller: controller, limits: limits, logger: logger)
                 try api.start()
+                controller.apiServerStarted()
                 server = api
             }
             if config != nil { try controller.start() }

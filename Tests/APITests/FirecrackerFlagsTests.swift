@@ -20,8 +20,13 @@ import Testing
     @Test func loggerAndMetricsFromTheCommandLine() throws {
         let directory = try Fixtures.scratchDirectory("fc-flags")
         let log = directory + "/fc.log", metrics = directory + "/metrics.json"
+        // As the jailer starts it: the clock began 2 s before this exec.
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        let launched = (UInt64(now.tv_sec) * 1_000_000 + UInt64(now.tv_nsec / 1000)) - 2_000_000
         let vmm = try VmmProcess(extra: ["--id", "sdk-vm", "--log-path", log, "--level", "debug", "--show-level", "--show-log-origin",
-                                         "--metrics-path", metrics, "--http-api-max-payload-size", "300"])
+                                         "--metrics-path", metrics, "--http-api-max-payload-size", "300", "--boot-timer",
+                                         "--start-time-us", String(launched), "--parent-cpu-time-us", "1500"])
         defer { _ = vmm.stop() }
         let s = vmm.socket
         #expect(try Curl.request(s, "GET", "/").body.contains("\"id\":\"sdk-vm\""))
@@ -45,7 +50,15 @@ import Testing
         #expect(vmm.wait { (try? String(contentsOfFile: log, encoding: .utf8))?.contains("DEBUG") == true })
         let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
         #expect(text.contains(".swift:") && text.contains("INFO") && text.contains("API server listening"), "\(text)")
-        #expect(((try? String(contentsOfFile: metrics, encoding: .utf8)) ?? "").contains("\"put_api_requests\""))
+        let line = (try? String(contentsOfFile: metrics, encoding: .utf8))?.split(separator: "\n").last.map(String.init) ?? ""
+        let flushed = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+        #expect(flushed?["put_api_requests"] != nil, "\(line)")
+        // Firecracker's start-up figures count from --start-time-us, with the parent's CPU time.
+        let apiServer = flushed?["api_server"] as? [String: Any]
+        let startup = apiServer?["process_startup_time_us"] as? Int ?? 0, cpu = apiServer?["process_startup_time_cpu_us"] as? Int ?? 0
+        #expect(startup >= 2_000_000 && startup < 60_000_000, "\(line)")
+        #expect(cpu >= 1500, "\(line)")
+        #expect(text.contains("API server started after"), "\(text)")
     }
 
     @Test func badFlagsAreRefusedNamingThem() throws {
@@ -53,7 +66,11 @@ import Testing
                                       (["--level", "Loud"], "invalid --level 'Loud'"),
                                       (["--log-path", ""], "invalid --log-path"),
                                       (["--http-api-max-payload-size", "0"], "invalid --http-api-max-payload-size 0"),
-                                      (["--http-api-max-payload-size", "1073741824"], "invalid --http-api-max-payload-size")] {
+                                      (["--http-api-max-payload-size", "1073741824"], "invalid --http-api-max-payload-size"),
+                                      (["--mmds-size-limit", "4096"], "--mmds-size-limit: MMDS is not supported yet"),
+                                      (["--start-time-cpu-us", "5"], "need --start-time-us"),
+                                      (["--start-time-us", String(UInt64.max)], "later than now on CLOCK_MONOTONIC"),
+                                      (["--start-time-us", "-1"], "--start-time-us")] {
             let result = try Command.run(Fixtures.kataVmm.path, ["--api-sock", "/tmp/unused-\(UUID().uuidString.prefix(6))"] + arguments, timeout: 30)
             #expect(result.status == 64 && result.stderr.contains(fragment), "\(arguments): \(result.stderr)")
         }

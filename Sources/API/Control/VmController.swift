@@ -42,6 +42,8 @@ public final class VmController: @unchecked Sendable {  // mutable state confine
     private let metrics = MetricsWriter()
     private var metricsTimer: DispatchSourceTimer?
     private var requestCounters: [String: [String: UInt64]] = [:]
+    /// Process start (or Firecracker's `--start-time-us`) to the API server serving.
+    private var apiServerStartup: (wallMicros: UInt64, cpuMicros: UInt64) = (0, 0)
     // The end of the VM, for whoever waits in `waitForExit`:
     private let exitCondition = NSCondition()
     private var exitReason: VmExitReason?
@@ -77,6 +79,14 @@ public final class VmController: @unchecked Sendable {  // mutable state confine
             merged.metricsPath = newConfig.metricsPath ?? config.metricsPath
             config = merged
         }
+    }
+
+    /// The API server serves: its start-up time goes to the metrics (`api_server`) and the log.
+    public func apiServerStarted() {
+        let now = ProcessClock.now(), start = ProcessClock.processStart
+        let startup = ((now.wallNanos &- start.wallNanos) / 1000, (now.cpuNanos &- start.cpuNanos) / 1000)
+        queue.sync { apiServerStartup = startup }
+        logger.info("API server started after \(startup.0) us (\(startup.1) CPU us)")
     }
 
     /// The logger and metrics of Firecracker's command line (`--log-path`, `--level`,
@@ -347,6 +357,8 @@ public final class VmController: @unchecked Sendable {  // mutable state confine
         }
         sections["net"] = net
         sections["logger"] = ["missed_metrics_count": metrics.failedWrites]
+        sections["api_server"] = ["process_startup_time_us": apiServerStartup.wallMicros,
+                                  "process_startup_time_cpu_us": apiServerStartup.cpuMicros]
         return sections
     }
 }

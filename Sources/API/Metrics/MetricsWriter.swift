@@ -4,8 +4,10 @@ import Glibc
 /// Writes metrics as one JSON object per line to the configured file or named pipe, in
 /// Firecracker's shape: `utc_timestamp_ms` and sections of counters (`vcpu`, `block`,
 /// `block_<id>`, `net`, `net_<id>`, `get_api_requests`, ...). Like Firecracker, each line
-/// holds what happened since the previous line (deltas), so lines can be summed.
+/// holds what happened since the previous line (deltas), so lines can be summed; the
+/// sections of `stored` values (`api_server`'s start-up times) are written as they are.
 final class MetricsWriter {
+    static let stored: Set<String> = ["api_server"]
     private var fd: Int32 = -1
     private var previous: [String: UInt64] = [:]
     private(set) var path: String?
@@ -33,7 +35,7 @@ final class MetricsWriter {
             var fields: [String: JSONValue] = [:]
             for (name, value) in counters {
                 let key = section + "." + name
-                let delta = value &- (previous[key] ?? 0)
+                let delta = Self.stored.contains(section) ? value : value &- (previous[key] ?? 0)
                 previous[key] = value
                 fields[name] = .int(Int64(clamping: delta))
             }

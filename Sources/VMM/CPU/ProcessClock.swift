@@ -29,6 +29,14 @@ public enum ProcessClock {
         if processStartValue == nil { processStartValue = now() }
     }
 
+    /// Firecracker's `--start-time-us`, `--start-time-cpu-us` and `--parent-cpu-time-us`: a
+    /// launcher (the jailer) that started the clock before exec'ing us. CPU time runs on
+    /// across exec, and the parent's is added, so the reference moves back by it.
+    public static func setProcessStart(monotonicMicros: UInt64, cpuMicros: UInt64?, parentCpuMicros: UInt64) {
+        let cpuStart = cpuMicros.map { $0 &* 1000 } ?? (processStartValue ?? now()).cpuNanos
+        processStartValue = Instant(wallNanos: monotonicMicros &* 1000, cpuNanos: cpuStart &- parentCpuMicros &* 1000)
+    }
+
     public static var processStart: Instant {
         if let start = processStartValue { return start }
         let start = now()
