@@ -1,4 +1,5 @@
 import Foundation
+import AgentProtocol
 import OCI
 import Testing
 @testable import AgentCore
@@ -98,5 +99,35 @@ import Testing
         var missingRoot = spec()
         missingRoot.root?.path = rootfs + "/missing"
         #expect(refusal(missingRoot).contains("is not a directory"))
+    }
+}
+
+extension ContainerPlanTests {
+    /// A pod's app container names the pause's IPC and UTS namespaces by reference; any
+    /// other namespace path means nothing in the guest and is refused.
+    @Test func sandboxNamespacesAreJoinedByReferenceOnly() throws {
+        func with(_ namespaces: [(String, String?)], hostname: String? = nil) -> Spec {
+            var spec = spec(hostname: hostname)
+            spec.linux?.namespaces = namespaces.map { Spec.Namespace(.init(type: $0.0, path: $0.1)) }
+            return spec
+        }
+        let ipc = ContainerNamespaceReference.path(container: "pause", type: "ipc")
+        let uts = ContainerNamespaceReference.path(container: "pause", type: "uts")
+        #expect(ipc == "/run/kata-containers/containers/pause/ns/ipc")
+        #expect(ContainerNamespaceReference.parse(ipc)! == ("pause", "ipc"))
+        for bad in ["/run/kata-containers/containers/pause/ns/", "/run/kata-containers/containers//ns/ipc",
+                    "/run/kata-containers/containers/pause/x/ipc", "/run/kata-containers/containers/a/b/ns/ipc", "/proc/1/ns/ipc"] {
+            #expect(ContainerNamespaceReference.parse(bad) == nil, "\(bad)")
+        }
+        let plan = try ContainerPlan(spec: with([("mount", nil), ("pid", nil), ("ipc", ipc), ("uts", uts)], hostname: "pod"), rootfsBase: "/")
+        #expect(plan.joins.map(\.type) == ["ipc", "uts"] && plan.joins.allSatisfy { $0.container == "pause" })
+        #expect(plan.cloneFlags & ContainerPlan.CloneFlag.newIPC == 0 && plan.cloneFlags & ContainerPlan.CloneFlag.newUTS == 0)
+        #expect(plan.cloneFlags & ContainerPlan.CloneFlag.newPID != 0)
+        #expect(plan.hostname == "pod")  // a joined UTS namespace may be named, as runc allows
+        #expect(refusal(with([("ipc", "/proc/1/ns/ipc")])).contains("joining a ipc namespace by path is not supported"))
+        #expect(refusal(with([("ipc", uts)])).contains("joining a ipc namespace by path is not supported"))
+        #expect(refusal(with([("pid", ContainerNamespaceReference.path(container: "pause", type: "pid"))])).contains("not supported"))
+        #expect(refusal(with([("ipc", ContainerNamespaceReference.path(container: "..", type: "ipc"))])).contains("invalid container id"))
+        #expect(refusal(with([("ipc", ipc)], hostname: "h")).contains("hostname needs a new uts namespace"))
     }
 }

@@ -69,29 +69,77 @@ import LinuxSupport
         }
     }
 
-    @Test func joiningAnotherContainersNamespacesIsRefusedUntilPodsLand() throws {
+    /// Another container's namespaces, named by its process as podman pods and CRI name
+    /// the pause's: refused for containers in VMs of their own; IPC and UTS shared where one
+    /// agent runs both; never the network (the runtime would plumb the host's).
+    @Test func anotherContainersNamespacesAreSharedOnlyWhereOneAgentRunsBoth() throws {
+        let pause = [(id: "pause", pids: [getpid()])]
+        for type in ["ipc", "uts", "network"] {
+            let name = type == "network" ? "net" : type
+            let namespaces = [Spec.Namespace(.init(type: type, path: "/proc/\(getpid())/ns/\(name)"))]
+            #expect { try NamespaceGuard.check(namespaces, containers: pause, setsUpNetworking: false) } throws: {
+                "\($0)".contains("joining the \(type) namespace of container pause")
+            }
+        }
+        let ipc = [Spec.Namespace(.init(type: "ipc", path: "/proc/\(getpid())/ns/ipc")), Spec.Namespace(.init(type: "uts", path: "/proc/\(getpid())/ns/uts"))]
+        #expect(try NamespaceGuard.check(ipc, containers: pause, setsUpNetworking: false, sharesWithSandbox: true)
+                == [.init(type: "ipc", container: "pause"), .init(type: "uts", container: "pause")])
+        let net = [Spec.Namespace(.init(type: "network", path: "/proc/\(getpid())/ns/net"))]
+        #expect { try NamespaceGuard.check(net, containers: pause, setsUpNetworking: false, sharesWithSandbox: true) } throws: {
+            "\($0)".contains("joining the network namespace of container pause")
+        }
+        // A process that is not one of ours is no container: its namespace is judged as any path.
+        #expect(try NamespaceGuard.check(ipc, containers: [(id: "other", pids: [1])], setsUpNetworking: false, sharesWithSandbox: true).isEmpty)
+    }
+
+    /// A pod through the host agent: the app container joins the pause's IPC and UTS
+    /// namespaces by the pause's pid, as podman and CRI ask, and sees its hostname and its
+    /// namespaces; once the pause has stopped, its namespaces are gone and the join is refused.
+    @Test func aPodsAppContainerJoinsThePausesIpcAndUts() throws {
         let agent = try HostAgent()
         defer { agent.stop() }
         let harness = try RuntimeHarness(config: agent.configuration)
-        let first = try harness.makeBundle(["sleep", "60"])
-        let created = try harness.run(["create", "--bundle", first, "pause"])
-        try #require(created.status == 0, "\(created.stderr)")
+        let report = "busybox readlink /proc/self/ns/ipc /proc/self/ns/uts; hostname"
+        let first = try harness.makeBundle(["sh", "-c", "\(report); exec sleep 60"]) { spec in spec["hostname"] = "pod-host" }
+        try #require(try harness.run(["create", "--bundle", first, "pause"]).status == 0)
         defer { _ = try? harness.run(["delete", "--force", "pause"]) }
+        try #require(try harness.run(["start", "pause"]).status == 0)
         let state = try JSONSerialization.jsonObject(with: Data(try harness.run(["state", "pause"]).stdout.utf8)) as? [String: Any]
         let pid = try #require(state?["pid"] as? Int)
+        let pauseView = try harness.run(["exec", "pause", "sh", "-c", report])
+        #expect(pauseView.status == 0, "\(pauseView.stderr)")
 
-        for type in ["network", "ipc", "uts"] {
-            let second = try harness.makeBundle(["true"]) { spec in
+        func app(_ id: String) throws -> Command.Result {
+            let bundle = try harness.makeBundle(["sh", "-c", report]) { spec in
                 var linux = spec["linux"] as? [String: Any] ?? [:]
-                var namespaces = (linux["namespaces"] as? [[String: Any]] ?? []).filter { $0["type"] as? String != type }
-                namespaces.append(["type": type, "path": "/proc/\(pid)/ns/\(type == "network" ? "net" : type)"])
+                var namespaces = (linux["namespaces"] as? [[String: Any]] ?? []).filter { !["ipc", "uts"].contains($0["type"] as? String) }
+                namespaces += [["type": "ipc", "path": "/proc/\(pid)/ns/ipc"], ["type": "uts", "path": "/proc/\(pid)/ns/uts"]]
                 linux["namespaces"] = namespaces
                 spec["linux"] = linux
+                spec["hostname"] = nil
             }
-            let result = try harness.run(["create", "--bundle", second, "app"])
-            #expect(result.status != 0)
-            #expect(result.stderr.contains("namespace of container pause"), "\(type): \(result.stderr)")
-            #expect(harness.leftovers("app").isEmpty)
+            return try harness.run(["run", "--bundle", bundle, id], timeout: 60)
         }
+        let joined = try app("app")
+        #expect(joined.status == 0, "\(joined.stderr)")
+        #expect(joined.stdout == pauseView.stdout && joined.stdout.hasSuffix("pod-host\n"), "app: \(joined.stdout) pause: \(pauseView.stdout)")
+        // Standalone containers get namespaces of their own.
+        let alone = try harness.run(["run", "--bundle", try harness.makeBundle(["sh", "-c", report]), "alone"], timeout: 60)
+        #expect(alone.status == 0 && !alone.stdout.isEmpty && alone.stdout.split(separator: "\n").first != pauseView.stdout.split(separator: "\n").first,
+                "\(alone.stdout)")
+        #expect(try harness.run(["kill", "pause", "KILL"]).status == 0)
+        #expect(waitFor { (try? harness.run(["state", "pause"]).stdout.contains("\"stopped\"")) == true })
+        let late = try app("late")
+        #expect(late.status != 0 && late.stderr.contains("/proc/\(pid)/ns/"), "\(late.stdout) \(late.stderr)")
+        #expect(harness.leftovers("late").isEmpty)
+    }
+
+    func waitFor(_ timeout: Double = 20, _ condition: () throws -> Bool) rethrows -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if try condition() { return true }
+            usleep(50_000)
+        }
+        return try condition()
     }
 }

@@ -274,6 +274,9 @@ pid_t agent_spawn(const struct agent_spawn_config *c) {
         if (s == SIGKILL || s == SIGSTOP) continue;
         signal(s, SIG_DFL);
     }
+    for (int i = 0; i < c->share_ns_count; i++) {
+        if (setns(c->share_ns_fds[i], 0) != 0) fail(c, "join the sandbox's namespace");
+    }
     if (c->join_ns_count > 0) {
         for (int i = 0; i < c->join_ns_count; i++) {
             if (setns(c->join_ns_fds[i], 0) != 0) fail(c, "setns");

@@ -75,8 +75,10 @@ public struct ContainerLifecycle {
     private func createLocked(_ record: inout ContainerRecord, bundle: OCIBundle, terminal: Bool, options: CreateOptions) throws -> Int32 {
         let debugSocket = context.config.agent.debugAgentSocket
         let setsUpNetworking = debugSocket == nil && context.config.runtime.internetworkingModel == "tcfilter"
-        try NamespaceGuard.check(bundle.spec.linux?.namespaces ?? [], containers: otherContainers(than: record.id),
-                                 setsUpNetworking: setsUpNetworking)
+        // One agent serves every container of a host-agent runtime, so it can share their
+        // IPC and UTS namespaces; containers in VMs of their own cannot until pods land.
+        let sharedNamespaces = try NamespaceGuard.check(bundle.spec.linux?.namespaces ?? [], containers: otherContainers(than: record.id),
+                                                        setsUpNetworking: setsUpNetworking, sharesWithSandbox: debugSocket != nil)
         record.agentSocket = debugSocket ?? record.vsockSocketPath
         record.agentViaHybridVsock = debugSocket == nil
         if debugSocket == nil { try SocketDirectory(path: record.socketDir, owner: record.stateDir).claim() }  // the VM's vsock socket
@@ -99,8 +101,9 @@ public struct ContainerLifecycle {
         case .virtioFs: guestRoot = GuestSpec.sharedFsGuestMount + "/" + GuestSpec.sharedRootfsName(containerId: record.id)
         case .blockDevice, .ext4Image: guestRoot = GuestSpec.rootfsMountPoint(containerId: record.id)
         }
-        let guestSpec = GuestSpec(bundle.spec, containerId: record.id, guestRoot: guestRoot, rewriteMounts: debugSocket == nil,
+        var guestSpec = GuestSpec(bundle.spec, containerId: record.id, guestRoot: guestRoot, rewriteMounts: debugSocket == nil,
                                   sharesDirectories: sharedFs == .virtioFs)
+        guestSpec.joinSandboxNamespaces(sharedNamespaces)
         guestSpec.warnings.forEach(context.warn)
         if delivery == .virtioFs || !guestSpec.sharedVolumes.isEmpty {
             try startSharedFs(&record, rootfs: delivery == .virtioFs ? bundle.rootfsPath : nil, volumes: guestSpec.sharedVolumes)

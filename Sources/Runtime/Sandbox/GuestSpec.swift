@@ -1,3 +1,4 @@
+import AgentProtocol
 import Foundation
 import OCI
 
@@ -111,6 +112,18 @@ public struct GuestSpec {
         copiedFiles = copied
         sharedVolumes = shared
         self.warnings = warnings
+    }
+
+    /// The namespaces taken from another container of the sandbox name it for the agent
+    /// (`ContainerNamespaceReference`) instead of a host process.
+    public mutating func joinSandboxNamespaces(_ shared: [NamespaceGuard.SharedNamespace]) {
+        guard !shared.isEmpty, var namespaces = spec.linux?.namespaces else { return }
+        for index in namespaces.indices {
+            if let join = shared.first(where: { $0.type == namespaces[index].type }) {
+                namespaces[index].path = ContainerNamespaceReference.path(container: join.container, type: join.type)
+            }
+        }
+        spec.linux?.namespaces = namespaces
     }
 
     /// Ambient capabilities the kernel can raise are those also inheritable and permitted;

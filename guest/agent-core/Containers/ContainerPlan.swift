@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
+import AgentProtocol
 import OCI
 
 /// A container resolved from its OCI spec: the root filesystem, every mount with its
@@ -37,6 +38,9 @@ struct ContainerPlan {
     var readonlyPaths: [String]
     var hostname: String?
     var cloneFlags: Int32
+    /// Namespaces joined from another container of the sandbox (`ContainerNamespaceReference`),
+    /// in the order the spec names them.
+    var joins: [(type: String, container: String)] = []
     var process: ProcessPlan
     var resources: Spec.Resources?
 
@@ -62,10 +66,19 @@ struct ContainerPlan {
 
         var flags: Int32 = CloneFlag.newNS
         var newUTS = false
+        var joinedUTS = false
         for namespace in spec.linux?.namespaces ?? [] {
             if namespace.type == "network" { continue }  // the VM is the network namespace
             if let path = namespace.path, !path.isEmpty {
-                throw .invalid("joining a \(namespace.type) namespace by path is not supported")
+                guard let reference = ContainerNamespaceReference.parse(path), reference.type == namespace.type,
+                      ContainerNamespaceReference.shareable.contains(namespace.type) else {
+                    throw .invalid("joining a \(namespace.type) namespace by path is not supported (only the ipc and uts "
+                        + "namespaces of another container of the sandbox, as \(ContainerNamespaceReference.path(container: "ID", type: namespace.type)))")
+                }
+                try Sandbox.validate(id: reference.container)
+                joins.append((namespace.type, reference.container))
+                if namespace.type == "uts" { joinedUTS = true }
+                continue
             }
             switch namespace.type {
             case "mount": flags |= CloneFlag.newNS
@@ -79,7 +92,8 @@ struct ContainerPlan {
         }
         cloneFlags = flags
         if let name = spec.hostname, !name.isEmpty {
-            guard newUTS else { throw .invalid("hostname needs a new uts namespace") }
+            // As runc: a UTS namespace of the container's own or of its pod, never the agent's.
+            guard newUTS || joinedUTS else { throw .invalid("hostname needs a new uts namespace") }
             guard name.utf8.count <= 64 else { throw .invalid("hostname longer than 64 bytes") }
             hostname = name
         }

@@ -111,10 +111,13 @@ final class Sandbox: @unchecked Sendable {  // every var under `monitor`; the re
             }
             let spec = try Spec.decode(request.ociSpecJson, as: "OCI spec")
             let plan = try ContainerPlan(spec: spec, rootfsBase: directory)
+            let shared = try sharedNamespaces(plan.joins)
+            defer { for fd in shared { close(fd) } }
             let group = try ContainerCgroup(layout: cgroupLayout, parentName: cgroupParent, name: id, resources: plan.resources)
             cgroup = group
             let io = try ProcessIO(terminal: plan.process.terminal)
-            let pending = try ProcessSpawner.createInit(plan, io: io, cgroupProcs: group.procsFiles, table: processes)
+            let pending = try ProcessSpawner.createInit(plan, sharedNamespaceFds: shared, io: io, cgroupProcs: group.procsFiles,
+                                                        table: processes)
             let execID = request.execID.isEmpty ? id : request.execID
             let process = ContainerProcess(execID: execID, pid: pending.pid, io: io, table: processes)
             let container = Container(id: id, execID: execID, cgroup: group, initProcess: process,
@@ -127,6 +130,28 @@ final class Sandbox: @unchecked Sendable {  // every var under `monitor`; the re
             rmdir(directory)
             throw error
         }
+    }
+
+    /// The namespaces a container joins from others of the sandbox, opened through their
+    /// init processes, which must still run (a pod's pause container holds them).
+    func sharedNamespaces(_ joins: [(type: String, container: String)]) throws(AgentError) -> [Int32] {
+        var fds: [Int32] = []
+        do throws(AgentError) {
+            for join in joins {
+                let holder = try container(join.container)
+                guard holder.state != .stopped else {
+                    throw .precondition("container \(join.container), whose \(join.type) namespace this one joins, has stopped")
+                }
+                let path = "/proc/\(holder.initProcess.pid)/ns/\(join.type)"
+                let fd = open(path, O_RDONLY | O_CLOEXEC)
+                guard fd >= 0 else { throw .errno("open \(path)") }
+                fds.append(fd)
+            }
+        } catch {
+            for fd in fds { close(fd) }
+            throw error
+        }
+        return fds
     }
 
     func removeContainer(_ id: String, timeoutMilliseconds: Int) throws(AgentError) {

@@ -48,13 +48,17 @@ enum ProcessSpawner {
     }
 
     /// Clones a container's init process (new namespaces, rootfs, mounts, pivot_root)
-    /// and waits until it is set up and waiting for `start`.
-    static func createInit(_ plan: ContainerPlan, io: ProcessIO, cgroupProcs: [String], table: ProcessTable) throws(AgentError) -> PendingStart {
+    /// and waits until it is set up and waiting for `start`. `sharedNamespaceFds`: the
+    /// namespaces of another container of the sandbox it joins instead of new ones.
+    static func createInit(_ plan: ContainerPlan, sharedNamespaceFds: [Int32] = [], io: ProcessIO, cgroupProcs: [String],
+                           table: ProcessTable) throws(AgentError) -> PendingStart {
         let arena = SpawnArena()
         var config = agent_spawn_config()
         config.clone_flags = plan.cloneFlags
         config.pid_fd = -1
         config.join_root_fd = -1
+        config.share_ns_fds = arena.array(sharedNamespaceFds)
+        config.share_ns_count = Int32(sharedNamespaceFds.count)
         config.rootfs = arena.string(plan.rootfs)
         let mounts = plan.mounts.map { m in
             agent_mount(source: arena.optionalString(m.source), target: arena.string(m.target),

@@ -40,6 +40,10 @@ struct agent_spawn_config {
     int join_ns_count;
     int pid_fd;
     int join_root_fd;                     // -1 or the container init's root (/proc/PID/root)
+    // Create: namespaces of another container of the sandbox to join (setns) right after
+    // the clone, before the filesystem is set up (ipc, uts).
+    const int *share_ns_fds;
+    int share_ns_count;
 
     // Filesystem (create only; rootfs NULL for exec).
     const char *rootfs;
