@@ -131,3 +131,65 @@ extension ContainerPlanTests {
         #expect(refusal(with([("ipc", ipc)], hostname: "h")).contains("hostname needs a new uts namespace"))
     }
 }
+
+extension ContainerPlanTests {
+    /// linux.devices become mknod plans inside the rootfs; a bad entry is refused, naming it.
+    @Test func devicesArePlannedInsideTheRootfs() throws {
+        func with(_ devices: [Spec.Device]) -> Spec {
+            var spec = spec()
+            spec.linux?.devices = devices
+            return spec
+        }
+        func device(_ type: String, _ path: String, _ major: Int64? = nil, _ minor: Int64? = nil, mode: UInt32? = nil) -> Spec.Device {
+            var device = Spec.Device(.init(type: type, path: path))
+            device.major = major
+            device.minor = minor
+            device.fileMode = mode
+            return device
+        }
+        var null = device("c", "/dev/test1", 1, 3, mode: 0o620)
+        null.uid = 7
+        null.gid = 8
+        let plan = try ContainerPlan(spec: with([null, device("p", "/dev/fifo"), device("b", "/escape/loop9", 7, 9)]), rootfsBase: "/")
+        #expect(plan.devices == [
+            DeviceNode(target: rootfs + "/dev/test1", mode: UInt32(S_IFCHR) | 0o620, major: 1, minor: 3, uid: 7, gid: 8),
+            DeviceNode(target: rootfs + "/dev/fifo", mode: UInt32(S_IFIFO) | 0o666, major: 0, minor: 0, uid: 0, gid: 0),
+            // A symlink in the rootfs cannot send the node out of it.
+            DeviceNode(target: rootfs + "/etc/loop9", mode: UInt32(S_IFBLK) | 0o666, major: 7, minor: 9, uid: 0, gid: 0),
+        ])
+        #expect(refusal(with([device("x", "/dev/a", 1, 1)])).contains("type 'x' is not c, u, b or p"))
+        #expect(refusal(with([device("c", "/dev/a")])).contains("major and minor are required"))
+        #expect(refusal(with([device("c", "/dev/a", 4096, 0)])).contains("major and minor are required"))
+        #expect(refusal(with([device("c", "dev/a", 1, 1)])).contains("must be absolute"))
+        #expect(refusal(with([device("c", "/dev/a", 1, 1, mode: 0o17777)])).contains("bits past 07777"))
+        #expect(refusal(with(Array(repeating: device("p", "/dev/f"), count: 257))).contains("257 devices: at most 256"))
+    }
+
+    /// Only sysctls of the container's own namespaces, as runc; the network's only where
+    /// the agent is the VM's init.
+    @Test func sysctlsBelongToTheContainersNamespaces() throws {
+        func with(_ sysctl: [String: String], namespaces: [String] = ["mount", "pid", "ipc", "uts"]) -> Spec {
+            var spec = spec(namespaces: namespaces)
+            spec.linux?.sysctl = sysctl
+            return spec
+        }
+        let plan = try ContainerPlan(spec: with(["kernel.shmmax": "4096", "fs.mqueue.msg_max": "12", "kernel.domainname": "pod.local"]),
+                                     rootfsBase: "/")
+        #expect(plan.sysctls == [Sysctl(path: "/proc/sys/fs/mqueue/msg_max", value: "12"), Sysctl(path: "/proc/sys/kernel/domainname", value: "pod.local"),
+                                 Sysctl(path: "/proc/sys/kernel/shmmax", value: "4096")])
+        let net = try ContainerPlan(spec: with(["net.ipv4.ip_forward": "1"]), rootfsBase: "/", ownsNetwork: true)
+        #expect(net.sysctls == [Sysctl(path: "/proc/sys/net/ipv4/ip_forward", value: "1")])
+        do {
+            _ = try ContainerPlan(spec: with(["net.ipv4.ip_forward": "1"]), rootfsBase: "/")
+            Issue.record("a network sysctl was accepted beside the host")
+        } catch {
+            #expect("\(error)".contains("need the agent of a VM"))
+        }
+        #expect(refusal(with(["kernel.shmmax": "1"], namespaces: ["mount"])).contains("needs the container's own ipc namespace"))
+        #expect(refusal(with(["kernel.hostname": "x"], namespaces: ["mount"])).contains("needs the container's own uts namespace"))
+        #expect(refusal(with(["vm.swappiness": "1"])).contains("is not in a container's namespaces"))
+        #expect(refusal(with(["kernel..shmmax": "1"])).contains("is not a sysctl name"))
+        #expect(refusal(with(["kernel/../../etc": "1"])).contains("is not a sysctl name"))
+        #expect(refusal(with(["kernel.shmmax": "1\u{0}2"])).contains("a bad value"))
+    }
+}

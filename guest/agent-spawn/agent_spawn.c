@@ -23,6 +23,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -72,6 +73,40 @@ static int make_path(const char *path, int as_file) {
     return 0;
 }
 
+// One linux.devices node: its directory made, a node already there with the same type and
+// number kept (a bound default device), anything else that is not a directory replaced.
+static void make_device(const struct agent_spawn_config *c, const struct agent_device *d) {
+    char parent[4096];
+    size_t n = strlen(d->path);
+    if (n == 0 || n >= sizeof parent) fail(c, "device path");
+    memcpy(parent, d->path, n + 1);
+    char *slash = strrchr(parent, '/');
+    if (slash && slash != parent) {
+        *slash = 0;
+        if (make_path(parent, 0) != 0) fail(c, "create the device's directory");
+    }
+    dev_t number = makedev(d->major, d->minor);
+    struct stat st;
+    if (lstat(d->path, &st) == 0) {
+        if ((st.st_mode & S_IFMT) == (d->mode & S_IFMT) && (S_ISFIFO(st.st_mode) || st.st_rdev == number)) return;
+        if (S_ISDIR(st.st_mode) || unlink(d->path) != 0) fail(c, "replace the device's path");
+    }
+    if (mknod(d->path, d->mode, number) != 0) fail(c, "mknod");
+    if (chown(d->path, d->uid, d->gid) != 0) fail(c, "chown device");
+    if (chmod(d->path, d->mode & 07777) != 0) fail(c, "chmod device");
+}
+
+static void write_sysctls(const struct agent_spawn_config *c) {
+    for (int i = 0; i < c->sysctl_count; i++) {
+        int fd = open(c->sysctl_paths[i], O_WRONLY | O_CLOEXEC);
+        if (fd < 0) fail(c, "open sysctl");
+        size_t length = strlen(c->sysctl_values[i]);
+        ssize_t written = write(fd, c->sysctl_values[i], length);
+        close(fd);
+        if (written != (ssize_t)length) fail(c, "write sysctl");
+    }
+}
+
 static void set_up_filesystem(const struct agent_spawn_config *c) {
     if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) fail(c, "make / private");
     if (mount(c->rootfs, c->rootfs, NULL, MS_BIND | MS_REC, NULL) != 0) fail(c, "bind rootfs");
@@ -86,6 +121,7 @@ static void set_up_filesystem(const struct agent_spawn_config *c) {
     for (int i = 0; i < c->symlink_count; i++) {
         if (symlink(c->symlinks[i].target, c->symlinks[i].path) != 0 && errno != EEXIST) fail(c, "symlink");
     }
+    for (int i = 0; i < c->device_count; i++) make_device(c, &c->devices[i]);
     if (chdir(c->rootfs) != 0) fail(c, "chdir rootfs");
     if (syscall(SYS_pivot_root, ".", ".") == 0) {
         if (umount2(".", MNT_DETACH) != 0) fail(c, "detach old root");
@@ -277,6 +313,7 @@ pid_t agent_spawn(const struct agent_spawn_config *c) {
     for (int i = 0; i < c->share_ns_count; i++) {
         if (setns(c->share_ns_fds[i], 0) != 0) fail(c, "join the sandbox's namespace");
     }
+    write_sysctls(c);
     if (c->join_ns_count > 0) {
         for (int i = 0; i < c->join_ns_count; i++) {
             if (setns(c->join_ns_fds[i], 0) != 0) fail(c, "setns");

@@ -43,13 +43,16 @@ struct ContainerPlan {
     var joins: [(type: String, container: String)] = []
     var process: ProcessPlan
     var resources: Spec.Resources?
+    var devices: [DeviceNode] = []
+    var sysctls: [Sysctl] = []
 
     /// The devices a container gets when its spec mounts a fresh /dev (runc's defaults),
     /// bind-mounted from the agent's /dev.
     static let defaultDevices = ["null", "zero", "full", "random", "urandom", "tty"]
 
     /// `rootfsBase`: where a relative root.path is resolved (the container's directory).
-    init(spec: Spec, rootfsBase: String) throws(AgentError) {
+    /// `ownsNetwork`: the agent is the VM's init, whose network is the container's.
+    init(spec: Spec, rootfsBase: String, ownsNetwork: Bool = false) throws(AgentError) {
         guard let root = spec.root else { throw .invalid("the spec has no root") }
         guard let process = spec.process else { throw .invalid("the spec has no process") }
         self.process = try ProcessPlan(process)
@@ -144,6 +147,9 @@ struct ContainerPlan {
                         ("/proc/self/fd/0", rootfs + "/dev/stdin"), ("/proc/self/fd/1", rootfs + "/dev/stdout"),
                         ("/proc/self/fd/2", rootfs + "/dev/stderr")]
         }
+        devices = try DeviceNode.plan(spec.linux?.devices ?? [], rootfs: rootfs)
+        let namespaceTypes = Set((spec.linux?.namespaces ?? []).map(\.type))
+        sysctls = try Sysctl.plan(spec.linux?.sysctl ?? [:], namespaces: namespaceTypes, ownsNetwork: ownsNetwork)
         for path in maskedPaths + readonlyPaths where !path.hasPrefix("/") || path.utf8.contains(0) {
             throw .invalid("masked and readonly paths must be absolute: \(path)")
         }

@@ -22,7 +22,11 @@ final class Sandbox: @unchecked Sendable {  // every var under `monitor`; the re
     private var reserved: Set<String> = []
     private var sandboxStorages: [String] = []
 
-    init(processes: ProcessTable, log: AgentLog, stateDirectory: String, cgroupParent: String) {
+    /// The agent is the VM's init: the guest's network is the sandbox's own.
+    let ownsNetwork: Bool
+
+    init(processes: ProcessTable, log: AgentLog, stateDirectory: String, cgroupParent: String, ownsNetwork: Bool = false) {
+        self.ownsNetwork = ownsNetwork
         self.processes = processes
         self.log = log
         self.stateDirectory = stateDirectory
@@ -110,7 +114,7 @@ final class Sandbox: @unchecked Sendable {  // every var under `monitor`; the re
                 if let target = try StorageMount.mount(storage) { mounted.append(target) }
             }
             let spec = try Spec.decode(request.ociSpecJson, as: "OCI spec")
-            let plan = try ContainerPlan(spec: spec, rootfsBase: directory)
+            let plan = try ContainerPlan(spec: spec, rootfsBase: directory, ownsNetwork: ownsNetwork)
             let shared = try sharedNamespaces(plan.joins)
             defer { for fd in shared { close(fd) } }
             let group = try ContainerCgroup(layout: cgroupLayout, parentName: cgroupParent, name: id, resources: plan.resources)

@@ -76,6 +76,14 @@ enum ProcessSpawner {
         config.readonly_count = Int32(plan.readonlyPaths.count)
         config.readonly_rootfs = plan.readonlyRootfs ? 1 : 0
         config.hostname = arena.optionalString(plan.hostname)
+        let devices = plan.devices.map { d in
+            agent_device(path: arena.string(d.target), mode: d.mode, major: d.major, minor: d.minor, uid: d.uid, gid: d.gid)
+        }
+        config.devices = arena.array(devices)
+        config.device_count = Int32(devices.count)
+        config.sysctl_paths = arena.stringArray(plan.sysctls.map(\.path))
+        config.sysctl_values = arena.stringArray(plan.sysctls.map(\.value))
+        config.sysctl_count = Int32(plan.sysctls.count)
         var pipes = try SpawnPipes(start: true, pidReport: false)
         let result = try spawn(&config, process: plan.process, io: io, cgroupProcs: cgroupProcs, pipes: &pipes, arena: arena, table: table)
         return PendingStart(pid: result, startFd: pipes.takeStartWriter(), syncFd: pipes.takeSyncReader())

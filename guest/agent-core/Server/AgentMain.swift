@@ -31,7 +31,8 @@ public enum AgentMain {
 
         // Host tests run several agents beside each other: each gets its own cgroup parent.
         let cgroupParent = options.runsAsInit ? "kata-containers" : "kata-agent-\(randomSuffix())"
-        let sandbox = Sandbox(processes: processes, log: log, stateDirectory: options.stateDirectory, cgroupParent: cgroupParent)
+        let sandbox = Sandbox(processes: processes, log: log, stateDirectory: options.stateDirectory, cgroupParent: cgroupParent,
+                              ownsNetwork: options.runsAsInit)
         var router = RPCRouter()
         HealthService.register(in: &router)
         AgentService(sandbox: sandbox, files: FileCopier(root: options.stateDirectory), runsAsInit: options.runsAsInit)

@@ -25,6 +25,15 @@ struct agent_symlink {
     const char *path;     // absolute host-side path of the link
 };
 
+struct agent_device {
+    const char *path;     // absolute host-side path (rootfs already joined)
+    unsigned int mode;    // S_IFCHR/S_IFBLK/S_IFIFO | permission bits
+    unsigned int major;
+    unsigned int minor;
+    unsigned int uid;
+    unsigned int gid;
+};
+
 struct agent_rlimit {
     int resource;
     uint64_t soft;
@@ -57,6 +66,11 @@ struct agent_spawn_config {
     int readonly_count;
     int readonly_rootfs;
     const char *hostname;                 // may be NULL
+    const struct agent_device *devices;   // made after the mounts, before the root is entered
+    int device_count;
+    const char *const *sysctl_paths;      // /proc/sys/..., written in the new namespaces
+    const char *const *sysctl_values;
+    int sysctl_count;
 
     // Process.
     const char *cwd;

@@ -1,0 +1,46 @@
+/// A `linux.sysctl` entry written through /proc/sys by the container's first process, in
+/// its new namespaces, before it enters its rootfs. As runc, only sysctls that belong to
+/// the container's own namespaces: IPC (kernel.msg*, kernel.sem, kernel.shm*, fs.mqueue.*),
+/// UTS (kernel.hostname, kernel.domainname) and network (net.*). The network is the VM's
+/// own, so net.* needs an agent that is the VM's init: beside a host test the agent shares
+/// the host's network namespace.
+struct Sysctl: Equatable {
+    var path: String
+    var value: String
+
+    static let ipc: Set<String> = ["kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall", "kernel.shmmax",
+                                   "kernel.shmmni", "kernel.shm_rmid_forced"]
+    static let uts: Set<String> = ["kernel.hostname", "kernel.domainname"]
+    static let maxCount = 256, maxValueBytes = 4096
+
+    /// `namespaces`: the container's (new or joined) namespace types; `ownsNetwork`: the
+    /// agent is the VM's init.
+    static func plan(_ sysctls: [String: String], namespaces: Set<String>, ownsNetwork: Bool) throws(AgentError) -> [Sysctl] {
+        guard sysctls.count <= maxCount else { throw .invalid("\(sysctls.count) sysctls: at most \(maxCount)") }
+        return try sysctls.keys.sorted().map { key throws(AgentError) in
+            let value = sysctls[key] ?? ""
+            let components = key.split(separator: ".", omittingEmptySubsequences: false)
+            guard !components.isEmpty, components.allSatisfy({ part in
+                !part.isEmpty && part != ".." && part.utf8.allSatisfy { byte in
+                    (byte >= 0x61 && byte <= 0x7a) || (byte >= 0x30 && byte <= 0x39) || byte == 0x5f || byte == 0x2d || (byte >= 0x41 && byte <= 0x5a)
+                }
+            }) else { throw .invalid("sysctl '\(key)' is not a sysctl name") }
+            guard !value.utf8.contains(0), value.utf8.count <= maxValueBytes else { throw .invalid("sysctl \(key): a bad value") }
+            let allowed: Bool
+            if ipc.contains(key) || key.hasPrefix("fs.mqueue.") {
+                allowed = namespaces.contains("ipc")
+            } else if uts.contains(key) {
+                allowed = namespaces.contains("uts")
+            } else if key.hasPrefix("net.") {
+                guard ownsNetwork else {
+                    throw .invalid("sysctl \(key): the network sysctls need the agent of a VM (this one shares its host's network)")
+                }
+                allowed = true
+            } else {
+                throw .invalid("sysctl \(key) is not in a container's namespaces (only kernel.msg*, kernel.sem, kernel.shm*, fs.mqueue.*, kernel.hostname, kernel.domainname, net.*)")
+            }
+            guard allowed else { throw .invalid("sysctl \(key) needs the container's own \(key.hasPrefix("kernel.h") || key.hasPrefix("kernel.d") ? "uts" : "ipc") namespace") }
+            return Sysctl(path: "/proc/sys/" + components.joined(separator: "/"), value: value)
+        }
+    }
+}
