@@ -8,7 +8,7 @@ enum MountTable {
     /// The kernel lists canonical paths, so `directory` is resolved first (a caller's
     /// --root under /var/run is /run in the table).
     static func mountPoints(under directory: String) -> [String]? {
-        guard let data = FileManager.default.contents(atPath: "/proc/self/mountinfo"), !data.isEmpty else { return nil }
+        guard let data = snapshot(), !data.isEmpty else { return nil }
         let resolved = canonical(directory)
         let prefix = resolved.hasSuffix("/") ? resolved : resolved + "/"
         return String(decoding: data, as: UTF8.self).split(separator: "\n").compactMap { line -> String? in
@@ -17,6 +17,23 @@ enum MountTable {
             let point = unescape(fields[4])
             return point == resolved || point.hasPrefix(prefix) ? point : nil
         }.sorted { ($0.utf8.count, $1) > ($1.utf8.count, $0) }
+    }
+
+    /// /proc/<process>/mountinfo, read to its end (the kernel hands it out a page at a
+    /// time); nil if it cannot be read or passes 16 MiB.
+    static func snapshot(process: String = "self") -> [UInt8]? {
+        let fd = open("/proc/\(process)/mountinfo", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var table: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 64 << 10)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if count < 0 && errno == EINTR { continue }
+            guard count >= 0, table.count + count <= 16 << 20 else { return nil }
+            if count == 0 { return table }
+            table += chunk.prefix(count)
+        }
     }
 
     /// Whether nothing is mounted at or below `directory` (false when that is unknown).
