@@ -1,5 +1,5 @@
 import Foundation
-import Runtime
+@testable import Runtime
 import TestSupport
 import Testing
 
@@ -51,8 +51,7 @@ extension LinuxGuestTests {
 
         /// The container's mounts still in the host's mount table: none may outlive delete.
         func mountsLeft(_ harness: RuntimeHarness) -> [String] {
-            let table = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
-            return table.split(separator: "\n").map { String($0.split(separator: " ")[4]) }.filter { $0.hasPrefix(harness.root) }
+            MountTable.mountPoints(under: harness.root) ?? ["(the mount table cannot be read)"]
         }
 
         /// The block path (`shared_fs = "none"`): the rootfs as an ext4 copy on virtio-blk.

@@ -1,5 +1,5 @@
 import Foundation
-import Runtime
+@testable import Runtime
 import TestSupport
 
 extension RuntimeHarness {
@@ -34,7 +34,8 @@ extension RuntimeHarness {
 
     /// Mount points under `prefix` in `pid`'s mount namespace.
     static func mounts(under prefix: String, of pid: Int32 = getpid()) -> [String] {
-        let text = (try? String(contentsOfFile: "/proc/\(pid)/mountinfo", encoding: .utf8)) ?? ""
+        // One read: the table read in pieces can skip mounts a parallel test changes.
+        let text = MountTable.snapshot(process: String(pid)).map { String(decoding: $0, as: UTF8.self) } ?? ""
         return text.split(separator: "\n").compactMap { line in
             let fields = line.split(separator: " ")
             guard fields.count > 4, fields[4].hasPrefix(prefix) else { return nil }
