@@ -41,11 +41,12 @@ import Testing
     @Test func aFileInTheShareIsLeftAndReported() throws {
         let scratch = try Fixtures.scratchDirectory("share")
         let path = scratch + "/shared"
-        _ = try SharedDirectory.create(at: path)
-        try "stray\n".write(toFile: path + "/stray", atomically: true, encoding: .utf8)
+        let share = try SharedDirectory.create(at: path)
+        try "stray\n".write(toFile: share.bindsPath + "/stray", atomically: true, encoding: .utf8)
+        #expect((try? String(contentsOfFile: path + "/stray", encoding: .utf8)) == "stray\n")  // served as the share's
         #expect(throws: RuntimeError.self) { try SharedDirectory.remove(at: path) }
-        #expect(MountTable.isUnmounted(path))
-        #expect((try? String(contentsOfFile: path + "/stray", encoding: .utf8)) == "stray\n")
+        #expect(MountTable.isUnmounted(path) && MountTable.isUnmounted(share.bindsPath))
+        #expect((try? String(contentsOfFile: share.bindsPath + "/stray", encoding: .utf8)) == "stray\n")
     }
 
     @Test func aMissingSourceIsAnErrorThatNamesIt() throws {
@@ -60,7 +61,7 @@ import Testing
 
     /// A volume whose source is a shared mount with a submount, bound recursively and
     /// read-only: the submount is read-only in the share too, the share's own directory
-    /// is read-only once sealed, and removing the share leaves the host's mounts alone.
+    /// is read-only, and removing the share leaves the host's mounts alone.
     @Test func anRbindOfASharedMountIsReadOnlyThroughoutAndLeavesTheHostsMounts() throws {
         let scratch = try Fixtures.scratchDirectory("share")
         let source = scratch + "/source"
@@ -78,7 +79,6 @@ import Testing
         let share = try SharedDirectory.create(at: path)
         defer { try? SharedDirectory.remove(at: path) }
         try share.bind(source, at: "c/volume-0-source", readOnly: true, recursive: true)
-        try share.seal()
         #expect((try? String(contentsOfFile: path + "/c/volume-0-source/sub/file", encoding: .utf8)) == "host\n")
         for file in [path + "/c/volume-0-source/sub/new", path + "/c/volume-0-source/new", path + "/stray"] {
             let fd = open(file, O_WRONLY | O_CREAT, 0o644)
@@ -116,5 +116,63 @@ import Testing
         #expect(MountTable.unescape("/run/a\\040b\\011c\\134d") == "/run/a b\tc\\d")
         #expect(MountTable.unescape("/trailing\\04") == "/trailing\\04")
         #expect(MountTable.unescape("/not\\999octal") == "/not\\999octal")
+    }
+}
+
+extension SharedDirectoryTests {
+    /// Containers and volumes join a running sandbox: what is bound after Debian's
+    /// virtiofsd started reaches its mount namespace (seen through its root), read-only
+    /// where asked, and an unbind leaves it too, while the host's data stays.
+    @Test func bindsAfterTheDaemonStartedReachItAndLeaveIt() throws {
+        guard FileManager.default.isExecutableFile(atPath: Virtiofsd.path) else { try Fixtures.missing("virtiofsd (\(Virtiofsd.path))") }
+        let scratch = try Fixtures.scratchDirectory("share-live")
+        let early = scratch + "/early", late = scratch + "/late", config = scratch + "/config"
+        for (directory, text) in [(early, "early"), (late, "late"), (config, "config")] {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            try "\(text)\n".write(toFile: directory + "/file", atomically: true, encoding: .utf8)
+        }
+        let path = scratch + "/shared"
+        let share = try SharedDirectory.create(at: path)
+        defer { try? SharedDirectory.remove(at: path) }
+        try share.bind(early, at: "pause/rootfs", readOnly: false, recursive: true)
+        let options = VirtiofsDaemon.Options(executable: Virtiofsd.path, source: path, socketPath: scratch + "/vfs.sock", cache: "auto", extraArgs: [])
+        let daemon = try VirtiofsDaemon.start(options, logPath: scratch + "/vfs.log") { _ in }
+        defer { VirtiofsDaemon.stop(daemon, executable: Virtiofsd.path) }
+        // Debian's virtiofsd enters its sandbox once a VMM connects: a probe guest with the
+        // share as its virtio-fs device.
+        let vmm = try BackgroundCommand(Fixtures.kataVmm.path, ["--kernel", try Fixtures.probeGuest().path, "--memory", "64",
+                                                                 "--cmdline", "console=ttyS0 probe.mode=count", "--serial", "none",
+                                                                 "--fs", "tag=share,socket=\(options.socketPath)"])
+        defer { vmm.stop() }
+        // The process that serves: the daemon's child, in its own mount namespace rooted at the share.
+        var server: Int32?
+        for _ in 0..<100 where server == nil {
+            server = VirtiofsDaemon.groupMembers(daemon.pid).first { pid in
+                pid != daemon.pid && (try? String(contentsOfFile: "/proc/\(pid)/root/pause/rootfs/file", encoding: .utf8)) == "early\n"
+            }
+            if server == nil { usleep(50_000) }
+        }
+        let served = try #require(server, "virtiofsd's serving process never showed the share: \(vmm.output.suffix(2000))")
+        let view = "/proc/\(served)/root"
+
+        try share.bind(late, at: "app/rootfs", readOnly: false, recursive: true)
+        try share.bind(config, at: "app/volume-0-config", readOnly: true, recursive: false)
+        #expect((try? String(contentsOfFile: view + "/app/rootfs/file", encoding: .utf8)) == "late\n", "a bind made after the daemon started")
+        #expect((try? String(contentsOfFile: view + "/app/volume-0-config/file", encoding: .utf8)) == "config\n")
+        try "through the daemon\n".write(toFile: view + "/app/rootfs/new", atomically: false, encoding: .utf8)
+        #expect((try? String(contentsOfFile: late + "/new", encoding: .utf8)) == "through the daemon\n")
+        for file in [view + "/app/volume-0-config/file", view + "/stray", path + "/app/volume-0-config/file"] {
+            let fd = open(file, O_WRONLY | O_CREAT, 0o644)
+            let writeErrno = errno
+            if fd >= 0 { close(fd) }
+            #expect(fd < 0 && writeErrno == EROFS, "\(file) must be read-only")
+        }
+
+        try share.unbind("app/rootfs")
+        try share.unbind("app/volume-0-config")
+        #expect(!FileManager.default.fileExists(atPath: view + "/app/rootfs/file"), "an unbind reaches the daemon")
+        #expect((try? String(contentsOfFile: view + "/pause/rootfs/file", encoding: .utf8)) == "early\n")
+        #expect((try? String(contentsOfFile: late + "/file", encoding: .utf8)) == "late\n")
+        #expect((try? String(contentsOfFile: config + "/file", encoding: .utf8)) == "config\n")
     }
 }

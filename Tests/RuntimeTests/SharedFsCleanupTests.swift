@@ -34,7 +34,8 @@ import Testing
         let saved = try store.load(id)
         let daemon = try #require(saved.virtiofsd)
         #expect(FileManager.default.fileExists(atPath: saved.sharedDirectoryPath) && daemon.isAlive)
-        #expect(MountTable.mountPoints(under: record.stateDir)?.count == 3)
+        // The binds and staging directories, the share, two binds and their copies in the share.
+        #expect(MountTable.mountPoints(under: record.stateDir)?.count == 7)
         #expect((try? String(contentsOfFile: record.sharedDirectoryPath + "/\(id)/rootfs/etc/group", encoding: .utf8)) == "root:x:0:\n")
 
         try lifecycle.delete(id: id, force: true)

@@ -173,7 +173,6 @@ public struct ContainerLifecycle {
         for volume in volumes {
             try share.bind(volume.hostPath, at: volume.name, readOnly: volume.readOnly, recursive: volume.recursive)
         }
-        try share.seal()
         let hypervisor = context.config.hypervisor
         record.virtiofsdExecutable = hypervisor.virtioFsDaemon
         let options = VirtiofsDaemon.Options(executable: hypervisor.virtioFsDaemon, source: share.path,

@@ -2,79 +2,125 @@ import Foundation
 import Glibc
 import LinuxSupport
 
-/// The host side of a sandbox's virtio-fs share: one directory, which virtiofsd serves,
-/// with the container's rootfs and directory volumes bind-mounted under it. The directory
-/// is first bind-mounted on itself and made private, so the binds under it do not reach
-/// the host's other mount namespaces; each bind is made a slave, so that unmounting it
-/// never propagates back to the host's mounts at its source. Once bound, the share's own
-/// directory is made read-only (`seal`): a guest writes only inside its binds, never into
-/// the host's /run. Removal unmounts the whole tree and then deletes only empty
-/// directories that are not mounts: a mount that will not go keeps its data.
+/// The host side of a sandbox's virtio-fs share, Kata's layout: binds are made in a
+/// directory of their own (`<path>-binds`, bound on itself, private, then shared), and
+/// virtiofsd serves `<path>`, a read-only bind of it that is its slave. A bind made in
+/// the binds directory after virtiofsd started reaches virtiofsd's mount namespace by
+/// propagation, so containers and volumes can join a running sandbox; an unmount there
+/// leaves it the same way. Nothing propagates back to the host's other mount namespaces.
+/// Each bind is made a slave of its source, so unmounting it never reaches the host's
+/// mounts. A read-only bind is made read-only in a private staging directory
+/// (`<path>-staging`) before it is bound into the share, because a remount does not
+/// propagate: its copies are read-only from the start. A guest writes only inside its
+/// binds, never into the share's own directory. Removal unmounts the whole tree and then
+/// deletes only empty directories that are not mounts: a mount that will not go keeps
+/// its data.
 struct SharedDirectory {
     let path: String
+    var bindsPath: String { Self.bindsPath(path) }
+    var stagingPath: String { Self.stagingPath(path) }
 
-    /// Creates the directory (0700, the caller's) and its private self-bind.
+    static func bindsPath(_ path: String) -> String { path + "-binds" }
+    static func stagingPath(_ path: String) -> String { path + "-staging" }
+
+    /// Creates the three directories (0700, the caller's) and their mounts.
     static func create(at path: String) throws -> SharedDirectory {
-        guard mkdir(path, 0o700) == 0 || errno == EEXIST else { throw SystemError("mkdir \(path)") }
-        guard mount(path, path, nil, UInt(MS_BIND), nil) == 0 else { throw SystemError("bind \(path) on itself") }
-        guard mount(nil, path, nil, UInt(MS_PRIVATE), nil) == 0 else {
-            let error = SystemError("make \(path) a private mount")
-            umount2(path, Int32(MNT_DETACH))
-            throw error
-        }
-        return SharedDirectory(path: path)
-    }
-
-    /// Binds the host directory `source` at `name` (a relative path below the share).
-    /// `recursive`: its submounts too (the spec's rbind). A read-only bind is remounted
-    /// read-only on the host, so the guest cannot write it whatever its kernel does.
-    func bind(_ source: String, at name: String, readOnly: Bool, recursive: Bool) throws {
-        let target = path + "/" + name
-        try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: true,
-                                                attributes: [.posixPermissions: 0o700])
-        guard mount(source, target, nil, UInt(MS_BIND) | (recursive ? UInt(MS_REC) : 0), nil) == 0 else {
-            throw SystemError("bind \(source) on \(target)")
-        }
+        let share = SharedDirectory(path: path)
         do {
-            // A bind of a shared mount joins its peer group: as a slave it still sees the
-            // host's new mounts, and its own unmounts stay here.
-            guard mount(nil, target, nil, UInt(MS_REC | MS_SLAVE), nil) == 0 else { throw SystemError("make \(target) a slave mount") }
-            guard readOnly else { return }
-            // Every mount of an rbind, not only the top one.
-            for point in (MountTable.mountPoints(under: target) ?? [target]).reversed() {
-                guard mount(nil, point, nil, UInt(MS_REMOUNT | MS_BIND | MS_RDONLY), nil) == 0 else {
-                    throw SystemError("remount \(point) read-only")
-                }
+            try share.makeOwnMount(share.bindsPath, propagation: [UInt(MS_PRIVATE), UInt(MS_SHARED)])
+            try share.makeOwnMount(share.stagingPath, propagation: [UInt(MS_PRIVATE)])
+            guard mkdir(path, 0o700) == 0 || errno == EEXIST else { throw SystemError("mkdir \(path)") }
+            guard mount(share.bindsPath, path, nil, UInt(MS_BIND), nil) == 0 else { throw SystemError("bind \(share.bindsPath) on \(path)") }
+            guard mount(nil, path, nil, UInt(MS_SLAVE), nil) == 0 else { throw SystemError("make \(path) a slave mount") }
+            guard mount(nil, path, nil, UInt(MS_REMOUNT | MS_BIND | MS_RDONLY), nil) == 0 else {
+                throw SystemError("remount \(path) read-only")
             }
         } catch {
-            umount2(target, Int32(MNT_DETACH))
+            try? Self.remove(at: path)
             throw error
         }
+        return share
     }
 
-    /// The share's own directory read-only, its binds unchanged (each mount has its own
-    /// flags): done after the last bind, before virtiofsd starts.
-    func seal() throws {
-        guard mount(nil, path, nil, UInt(MS_REMOUNT | MS_BIND | MS_RDONLY), nil) == 0 else {
-            throw SystemError("remount \(path) read-only")
+    /// `directory` bound on itself with the given propagation changes, in order.
+    private func makeOwnMount(_ directory: String, propagation: [UInt]) throws {
+        guard mkdir(directory, 0o700) == 0 || errno == EEXIST else { throw SystemError("mkdir \(directory)") }
+        guard mount(directory, directory, nil, UInt(MS_BIND), nil) == 0 else { throw SystemError("bind \(directory) on itself") }
+        for change in propagation where mount(nil, directory, nil, change, nil) != 0 {
+            throw SystemError("set the propagation of \(directory)")
         }
     }
 
-    /// Unmounts everything at and below `path`, then removes its directories if they are
-    /// empty. Throws, and leaves the files alone, when a mount remains or a directory
-    /// holds anything.
-    static func remove(at path: String) throws {
-        guard FileManager.default.fileExists(atPath: path) else { return }
-        guard let mounted = MountTable.mountPoints(under: path) else { throw RuntimeError("\(path): the mount table cannot be read; left in place") }
-        for point in mounted {
-            if umount2(point, Int32(MNT_DETACH)) != 0 && errno != EINVAL && errno != ENOENT {
-                throw SystemError("unmount \(point)")
+    /// Binds the host directory `source` at `name` (a relative path below the share),
+    /// now or while virtiofsd serves it. `recursive`: its submounts too (the spec's rbind).
+    /// A read-only bind is read-only on the host, in every mount of an rbind, so the guest
+    /// cannot write it whatever its kernel does.
+    func bind(_ source: String, at name: String, readOnly: Bool, recursive: Bool) throws {
+        let target = bindsPath + "/" + name
+        try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: true,
+                                                attributes: [.posixPermissions: 0o700])
+        let flags = UInt(MS_BIND) | (recursive ? UInt(MS_REC) : 0)
+        guard readOnly else {
+            guard mount(source, target, nil, flags, nil) == 0 else { throw SystemError("bind \(source) on \(target)") }
+            // A bind of a shared mount joins its peer group: as a slave it still sees the
+            // host's new mounts, and its own unmounts stay here.
+            guard mount(nil, target, nil, UInt(MS_REC | MS_SLAVE), nil) == 0 else {
+                umount2(target, Int32(MNT_DETACH))
+                throw SystemError("make \(target) a slave mount")
+            }
+            return
+        }
+        let staged = stagingPath + "/" + String(name.utf8.reduce(UInt64(14_695_981_039_346_656_037)) { ($0 ^ UInt64($1)) &* 1_099_511_628_211 }, radix: 16)
+        try FileManager.default.createDirectory(atPath: staged, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        defer {
+            umount2(staged, Int32(MNT_DETACH))
+            rmdir(staged)
+        }
+        guard mount(source, staged, nil, flags, nil) == 0 else { throw SystemError("bind \(source) on \(staged)") }
+        guard mount(nil, staged, nil, UInt(MS_REC | MS_SLAVE), nil) == 0 else { throw SystemError("make \(staged) a slave mount") }
+        // Every mount of an rbind, not only the top one.
+        for point in (MountTable.mountPoints(under: staged) ?? [staged]).reversed() {
+            guard mount(nil, point, nil, UInt(MS_REMOUNT | MS_BIND | MS_RDONLY), nil) == 0 else {
+                throw SystemError("remount \(point) read-only")
             }
         }
-        guard MountTable.isUnmounted(path) else {
-            throw RuntimeError("\(path): still mounted after unmounting: \((MountTable.mountPoints(under: path) ?? []).joined(separator: ", "))")
+        // Bound from the read-only staging copy, every copy is read-only from the start.
+        guard mount(staged, target, nil, flags, nil) == 0 else { throw SystemError("bind \(source) on \(target)") }
+    }
+
+    /// Unbinds `name` (one container's rootfs or volume) from a share in use: the unmount
+    /// reaches virtiofsd too. Its directories go once empty.
+    func unbind(_ name: String) throws {
+        let target = bindsPath + "/" + name
+        guard let mounted = MountTable.mountPoints(under: target) else { throw RuntimeError("\(target): the mount table cannot be read") }
+        for point in mounted where umount2(point, Int32(MNT_DETACH)) != 0 && errno != EINVAL && errno != ENOENT {
+            throw SystemError("unmount \(point)")
         }
-        try removeEmptyDirectories(MountTable.canonical(path))
+        guard MountTable.isUnmounted(target) else { throw RuntimeError("\(target): still mounted after unmounting") }
+        try Self.removeEmptyDirectories(MountTable.canonical(target))
+    }
+
+    /// Unmounts everything at and below the share and its binds and staging directories,
+    /// then removes their directories if they are empty. Throws, and leaves the files
+    /// alone, when a mount remains or a directory holds anything.
+    static func remove(at path: String) throws {
+        for directory in [path, bindsPath(path), stagingPath(path)] {
+            guard FileManager.default.fileExists(atPath: directory) else { continue }
+            guard let mounted = MountTable.mountPoints(under: directory) else {
+                throw RuntimeError("\(directory): the mount table cannot be read; left in place")
+            }
+            for point in mounted {
+                if umount2(point, Int32(MNT_DETACH)) != 0 && errno != EINVAL && errno != ENOENT {
+                    throw SystemError("unmount \(point)")
+                }
+            }
+            guard MountTable.isUnmounted(directory) else {
+                throw RuntimeError("\(directory): still mounted after unmounting: \((MountTable.mountPoints(under: directory) ?? []).joined(separator: ", "))")
+            }
+        }
+        for directory in [path, bindsPath(path), stagingPath(path)] where FileManager.default.fileExists(atPath: directory) {
+            try removeEmptyDirectories(MountTable.canonical(directory))
+        }
     }
 
     /// rmdir, depth first: never a file, never through a symlink, never into a mount.
