@@ -44,11 +44,16 @@ import Testing
     }
 
     @Test func namespacesBecomeCloneFlags() throws {
+        // In a VM the guest's network is the container's: no network namespace is made.
         let plan = try ContainerPlan(spec: spec(namespaces: ["mount", "pid", "uts", "ipc", "cgroup", "network"], hostname: "box"),
-                                     rootfsBase: "/")
+                                     rootfsBase: "/", ownsNetwork: true)
         let expected = ContainerPlan.CloneFlag.newNS | ContainerPlan.CloneFlag.newPID | ContainerPlan.CloneFlag.newUTS
             | ContainerPlan.CloneFlag.newIPC | ContainerPlan.CloneFlag.newCgroup
         #expect(plan.cloneFlags == expected)
+        // Beside a host test the container gets one of its own, as with runc.
+        let host = try ContainerPlan(spec: spec(namespaces: ["mount", "pid", "uts", "ipc", "cgroup", "network"], hostname: "box"),
+                                     rootfsBase: "/")
+        #expect(host.cloneFlags == expected | ContainerPlan.CloneFlag.newNet)
         #expect(plan.hostname == "box")
         #expect(refusal(spec(namespaces: ["mount", "user"])).contains("user namespaces are not supported"))
         #expect(refusal(spec(namespaces: ["mount", "net"])).contains("unknown namespace type net"))
@@ -185,6 +190,11 @@ extension ContainerPlanTests {
         } catch {
             #expect("\(error)".contains("need the agent of a VM"))
         }
+        // Beside a host test, a network namespace of the container's own takes them too.
+        let own = try ContainerPlan(spec: with(["net.ipv4.ip_forward": "1"], namespaces: ["mount", "network"]), rootfsBase: "/")
+        #expect(own.sysctls.count == 1 && own.cloneFlags & ContainerPlan.CloneFlag.newNet != 0)
+        #expect(try ContainerPlan(spec: with([:], namespaces: ["mount", "network"]), rootfsBase: "/", ownsNetwork: true).cloneFlags
+                & ContainerPlan.CloneFlag.newNet == 0)
         #expect(refusal(with(["kernel.shmmax": "1"], namespaces: ["mount"])).contains("needs the container's own ipc namespace"))
         #expect(refusal(with(["kernel.hostname": "x"], namespaces: ["mount"])).contains("needs the container's own uts namespace"))
         #expect(refusal(with(["vm.swappiness": "1"])).contains("is not in a container's namespaces"))

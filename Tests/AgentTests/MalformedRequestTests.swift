@@ -35,7 +35,7 @@ import TestSupport
         interface.interface.name = "lo"
         var v6 = Grpc_IPAddress()
         v6.family = .v6
-        v6.address = "fd00::2"
+        v6.address = "127.0.0.2"  // an IPv4 address named IPv6
         v6.mask = "64"
         interface.interface.ipaddresses = [v6]
         #expect(code { _ = try client.updateInterface(interface) } == .invalidArgument)

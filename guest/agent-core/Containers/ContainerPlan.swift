@@ -28,6 +28,7 @@ struct ContainerPlan {
         static let newUTS: Int32 = 0x0400_0000
         static let newIPC: Int32 = 0x0800_0000
         static let newPID: Int32 = 0x2000_0000
+        static let newNet: Int32 = 0x4000_0000
     }
 
     var rootfs: String
@@ -70,8 +71,17 @@ struct ContainerPlan {
         var flags: Int32 = CloneFlag.newNS
         var newUTS = false
         var joinedUTS = false
+        var newNet = false
         for namespace in spec.linux?.namespaces ?? [] {
-            if namespace.type == "network" { continue }  // the VM is the network namespace
+            if namespace.type == "network" {
+                // In a VM the guest's network is the container's; beside a host test a new
+                // one is made where the spec asks for one, as runc does.
+                if !ownsNetwork && (namespace.path ?? "").isEmpty {
+                    flags |= CloneFlag.newNet
+                    newNet = true
+                }
+                continue
+            }
             if let path = namespace.path, !path.isEmpty {
                 guard let reference = ContainerNamespaceReference.parse(path), reference.type == namespace.type,
                       ContainerNamespaceReference.shareable.contains(namespace.type) else {
@@ -149,7 +159,7 @@ struct ContainerPlan {
         }
         devices = try DeviceNode.plan(spec.linux?.devices ?? [], rootfs: rootfs)
         let namespaceTypes = Set((spec.linux?.namespaces ?? []).map(\.type))
-        sysctls = try Sysctl.plan(spec.linux?.sysctl ?? [:], namespaces: namespaceTypes, ownsNetwork: ownsNetwork)
+        sysctls = try Sysctl.plan(spec.linux?.sysctl ?? [:], namespaces: namespaceTypes, ownsNetwork: ownsNetwork || newNet)
         for path in maskedPaths + readonlyPaths where !path.hasPrefix("/") || path.utf8.contains(0) {
             throw .invalid("masked and readonly paths must be absolute: \(path)")
         }

@@ -2,8 +2,8 @@
 /// its new namespaces, before it enters its rootfs. As runc, only sysctls that belong to
 /// the container's own namespaces: IPC (kernel.msg*, kernel.sem, kernel.shm*, fs.mqueue.*),
 /// UTS (kernel.hostname, kernel.domainname) and network (net.*). The network is the VM's
-/// own, so net.* needs an agent that is the VM's init: beside a host test the agent shares
-/// the host's network namespace.
+/// own, so net.* needs an agent that is the VM's init, or, beside a host test, a network
+/// namespace of the container's own.
 struct Sysctl: Equatable {
     var path: String
     var value: String
@@ -33,7 +33,7 @@ struct Sysctl: Equatable {
                 allowed = namespaces.contains("uts")
             } else if key.hasPrefix("net.") {
                 guard ownsNetwork else {
-                    throw .invalid("sysctl \(key): the network sysctls need the agent of a VM (this one shares its host's network)")
+                    throw .invalid("sysctl \(key): the network sysctls need the agent of a VM or a network namespace of the container's own")
                 }
                 allowed = true
             } else {
