@@ -37,14 +37,6 @@ import Testing
         (0..<steps).map { uncut * 1.1 * Double($0) / Double(steps - 1) }
     }
 
-    static func waitFor(_ timeout: Double, _ condition: () -> Bool) -> Bool {
-        let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
-            if condition() { return true }
-            usleep(50_000)
-        }
-        return condition()
-    }
 
     /// The step a kill landed in, from what the runtime left for `id`.
     static func step(_ harness: RuntimeHarness, _ id: String) -> String {
@@ -72,7 +64,7 @@ import Testing
     /// What is left of `id` and of the container process `argv` after `delete --force`.
     static func leftovers(_ harness: RuntimeHarness, _ id: String, agent: HostAgent, bundle: String, argv: [[String]]) -> [String] {
         var left: [String] = []
-        _ = waitFor(6) {  // unrecorded shims leave within 2 s of their state going away
+        _ = Poll.until(6) {  // unrecorded shims leave within 2 s of their state going away
             left = harness.leftovers(id) + harness.runtimeProcesses()
                 + argv.flatMap { RuntimeHarness.processes(withArgv: $0).map { "container process \($0)" } }
                 + RuntimeHarness.mounts(under: bundle).map { "mount \($0)" }
@@ -108,7 +100,7 @@ import Testing
             if name == "create" && killed && !step.hasPrefix("created") {
                 // The monitor (and a VM) goes with its create (CreatorLink), without any delete.
                 let monitors = { RuntimeHarness.processes { $0.contains(harness.root) && $0.contains("sandbox-monitor") } }
-                #expect(Self.waitFor(5) { monitors().isEmpty }, "create killed at \(delay) s (\(step)): monitor left \(monitors())")
+                #expect(Poll.until(5) { monitors().isEmpty }, "create killed at \(delay) s (\(step)): monitor left \(monitors())")
             }
             let delete = try harness.run(["delete", "--force", id])
             #expect(delete.status == 0, "\(name) killed at \(delay) s (\(step)): delete --force: \(delete.stderr)")

@@ -42,14 +42,6 @@ final class HostAgent {
 }
 
 @Suite(.serialized) struct HostAgentLifecycleTests {
-    func waitFor(_ timeout: Double = 20, _ condition: () throws -> Bool) rethrows -> Bool {
-        let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
-            if try condition() { return true }
-            usleep(50_000)
-        }
-        return try condition()
-    }
 
     static func rssKiB(_ pid: Int32) -> Int {
         let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
@@ -103,7 +95,7 @@ final class HostAgent {
         defer { _ = try? harness.run(["delete", "-f", "p1"]) }
         #expect(try harness.run(["pause", "p1"]).status != 0)  // created, not running
         #expect(try harness.run(["start", "p1"]).status == 0)
-        #expect(waitFor { count() > 0 })
+        #expect(Poll.until { count() > 0 })
 
         let pause = try harness.run(["pause", "p1"])
         #expect(pause.status == 0, "\(pause.stderr)")
@@ -119,7 +111,7 @@ final class HostAgent {
         let resume = try harness.run(["resume", "p1"])
         #expect(resume.status == 0, "\(resume.stderr)")
         #expect(try state(harness, "p1")["status"] as? String == "running")
-        #expect(waitFor { count() > frozenAt + 2 })
+        #expect(Poll.until { count() > frozenAt + 2 })
         #expect(try harness.run(["resume", "p1"]).status != 0)
 
         // A paused container can be killed and force-deleted.
@@ -140,12 +132,12 @@ final class HostAgent {
         let marker = bundle + "/rootfs/tmp/child-gone"
         #expect(try harness.run(["run", "-d", "--bundle", bundle, "k1"]).status == 0)
         defer { _ = try? harness.run(["delete", "-f", "k1"]) }
-        #expect(waitFor { (try? harness.run(["ps", "--format", "json", "k1"]).stdout.split(separator: ",").count) == 2 })
+        #expect(Poll.until { (try? harness.run(["ps", "--format", "json", "k1"]).stdout.split(separator: ",").count) == 2 })
         #expect(try harness.run(["kill", "k1", "TERM"]).status == 0)
         usleep(500_000)
         #expect(!FileManager.default.fileExists(atPath: marker))
         #expect(try harness.run(["kill", "--all", "k1", "TERM"]).status == 0)
-        #expect(waitFor { FileManager.default.fileExists(atPath: marker) })
+        #expect(Poll.until { FileManager.default.fileExists(atPath: marker) })
         #expect(try state(harness, "k1")["status"] as? String == "running")
     }
 
@@ -228,8 +220,8 @@ final class HostAgent {
         #expect(refused.status == 1 && refused.stderr.contains("not stopped"), "\(refused.stderr)")
 
         #expect(try harness.run(["kill", "c1", "9"]).status == 0)
-        #expect(try waitFor { (try state(harness, "c1"))["status"] as? String == "stopped" })
-        #expect(try waitFor { !RuntimeHarness.processExists(pid) })
+        #expect(try Poll.until { (try state(harness, "c1"))["status"] as? String == "stopped" })
+        #expect(try Poll.until { !RuntimeHarness.processExists(pid) })
         let stoppedKill = try harness.run(["kill", "c1", "15"])
         #expect(stoppedKill.status == 1 && stoppedKill.stderr.contains("not running"))
         let stoppedExec = try harness.run(["exec", "c1", "true"])
@@ -238,7 +230,7 @@ final class HostAgent {
         #expect(try harness.run(["delete", "c1"]).status == 0)
         #expect(harness.leftovers("c1").isEmpty)
         #expect(!RuntimeHarness.processExists(monitor.pid))
-        #expect(try waitFor(5) { !RuntimeHarness.processExists(shim) })
+        #expect(try Poll.until(5) { !RuntimeHarness.processExists(shim) })
         #expect(try harness.run(["state", "c1"]).status == 1)
     }
 
@@ -249,7 +241,7 @@ final class HostAgent {
         // Created, never started: kill, then delete.
         #expect(try harness.run(["create", "-b", bundle, "k1"]).status == 0)
         #expect(try harness.run(["kill", "k1", "KILL"]).status == 0)
-        #expect(try waitFor { (try state(harness, "k1"))["status"] as? String == "stopped" })
+        #expect(try Poll.until { (try state(harness, "k1"))["status"] as? String == "stopped" })
         #expect(try harness.run(["delete", "k1"]).status == 0)
         #expect(harness.leftovers("k1").isEmpty)
         // Created: delete --force directly.
@@ -277,20 +269,20 @@ final class HostAgent {
         let monitor = try #require(record.monitor)
         let shim = try #require(record.initProcess)
         kill(monitor.pid, SIGKILL)
-        #expect(try waitFor { !RuntimeHarness.processExists(monitor.pid) })
+        #expect(try Poll.until { !RuntimeHarness.processExists(monitor.pid) })
         #expect((try state(harness, "m1"))["status"] as? String == "stopped")
         let delete = try harness.run(["delete", "m1"])
         #expect(delete.status == 0, "\(delete.stderr)")
         #expect(harness.leftovers("m1").isEmpty)
-        #expect(try waitFor(5) { !RuntimeHarness.processExists(shim.pid) })
+        #expect(try Poll.until(5) { !RuntimeHarness.processExists(shim.pid) })
 
         // A caller that removes the state without delete: the sandbox stops by itself.
         #expect(try harness.run(["run", "-d", "-b", bundle, "m2"]).status == 0)
         let orphan = try StateStore(root: harness.root).load("m2")
         let orphanMonitor = try #require(orphan.monitor), orphanShim = try #require(orphan.initProcess)
         try FileManager.default.removeItem(atPath: harness.root)
-        #expect(try waitFor(20) { !RuntimeHarness.processExists(orphanMonitor.pid) })
-        #expect(try waitFor(5) { !RuntimeHarness.processExists(orphanShim.pid) })
+        #expect(try Poll.until(20) { !RuntimeHarness.processExists(orphanMonitor.pid) })
+        #expect(try Poll.until(5) { !RuntimeHarness.processExists(orphanShim.pid) })
     }
 
     @Test func consoleSocketGetsThePtyMaster() throws {

@@ -128,18 +128,10 @@ import LinuxSupport
         #expect(alone.status == 0 && !alone.stdout.isEmpty && alone.stdout.split(separator: "\n").first != pauseView.stdout.split(separator: "\n").first,
                 "\(alone.stdout)")
         #expect(try harness.run(["kill", "pause", "KILL"]).status == 0)
-        #expect(waitFor { (try? harness.run(["state", "pause"]).stdout.contains("\"stopped\"")) == true })
+        #expect(Poll.until { (try? harness.run(["state", "pause"]).stdout.contains("\"stopped\"")) == true })
         let late = try app("late")
         #expect(late.status != 0 && late.stderr.contains("/proc/\(pid)/ns/"), "\(late.stdout) \(late.stderr)")
         #expect(harness.leftovers("late").isEmpty)
     }
 
-    func waitFor(_ timeout: Double = 20, _ condition: () throws -> Bool) rethrows -> Bool {
-        let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
-            if try condition() { return true }
-            usleep(50_000)
-        }
-        return try condition()
-    }
 }

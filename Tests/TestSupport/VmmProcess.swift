@@ -54,12 +54,7 @@ public final class VmmProcess {
     /// Waits until `condition` holds (polling), up to `timeout` seconds.
     @discardableResult
     public func wait(timeout: Double = 20, _ condition: () -> Bool) -> Bool {
-        let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
-            if condition() { return true }
-            usleep(20_000)
-        }
-        return condition()
+        Poll.until(timeout, every: 20_000, condition)
     }
 
     /// Waits for the process to end by itself; returns its status, or nil on timeout.
