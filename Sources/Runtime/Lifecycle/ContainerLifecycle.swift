@@ -74,6 +74,7 @@ public struct ContainerLifecycle {
 
     private func createLocked(_ record: inout ContainerRecord, bundle: OCIBundle, terminal: Bool, options: CreateOptions) throws -> Int32 {
         let debugSocket = context.config.agent.debugAgentSocket
+        try PodMembership(annotations: bundle.spec.annotations, id: record.id).check(id: record.id, store: store, sharesAgent: debugSocket != nil)
         let setsUpNetworking = debugSocket == nil && context.config.runtime.internetworkingModel == "tcfilter"
         // One agent serves every container of a host-agent runtime, so it can share their
         // IPC and UTS namespaces; containers in VMs of their own cannot until pods land.
