@@ -64,7 +64,7 @@ public struct ContainerLifecycle {
 
     /// The other containers of this root and their live host-side processes (monitor,
     /// init shim, exec shims): the pids whose namespaces a spec must not join.
-    private func otherContainers(than id: String) -> [(id: String, pids: [Int32])] {
+    func otherContainers(than id: String) -> [(id: String, pids: [Int32])] {
         store.list().filter { $0 != id }.compactMap { other in
             guard let record = try? store.load(other) else { return nil }
             let processes = [record.monitor, record.initProcess].compactMap { $0 } + Array(record.execProcesses.values)
@@ -74,7 +74,11 @@ public struct ContainerLifecycle {
 
     private func createLocked(_ record: inout ContainerRecord, bundle: OCIBundle, terminal: Bool, options: CreateOptions) throws -> Int32 {
         let debugSocket = context.config.agent.debugAgentSocket
-        try PodMembership(annotations: bundle.spec.annotations, id: record.id).check(id: record.id, store: store, sharesAgent: debugSocket != nil)
+        let sandbox = try PodMembership(annotations: bundle.spec.annotations, id: record.id)
+            .check(id: record.id, store: store, sharesAgent: debugSocket != nil)
+        if let sandbox, debugSocket == nil {
+            return try createMember(&record, of: sandbox, bundle: bundle, terminal: terminal, options: options)
+        }
         let setsUpNetworking = debugSocket == nil && context.config.runtime.internetworkingModel == "tcfilter"
         // One agent serves every container of a host-agent runtime, so it can share their
         // IPC and UTS namespaces; containers in VMs of their own cannot until pods land.
@@ -439,6 +443,23 @@ public struct ContainerLifecycle {
     /// Stops and removes everything of the container; works whatever state it is in,
     /// including a dead monitor.
     func destroy(_ record: ContainerRecord, runPoststop: Bool) {
+        if let sandbox = record.sandboxId {
+            destroyMember(record, sandbox: sandbox)
+        } else {
+            destroySandbox(record)
+        }
+        if runPoststop, let spec = try? savedSpec(record) {
+            var state = StateStore.ociState(record)
+            state.status = .stopped
+            state.pid = 0
+            try? HookRunner(warn: context.warn).run(.poststop, hooks: spec.hooks, state: state)
+        }
+        store.remove(record)
+    }
+
+    /// What a container with a VM of its own leaves: the guest container, the shims, the
+    /// monitor and its VM, the taps, the virtiofsd and the share.
+    private func destroySandbox(_ record: ContainerRecord) {
         // A host agent (debug_agent_socket) outlives the monitor: its container is removed
         // even when a killed create or a dead monitor left it behind.
         let monitorAlive = record.monitor?.isAlive ?? false
@@ -466,13 +487,6 @@ public struct ContainerLifecycle {
         do { try SharedDirectory.remove(at: record.sharedDirectoryPath) } catch {
             context.warn("container \(record.id): its shared directory stays: \(error)")
         }
-        if runPoststop, let spec = try? savedSpec(record) {
-            var state = StateStore.ociState(record)
-            state.status = .stopped
-            state.pid = 0
-            try? HookRunner(warn: context.warn).run(.poststop, hooks: spec.hooks, state: state)
-        }
-        store.remove(record)
     }
 
     /// SIGTERM, then SIGKILL after `grace` seconds; waits until it is gone.

@@ -23,11 +23,13 @@ public enum PodMembership: Equatable, Sendable {
         }
     }
 
-    /// The sandbox of a member must exist under this root and still run; `sharesAgent`:
-    /// one agent serves every container here (the host agent), so a member can run there.
-    /// Containers in VMs of their own cannot join one yet: one VM per sandbox is to come.
-    public func check(id: String, store: StateStore, sharesAgent: Bool) throws {
-        guard case .member(let sandbox, let annotation) = self else { return }
+    /// The sandbox of a member must exist under this root and still run; its record,
+    /// where there is one. `sharesAgent`: one agent serves every container here (the host
+    /// agent). Otherwise the member runs in the sandbox's VM, whose share must take its
+    /// rootfs: the sandbox must use virtio-fs.
+    @discardableResult
+    public func check(id: String, store: StateStore, sharesAgent: Bool) throws -> ContainerRecord? {
+        guard case .member(let sandbox, let annotation) = self else { return nil }
         guard store.exists(sandbox), let record = try? store.load(sandbox) else {
             throw RuntimeError("container \(id) belongs to sandbox \(sandbox) (\(annotation)), which does not exist under --root \(store.root)")
         }
@@ -35,9 +37,13 @@ public enum PodMembership: Equatable, Sendable {
         guard status != .stopped else {
             throw RuntimeError("container \(id) belongs to sandbox \(sandbox) (\(annotation)), which has stopped")
         }
-        guard sharesAgent else {
-            throw RuntimeError("container \(id) belongs to sandbox \(sandbox) (\(annotation)): running it in the sandbox's VM "
-                + "is not supported yet (pods need one VM per sandbox)")
+        guard record.sandboxId == nil else {
+            throw RuntimeError("container \(id) belongs to sandbox \(sandbox) (\(annotation)), which is itself a member of sandbox \(record.sandboxId ?? "")")
         }
+        guard sharesAgent || record.virtiofsd != nil else {
+            throw RuntimeError("container \(id) belongs to sandbox \(sandbox) (\(annotation)), whose VM has no shared filesystem "
+                + "to take its rootfs (shared_fs = \"none\")")
+        }
+        return record
     }
 }

@@ -21,8 +21,13 @@ public struct ContainerRecord: Codable, Sendable, Equatable {
     public var stateDir: String
     /// Where the sockets are (short: Unix socket paths are limited to 108 bytes).
     public var socketDir: String
-    /// The sandbox monitor (hosts the VM, stays until delete).
+    /// The sandbox monitor (hosts the VM, stays until delete). A pod member records its
+    /// sandbox's, whose VM it runs in: it is stopped when that VM is gone.
     public var monitor: ProcessIdentity?
+    /// A pod member: the sandbox container whose VM, agent and share it uses, and the
+    /// names it bound in that share (its rootfs, its volumes), which its delete unbinds.
+    public var sandboxId: String?
+    public var sandboxBinds: [String]?
     /// The container's init process as the caller sees it: the process shim that relays
     /// stdio and exits with the container's exit status.
     public var initProcess: ProcessIdentity?
