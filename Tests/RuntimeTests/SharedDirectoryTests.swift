@@ -176,3 +176,37 @@ extension SharedDirectoryTests {
         #expect((try? String(contentsOfFile: config + "/file", encoding: .utf8)) == "config\n")
     }
 }
+
+extension SharedDirectoryTests {
+    /// A read-only volume keeps its source's nosuid, nodev and noexec (a bare read-only
+    /// remount would drop them), and a mount the host makes under its source afterwards
+    /// does not come in writable: the volume is what was there when it was bound.
+    @Test func aReadOnlyVolumeKeepsItsFlagsAndTakesNoLaterMounts() throws {
+        let scratch = try Fixtures.scratchDirectory("share-flags")
+        let source = scratch + "/source"
+        try FileManager.default.createDirectory(atPath: source, withIntermediateDirectories: true)
+        #expect(mount("tmpfs", source, "tmpfs", UInt(MS_NOSUID | MS_NODEV | MS_NOEXEC), "size=1m") == 0)
+        #expect(mount(nil, source, nil, UInt(MS_SHARED), nil) == 0)
+        try FileManager.default.createDirectory(atPath: source + "/later", withIntermediateDirectories: true)
+        defer {
+            umount2(source + "/later", Int32(MNT_DETACH))
+            umount2(source, Int32(MNT_DETACH))
+        }
+        let path = scratch + "/shared"
+        let share = try SharedDirectory.create(at: path)
+        defer { try? SharedDirectory.remove(at: path) }
+        try share.bind(source, at: "c/volume-0-source", readOnly: true, recursive: true)
+        var info = statvfs()
+        #expect(statvfs(path + "/c/volume-0-source", &info) == 0)
+        for (bit, name) in [(UInt(1), "read-only"), (2, "nosuid"), (4, "nodev"), (8, "noexec")] {
+            #expect(UInt(info.f_flag) & bit != 0, "the served volume lost \(name)")
+        }
+        // The host mounts under the source after the bind: not in the share.
+        #expect(mount("tmpfs", source + "/later", "tmpfs", 0, "size=1m") == 0)
+        #expect(MountTable.mountPoints(under: path + "/c/volume-0-source")?.count == 1, "\(MountTable.mountPoints(under: path) ?? [])")
+        let fd = open(path + "/c/volume-0-source/later/new", O_WRONLY | O_CREAT, 0o644)
+        let writeErrno = errno
+        if fd >= 0 { close(fd) }
+        #expect(fd < 0 && writeErrno == EROFS, "a later host mount came in writable")
+    }
+}

@@ -77,10 +77,14 @@ struct SharedDirectory {
             rmdir(staged)
         }
         guard mount(source, staged, nil, flags, nil) == 0 else { throw SystemError("bind \(source) on \(staged)") }
-        guard mount(nil, staged, nil, UInt(MS_REC | MS_SLAVE), nil) == 0 else { throw SystemError("make \(staged) a slave mount") }
-        // Every mount of an rbind, not only the top one.
-        for point in (MountTable.mountPoints(under: staged) ?? [staged]).reversed() {
-            guard mount(nil, point, nil, UInt(MS_REMOUNT | MS_BIND | MS_RDONLY), nil) == 0 else {
+        // Private, not a slave: a mount the host makes under the source later would come in
+        // with its own flags, writable.
+        guard mount(nil, staged, nil, UInt(MS_REC | MS_PRIVATE), nil) == 0 else { throw SystemError("make \(staged) a private mount") }
+        // Every mount of an rbind, not only the top one, keeping each one's nosuid, nodev,
+        // noexec and atime flags (a bare remount would clear them).
+        guard let points = MountTable.mountPoints(under: staged) else { throw RuntimeError("\(staged): the mount table cannot be read") }
+        for point in points.reversed() {
+            guard mount(nil, point, nil, UInt(MS_REMOUNT | MS_BIND | MS_RDONLY) | Self.keptFlags(point), nil) == 0 else {
                 throw SystemError("remount \(point) read-only")
             }
         }
@@ -88,14 +92,28 @@ struct SharedDirectory {
         guard mount(staged, target, nil, flags, nil) == 0 else { throw SystemError("bind \(source) on \(target)") }
     }
 
+    /// The per-mount flags of `point` that a read-only remount must keep.
+    static func keptFlags(_ point: String) -> UInt {
+        var info = statvfs()
+        guard statvfs(point, &info) == 0 else { return 2 | 4 | 8 }  // unknown: nosuid, nodev, noexec
+        let flags = UInt(info.f_flag)
+        // statvfs's ST_* bits (sys/statvfs.h) and mount's MS_* (sys/mount.h): nosuid, nodev,
+        // noexec, noatime, nodiratime, relatime.
+        let pairs: [(UInt, UInt)] = [(2, 2), (4, 4), (8, 8), (1024, 1024), (2048, 2048), (4096, 1 << 21)]
+        return pairs.reduce(0) { flags & $1.0 != 0 ? $0 | $1.1 : $0 }
+    }
+
+    /// Lazily detaches `point` and everything under it, without following a symlink
+    /// there (a guest may rename directories inside its binds while this runs).
+    static func detach(_ point: String) -> Bool {
+        umount2(point, Int32(MNT_DETACH) | 8 /* UMOUNT_NOFOLLOW */) == 0 || errno == EINVAL || errno == ENOENT
+    }
+
     /// Unbinds `name` (one container's rootfs or volume) from a share in use: the unmount
     /// reaches virtiofsd too. Its directories go once empty.
     func unbind(_ name: String) throws {
         let target = bindsPath + "/" + name
-        guard let mounted = MountTable.mountPoints(under: target) else { throw RuntimeError("\(target): the mount table cannot be read") }
-        for point in mounted where umount2(point, Int32(MNT_DETACH)) != 0 && errno != EINVAL && errno != ENOENT {
-            throw SystemError("unmount \(point)")
-        }
+        guard Self.detach(target) else { throw SystemError("unmount \(target)") }
         guard MountTable.isUnmounted(target) else { throw RuntimeError("\(target): still mounted after unmounting") }
         try Self.removeEmptyDirectories(MountTable.canonical(target))
     }
@@ -109,10 +127,10 @@ struct SharedDirectory {
             guard let mounted = MountTable.mountPoints(under: directory) else {
                 throw RuntimeError("\(directory): the mount table cannot be read; left in place")
             }
-            for point in mounted {
-                if umount2(point, Int32(MNT_DETACH)) != 0 && errno != EINVAL && errno != ENOENT {
-                    throw SystemError("unmount \(point)")
-                }
+            // The top one takes its whole subtree; only a tree whose top is not a mount (a
+            // create that died half-way) is detached mount by mount.
+            for point in mounted.contains(MountTable.canonical(directory)) ? [directory] : mounted where !detach(point) {
+                throw SystemError("unmount \(point)")
             }
             guard MountTable.isUnmounted(directory) else {
                 throw RuntimeError("\(directory): still mounted after unmounting: \((MountTable.mountPoints(under: directory) ?? []).joined(separator: ", "))")
