@@ -129,6 +129,30 @@ import LinuxSupport
                 "\(alone.stdout)")
         #expect(try harness.run(["kill", "pause", "KILL"]).status == 0)
         #expect(Poll.until { (try? harness.run(["state", "pause"]).stdout.contains("\"stopped\"")) == true })
+        // A container without a UTS namespace of its own is in the agent's: nobody may
+        // join that one (and set the agent's hostname).
+        let shared = try harness.makeBundle(["sleep", "60"]) { spec in
+            var linux = spec["linux"] as? [String: Any] ?? [:]
+            linux["namespaces"] = [["type": "mount"], ["type": "pid"]]
+            spec["linux"] = linux
+            spec["hostname"] = nil
+        }
+        try #require(try harness.run(["run", "--detach", "--bundle", shared, "hostns"], timeout: 60).status == 0)
+        defer { _ = try? harness.run(["delete", "--force", "hostns"]) }
+        let hostnsState = try JSONSerialization.jsonObject(with: Data(try harness.run(["state", "hostns"]).stdout.utf8)) as? [String: Any]
+        let hostnsPid = try #require(hostnsState?["pid"] as? Int)
+        let intruder = try harness.makeBundle(["true"]) { spec in
+            var linux = spec["linux"] as? [String: Any] ?? [:]
+            var namespaces = (linux["namespaces"] as? [[String: Any]] ?? []).filter { $0["type"] as? String != "uts" }
+            namespaces.append(["type": "uts", "path": "/proc/\(hostnsPid)/ns/uts"])
+            linux["namespaces"] = namespaces
+            spec["linux"] = linux
+            spec["hostname"] = "taken-over"
+        }
+        let refusedJoin = try harness.run(["run", "--bundle", intruder, "intruder"], timeout: 60)
+        #expect(refusedJoin.status != 0 && refusedJoin.stderr.contains("container hostns has no uts namespace of its own"), "\(refusedJoin.stderr)")
+        #expect(harness.leftovers("intruder").isEmpty)
+
         let late = try app("late")
         #expect(late.status != 0 && late.stderr.contains("/proc/\(pid)/ns/"), "\(late.stdout) \(late.stderr)")
         #expect(harness.leftovers("late").isEmpty)

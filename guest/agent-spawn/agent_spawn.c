@@ -73,8 +73,8 @@ static int make_path(const char *path, int as_file) {
     return 0;
 }
 
-// One linux.devices node: its directory made, a node already there with the same type and
-// number kept (a bound default device), anything else that is not a directory replaced.
+// One linux.devices node, inside the container's root: its directory made, whatever is
+// already at its path kept (a bound default device, a file of the image), as runc does.
 static void make_device(const struct agent_spawn_config *c, const struct agent_device *d) {
     char parent[4096];
     size_t n = strlen(d->path);
@@ -87,10 +87,7 @@ static void make_device(const struct agent_spawn_config *c, const struct agent_d
     }
     dev_t number = makedev(d->major, d->minor);
     struct stat st;
-    if (lstat(d->path, &st) == 0) {
-        if ((st.st_mode & S_IFMT) == (d->mode & S_IFMT) && (S_ISFIFO(st.st_mode) || st.st_rdev == number)) return;
-        if (S_ISDIR(st.st_mode) || unlink(d->path) != 0) fail(c, "replace the device's path");
-    }
+    if (lstat(d->path, &st) == 0) return;
     if (mknod(d->path, d->mode, number) != 0) fail(c, "mknod");
     if (chown(d->path, d->uid, d->gid) != 0) fail(c, "chown device");
     if (chmod(d->path, d->mode & 07777) != 0) fail(c, "chmod device");
@@ -121,7 +118,6 @@ static void set_up_filesystem(const struct agent_spawn_config *c) {
     for (int i = 0; i < c->symlink_count; i++) {
         if (symlink(c->symlinks[i].target, c->symlinks[i].path) != 0 && errno != EEXIST) fail(c, "symlink");
     }
-    for (int i = 0; i < c->device_count; i++) make_device(c, &c->devices[i]);
     if (chdir(c->rootfs) != 0) fail(c, "chdir rootfs");
     if (syscall(SYS_pivot_root, ".", ".") == 0) {
         if (umount2(".", MNT_DETACH) != 0) fail(c, "detach old root");
@@ -134,6 +130,7 @@ static void set_up_filesystem(const struct agent_spawn_config *c) {
         fail(c, "pivot_root");
     }
     if (chdir("/") != 0) fail(c, "chdir /");
+    for (int i = 0; i < c->device_count; i++) make_device(c, &c->devices[i]);
     for (int i = 0; i < c->masked_count; i++) {
         const char *path = c->masked_paths[i];
         struct stat st;

@@ -157,7 +157,7 @@ struct ContainerPlan {
                         ("/proc/self/fd/0", rootfs + "/dev/stdin"), ("/proc/self/fd/1", rootfs + "/dev/stdout"),
                         ("/proc/self/fd/2", rootfs + "/dev/stderr")]
         }
-        devices = try DeviceNode.plan(spec.linux?.devices ?? [], rootfs: rootfs)
+        devices = try DeviceNode.plan(spec.linux?.devices ?? [])
         let namespaceTypes = Set((spec.linux?.namespaces ?? []).map(\.type))
         sysctls = try Sysctl.plan(spec.linux?.sysctl ?? [:], namespaces: namespaceTypes, ownsNetwork: ownsNetwork || newNet)
         for path in maskedPaths + readonlyPaths where !path.hasPrefix("/") || path.utf8.contains(0) {

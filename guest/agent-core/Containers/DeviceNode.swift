@@ -5,10 +5,12 @@ import Musl
 #endif
 import OCI
 
-/// A `linux.devices` entry made in the container's rootfs with mknod before it is entered,
-/// as runc does. In a VM the major and minor numbers name the guest kernel's devices.
+/// A `linux.devices` entry made with mknod once the container's root is entered (so no
+/// symlink in the rootfs or in a volume can send it outside), after its mounts; a file
+/// already there is kept, as runc does. In a VM the major and minor numbers name the guest
+/// kernel's devices.
 struct DeviceNode: Equatable {
-    /// Where, joined inside the rootfs.
+    /// The path in the container.
     var target: String
     /// The file type bits (S_IFCHR, S_IFBLK, S_IFIFO) and the permission bits.
     var mode: UInt32
@@ -20,7 +22,7 @@ struct DeviceNode: Equatable {
     /// A spec lists a handful; a spec with thousands is refused before anything is made.
     static let maxCount = 256
 
-    static func plan(_ devices: [Spec.Device], rootfs: String) throws(AgentError) -> [DeviceNode] {
+    static func plan(_ devices: [Spec.Device]) throws(AgentError) -> [DeviceNode] {
         guard devices.count <= maxCount else { throw .invalid("\(devices.count) devices: at most \(maxCount)") }
         return try devices.map { device throws(AgentError) in
             let path = device.path
@@ -42,7 +44,8 @@ struct DeviceNode: Equatable {
             }
             let permissions = device.fileMode ?? 0o666
             guard permissions & ~0o7777 == 0 else { throw .invalid("device \(path): fileMode \(permissions) has bits past 07777") }
-            return DeviceNode(target: try ContainerPlan.secureJoin(rootfs, path), mode: type | permissions, major: major, minor: minor,
+            guard !path.split(separator: "/").contains("..") else { throw .invalid("device path must not contain '..': \(path)") }
+            return DeviceNode(target: path, mode: type | permissions, major: major, minor: minor,
                               uid: device.uid ?? 0, gid: device.gid ?? 0)
         }
     }

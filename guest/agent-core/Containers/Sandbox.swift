@@ -150,6 +150,13 @@ final class Sandbox: @unchecked Sendable {  // every var under `monitor`; the re
                 let fd = open(path, O_RDONLY | O_CLOEXEC)
                 guard fd >= 0 else { throw .errno("open \(path)") }
                 fds.append(fd)
+                // A container without a namespace of that type of its own is in the agent's:
+                // joining it would let a spec set the agent's hostname or IPC limits.
+                var joined = stat(), mine = stat()
+                guard fstat(fd, &joined) == 0, stat("/proc/self/ns/\(join.type)", &mine) == 0 else { throw .errno("stat \(path)") }
+                guard joined.st_dev != mine.st_dev || joined.st_ino != mine.st_ino else {
+                    throw .invalid("container \(join.container) has no \(join.type) namespace of its own to share")
+                }
             }
         } catch {
             for fd in fds { close(fd) }

@@ -155,7 +155,11 @@ struct RouteNetlink: ~Copyable {
                 offset += (length + 3) & ~3
                 guard replySequence == sequence else { continue }  // a late answer to an earlier request
                 switch kind {
-                case Kernel.done: return
+                case Kernel.done:
+                    // A dump that failed part-way ends with its error in the DONE message.
+                    let code = payload.count >= 4 ? Self.load(payload, payload.startIndex, as: Int32.self) : 0
+                    if code < 0 { throw .system(errno: 0 &- code, what) }
+                    return
                 case Kernel.error:
                     guard payload.count >= 4 else { throw .invalid("\(what): a short netlink error") }
                     let code = Self.load(payload, payload.startIndex, as: Int32.self)

@@ -26,7 +26,7 @@ struct agent_symlink {
 };
 
 struct agent_device {
-    const char *path;     // absolute host-side path (rootfs already joined)
+    const char *path;     // absolute path in the container
     unsigned int mode;    // S_IFCHR/S_IFBLK/S_IFIFO | permission bits
     unsigned int major;
     unsigned int minor;
@@ -66,7 +66,7 @@ struct agent_spawn_config {
     int readonly_count;
     int readonly_rootfs;
     const char *hostname;                 // may be NULL
-    const struct agent_device *devices;   // made after the mounts, before the root is entered
+    const struct agent_device *devices;   // made once the root is entered (container paths)
     int device_count;
     const char *const *sysctl_paths;      // /proc/sys/..., written in the new namespaces
     const char *const *sysctl_values;
