@@ -126,6 +126,9 @@ import Testing
         #expect(try hypervisor("default_vcpus = 4096").defaultVcpus == VmLimits.maxVcpus)
         #expect(try hypervisor("default_maxvcpus = 240").defaultMaxVcpus == VmLimits.maxVcpus)
         #expect(try hypervisor("default_memory = 0").defaultMemory == 2048)
+        // The host's count stops at default_maxvcpus, whichever key comes first.
+        #expect(try hypervisor("default_vcpus = -1\ndefault_maxvcpus = 1").defaultVcpus == 1)
+        #expect(try hypervisor("default_maxvcpus = 1\ndefault_vcpus = -1").defaultVcpus == 1)
     }
 
     /// A Kata key we do not implement is ignored with one warning naming it, unless it is

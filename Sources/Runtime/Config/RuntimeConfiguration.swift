@@ -160,6 +160,7 @@ public struct RuntimeConfiguration: Sendable, Equatable {
     }
 
     static func parseHypervisor(_ table: TOMLTable, section: String, into h: inout Hypervisor, _ r: KeyReader) throws {
+        var vcpusFromHost = false
         for key in table.keys {
             let name = "\(section).\(key)"
             let value = table[key]
@@ -174,6 +175,7 @@ public struct RuntimeConfiguration: Sendable, Equatable {
                 // Kata: 0 is the default (1), below 0 the host's CPU count.
                 let vcpus = try r.roundedUp(value, name, Int(Int32.min)...Int(Int32.max))
                 h.defaultVcpus = vcpus == 0 ? 1 : min(vcpus < 0 ? SandboxSizing.hostCpuCount : vcpus, VmLimits.maxVcpus)
+                vcpusFromHost = vcpus < 0
             case "default_maxvcpus": h.defaultMaxVcpus = min(try r.int(value, name, 0...Int(UInt32.max)), VmLimits.maxVcpus)
             case "default_memory":
                 let memory = try r.int(value, name, 0...VmLimits.maxMemoryMiB)
@@ -215,6 +217,8 @@ public struct RuntimeConfiguration: Sendable, Equatable {
             default: r.ignore(name, value)
             }
         }
+        // "As many as the host has" stops at default_maxvcpus, as Kata clamps it.
+        if vcpusFromHost && h.defaultMaxVcpus != 0 { h.defaultVcpus = min(h.defaultVcpus, h.defaultMaxVcpus) }
         if h.defaultMaxVcpus != 0 && h.defaultMaxVcpus < h.defaultVcpus {
             throw ConfigError("\(r.file): \(section).default_maxvcpus: \(h.defaultMaxVcpus) is less than default_vcpus (\(h.defaultVcpus))")
         }
