@@ -130,21 +130,16 @@ public struct ContainerLifecycle {
         try startMonitor(&record, link: link)
 
         // The container inside the guest.
-        let session = try AgentSession(endpoint: record.agentEndpoint)
-        defer { session.close() }
-        for file in guestSpec.copiedFiles { try copyFile(file, session: session) }
-        var request = Grpc_CreateContainerRequest()
-        request.containerID = record.id
-        request.ociSpecJson = try guestSpec.json
+        var storages: [Grpc_Storage] = []
         if delivery.usesDisk {
             var storage = Grpc_Storage()
             storage.driver = "blk"
             storage.source = delivery == .blockDevice ? "/dev/vda" : RootfsImage.diskSerial
             storage.fstype = "ext4"
             storage.mountPoint = guestRoot
-            request.storages = [storage]
+            storages = [storage]
         }
-        try session.call("CreateContainer") { client in try client.createContainer(request) }
+        try createInGuest(record, guestSpec: guestSpec, storages: storages)
 
         // The init process shim: the pid the caller sees.
         guard mkfifo(record.startFifoPath, 0o600) == 0 else { throw SystemError("mkfifo \(record.startFifoPath)") }
@@ -187,6 +182,18 @@ public struct ContainerLifecycle {
             record.virtiofsd = identity
             try store.save(record)
         }
+    }
+
+    /// The copied files, then CreateContainer, on one agent connection.
+    func createInGuest(_ record: ContainerRecord, guestSpec: GuestSpec, storages: [Grpc_Storage]) throws {
+        let session = try AgentSession(endpoint: record.agentEndpoint)
+        defer { session.close() }
+        for file in guestSpec.copiedFiles { try copyFile(file, session: session) }
+        var request = Grpc_CreateContainerRequest()
+        request.containerID = record.id
+        request.ociSpecJson = try guestSpec.json
+        request.storages = storages
+        try session.call("CreateContainer") { client in try client.createContainer(request) }
     }
 
     func copyFile(_ file: GuestSpec.CopiedFile, session: AgentSession) throws {
@@ -464,17 +471,9 @@ public struct ContainerLifecycle {
         // even when a killed create or a dead monitor left it behind.
         let monitorAlive = record.monitor?.isAlive ?? false
         if !record.agentViaHybridVsock || monitorAlive && (record.status != .creating || record.initProcess != nil) {
-            if let session = try? AgentSession(endpoint: record.agentEndpoint, timeout: .seconds(10)) {
-                var request = Grpc_RemoveContainerRequest()
-                request.containerID = record.id
-                request.timeout = 5
-                _ = try? session.call("RemoveContainer") { client in try client.removeContainer(request) }
-                session.close()
-            }
+            removeFromGuest(record)
         }
-        for shim in [record.initProcess].compactMap({ $0 }) + Array(record.execProcesses.values) where shim.isAlive {
-            Glibc.kill(shim.pid, SIGKILL)
-        }
+        killShims(record)
         if let monitor = record.monitor {
             Self.terminate(monitor, grace: 10)
         }
@@ -486,6 +485,23 @@ public struct ContainerLifecycle {
         }
         do { try SharedDirectory.remove(at: record.sharedDirectoryPath) } catch {
             context.warn("container \(record.id): its shared directory stays: \(error)")
+        }
+    }
+
+    /// RemoveContainer in the guest, bounded: a dead agent costs a timeout, not a hang.
+    func removeFromGuest(_ record: ContainerRecord) {
+        guard let session = try? AgentSession(endpoint: record.agentEndpoint, timeout: .seconds(10)) else { return }
+        var request = Grpc_RemoveContainerRequest()
+        request.containerID = record.id
+        request.timeout = 5
+        _ = try? session.call("RemoveContainer") { client in try client.removeContainer(request) }
+        session.close()
+    }
+
+    /// The container's process shims (init and execs), killed.
+    func killShims(_ record: ContainerRecord) {
+        for shim in [record.initProcess].compactMap({ $0 }) + Array(record.execProcesses.values) where shim.isAlive {
+            Glibc.kill(shim.pid, SIGKILL)
         }
     }
 

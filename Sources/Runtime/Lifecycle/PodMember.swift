@@ -39,13 +39,7 @@ extension ContainerLifecycle {
             try share.bind(source, at: name, readOnly: readOnly, recursive: recursive)
         }
 
-        let session = try AgentSession(endpoint: record.agentEndpoint)
-        defer { session.close() }
-        for file in guestSpec.copiedFiles { try copyFile(file, session: session) }
-        var request = Grpc_CreateContainerRequest()
-        request.containerID = record.id
-        request.ociSpecJson = try guestSpec.json
-        try session.call("CreateContainer") { client in try client.createContainer(request) }
+        try createInGuest(record, guestSpec: guestSpec, storages: [])
 
         guard mkfifo(record.startFifoPath, 0o600) == 0 else { throw SystemError("mkfifo \(record.startFifoPath)") }
         let shim = try startShim(record, execId: "", terminal: terminal, consoleSocket: options.consoleSocket,
@@ -67,16 +61,8 @@ extension ContainerLifecycle {
     /// A member's share of its delete: out of the guest while the sandbox's VM runs, its
     /// binds out of the sandbox's share. The VM, its monitor, its daemon stay.
     func destroyMember(_ record: ContainerRecord, sandbox: String) {
-        if record.monitor?.isAlive ?? false, let session = try? AgentSession(endpoint: record.agentEndpoint, timeout: .seconds(10)) {
-            var request = Grpc_RemoveContainerRequest()
-            request.containerID = record.id
-            request.timeout = 5
-            _ = try? session.call("RemoveContainer") { client in try client.removeContainer(request) }
-            session.close()
-        }
-        for shim in [record.initProcess].compactMap({ $0 }) + Array(record.execProcesses.values) where shim.isAlive {
-            Glibc.kill(shim.pid, SIGKILL)
-        }
+        if record.monitor?.isAlive ?? false { removeFromGuest(record) }
+        killShims(record)
         let share = SharedDirectory(path: store.directory(of: sandbox) + "/shared")
         for name in (record.sandboxBinds ?? []).reversed() where FileManager.default.fileExists(atPath: share.bindsPath) {
             do { try share.unbind(name) } catch { context.warn("container \(record.id): \(name) stays in sandbox \(sandbox)'s share: \(error)") }
