@@ -70,7 +70,7 @@ struct SharedDirectory {
             }
             return
         }
-        let staged = stagingPath + "/" + String(name.utf8.reduce(UInt64(14_695_981_039_346_656_037)) { ($0 ^ UInt64($1)) &* 1_099_511_628_211 }, radix: 16)
+        let staged = stagingPath + "/" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: staged, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         defer {
             umount2(staged, Int32(MNT_DETACH))

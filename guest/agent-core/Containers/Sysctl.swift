@@ -26,20 +26,17 @@ struct Sysctl: Equatable {
                 }
             }) else { throw .invalid("sysctl '\(key)' is not a sysctl name") }
             guard !value.utf8.contains(0), value.utf8.count <= maxValueBytes else { throw .invalid("sysctl \(key): a bad value") }
-            let allowed: Bool
-            if ipc.contains(key) || key.hasPrefix("fs.mqueue.") {
-                allowed = namespaces.contains("ipc")
-            } else if uts.contains(key) {
-                allowed = namespaces.contains("uts")
-            } else if key.hasPrefix("net.") {
+            if key.hasPrefix("net.") {
                 guard ownsNetwork else {
                     throw .invalid("sysctl \(key): the network sysctls need the agent of a VM or a network namespace of the container's own")
                 }
-                allowed = true
             } else {
-                throw .invalid("sysctl \(key) is not in a container's namespaces (only kernel.msg*, kernel.sem, kernel.shm*, fs.mqueue.*, kernel.hostname, kernel.domainname, net.*)")
+                let needed = ipc.contains(key) || key.hasPrefix("fs.mqueue.") ? "ipc" : uts.contains(key) ? "uts" : nil
+                guard let needed else {
+                    throw .invalid("sysctl \(key) is not in a container's namespaces (only kernel.msg*, kernel.sem, kernel.shm*, fs.mqueue.*, kernel.hostname, kernel.domainname, net.*)")
+                }
+                guard namespaces.contains(needed) else { throw .invalid("sysctl \(key) needs the container's own \(needed) namespace") }
             }
-            guard allowed else { throw .invalid("sysctl \(key) needs the container's own \(key.hasPrefix("kernel.h") || key.hasPrefix("kernel.d") ? "uts" : "ipc") namespace") }
             return Sysctl(path: "/proc/sys/" + components.joined(separator: "/"), value: value)
         }
     }
