@@ -216,6 +216,18 @@ spec = """{
 }
 """
 seed("oci", "config", spec)
+seed("oci", "pod-member", """{
+  "ociVersion": "1.0.2",
+  "process": {"args": ["sh"], "cwd": "/", "user": {"uid": 0, "gid": 0}},
+  "root": {"path": "rootfs"},
+  "annotations": {"io.kubernetes.cri.container-type": "container", "io.kubernetes.cri.sandbox-id": "pod1",
+                  "io.kubernetes.cri.sandbox-memory": "268435456", "io.kubernetes.cri.sandbox-cpu-quota": "150000",
+                  "io.kubernetes.cri.sandbox-cpu-period": "100000"},
+  "linux": {"namespaces": [{"type": "ipc", "path": "/proc/7/ns/ipc"}, {"type": "uts", "path": "/proc/7/ns/uts"}, {"type": "mount"}],
+            "devices": [{"type": "c", "path": "/dev/fuse", "major": 10, "minor": 229, "fileMode": 438, "uid": 0, "gid": 0}],
+            "sysctl": {"kernel.shmmax": "4096", "net.ipv4.ip_forward": "1"}}
+}
+""")
 seed("oci", "process", '{"terminal": true, "user": {"uid": 1000, "gid": 1000}, "args": ["/bin/sh"], "cwd": "/home", "env": []}')
 seed("oci", "resources", '{"memory": {"limit": 1048576}, "cpu": {"quota": -1, "period": 100000}, "pids": {"limit": 10}}')
 

@@ -5,7 +5,7 @@ import Runtime
 
 // The OCI documents as the runtime reads them (config.json: decode, then the checks a
 // bundle's spec must pass) and as the agent reads them (the spec, an exec's process, new
-// resources: one model, OCI). Whatever decodes must survive encode and decode unchanged,
+// resources: one model, OCI), with the VM sizing and pod membership read from it. Whatever decodes must survive encode and decode unchanged,
 // unknown members included, and so must the spec the guest is given.
 
 @_cdecl("fuzz_oci_main")
@@ -18,6 +18,9 @@ public func fuzzOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
         _ = try? OCIBundle.validate(spec, file: "config.json")
         let guest = GuestSpec(spec, containerId: "fuzz", guestRoot: "/run/kata-containers/fuzz/rootfs", rewriteMounts: false)
         roundTrips(guest.spec)
+        // The VM's size and the pod it belongs to come from the spec's resources and annotations.
+        _ = try? SandboxSizing(config: RuntimeConfiguration().hypervisor, resources: spec.linux?.resources, annotations: spec.annotations, hostCpus: 2)
+        _ = PodMembership(annotations: spec.annotations, id: "fuzz")
     }
     if let spec = try? Spec.decode(bytes) { roundTrips(spec) }
     if let process = try? Spec.Process.decode(bytes) { roundTrips(process) }
