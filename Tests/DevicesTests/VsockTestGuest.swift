@@ -322,10 +322,10 @@ final class VsockTestGuest {
     /// Steps until `condition` holds or `seconds` pass; returns whether it held.
     @discardableResult
     func pump(seconds: Double = 5, until condition: () -> Bool) -> Bool {
-        let deadline = VsockTimer.now() + UInt64(seconds * 1e9)
+        let deadline = ProcessClock.monotonicNanos() + UInt64(seconds * 1e9)
         var idle = 0
         while !condition() {
-            if VsockTimer.now() > deadline { return false }
+            if ProcessClock.monotonicNanos() > deadline { return false }
             idle = step(waitMs: idle > 2 ? 1 : 0) == 0 ? idle + 1 : 0
         }
         return true
@@ -475,9 +475,9 @@ final class VsockTestGuest {
                layouts: [VsockTxLayout] = [.single], whileWaiting: () -> Void = {}) -> Bool {
         var offset = 0
         var n = 0
-        let deadline = VsockTimer.now() + 20_000_000_000
+        let deadline = ProcessClock.monotonicNanos() + 20_000_000_000
         while offset < data.count {
-            guard socket.state == .established, VsockTimer.now() < deadline else { return false }
+            guard socket.state == .established, ProcessClock.monotonicNanos() < deadline else { return false }
             let size = min(chunk, data.count - offset, socket.peerCredit)
             if size == 0 || txFree.isEmpty {
                 whileWaiting()

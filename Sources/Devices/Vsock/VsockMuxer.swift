@@ -68,7 +68,7 @@ final class VsockMuxer: @unchecked Sendable {  // every var behind `lock` (Mutex
     /// accept() ran out of descriptors: the listener is not watched until the next tick
     /// (epoll would report the queued connection forever).
     private var listenerPaused = false
-    private let timer: VsockTimer
+    private let timer: TimerFd
     private var context: VirtioDeviceContext?
     private var broken = false
     private var brokenBy: Error?
@@ -89,7 +89,7 @@ final class VsockMuxer: @unchecked Sendable {  // every var behind `lock` (Mutex
         self.loop = loop
         self.logger = RateLimitedLogger(logger)
         self.limits = limits
-        timer = try VsockTimer()
+        timer = try TimerFd()
         listenerFd = try VsockUnixSocket.listen(path: udsPath, backlog: 128)
         do {
             try loop.add(fd: listenerFd, events: EventLoop.readable) { [weak self] _ in self?.listenerReady() }
@@ -466,7 +466,7 @@ final class VsockMuxer: @unchecked Sendable {  // every var behind `lock` (Mutex
                     Glibc.close(fd)
                     continue
                 }
-                let client = PendingClient(fd: fd, deadline: VsockTimer.now() + limits.handshakeTimeoutNs)
+                let client = PendingClient(fd: fd, deadline: ProcessClock.monotonicNanos() + limits.handshakeTimeoutNs)
                 do {
                     try loop.add(fd: fd, events: EventLoop.readable) { [weak self, weak client] _ in
                         guard let self, let client else { return }
@@ -590,7 +590,7 @@ final class VsockMuxer: @unchecked Sendable {  // every var behind `lock` (Mutex
                 listenerPaused = false
                 try? loop.modify(fd: listenerFd, events: EventLoop.readable)
             }
-            expireDeadlines(now: VsockTimer.now())
+            expireDeadlines(now: ProcessClock.monotonicNanos())
             pumpRx()
         }
     }
@@ -609,7 +609,7 @@ final class VsockMuxer: @unchecked Sendable {  // every var behind `lock` (Mutex
     private func updateTimer() {
         let waiting = listenerPaused || !pendingClients.isEmpty || connections.values.contains { $0.state == .connecting }
         if waiting && !shutDown {
-            timer.arm(periodNs: max(10_000_000, min(limits.connectTimeoutNs, limits.handshakeTimeoutNs) / 4))
+            timer.armPeriodic(periodNs: max(10_000_000, min(limits.connectTimeoutNs, limits.handshakeTimeoutNs) / 4))
         } else {
             timer.disarm()
         }
@@ -709,7 +709,7 @@ final class VsockMuxer: @unchecked Sendable {  // every var behind `lock` (Mutex
         if connection.needsRequest {
             connection.needsRequest = false
             connection.requestSent = true
-            connection.deadline = VsockTimer.now() &+ limits.connectTimeoutNs
+            connection.deadline = ProcessClock.monotonicNanos() &+ limits.connectTimeoutNs
             op = .request
         } else if connection.needsResponse {
             connection.needsResponse = false

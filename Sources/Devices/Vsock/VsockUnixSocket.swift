@@ -167,53 +167,6 @@ enum VsockUnixSocket {
     }
 }
 
-/// A periodic CLOCK_MONOTONIC timerfd: wakes the event loop while something has a deadline.
-final class VsockTimer {
-    let fd: Int32
-    private(set) var armed = false
-
-    init() throws {
-        let create = clinux_timerfd_create
-        fd = create(CLOCK_MONOTONIC, O_NONBLOCK | O_CLOEXEC)  // TFD_NONBLOCK, TFD_CLOEXEC
-        guard fd >= 0 else { throw VsockError.system("timerfd_create", errno: errno) }
-    }
-
-    deinit { close() }
-
-    private var isOpen = true
-
-    func close() {
-        guard isOpen else { return }
-        isOpen = false
-        Glibc.close(fd)
-    }
-
-    func arm(periodNs: UInt64) {
-        guard !armed else { return }
-        set(periodNs)
-        armed = true
-    }
-
-    func disarm() {
-        guard armed else { return }
-        set(0)
-        armed = false
-    }
-
-    func consume() {
-        var expirations: UInt64 = 0
-        _ = Glibc.read(fd, &expirations, 8)
-    }
-
-    private func set(_ periodNs: UInt64) {
-        let spec = timespec(tv_sec: Int(periodNs / 1_000_000_000), tv_nsec: Int(periodNs % 1_000_000_000))
-        var value = itimerspec(it_interval: spec, it_value: spec)
-        _ = clinux_timerfd_settime(fd, 0, &value, nil)
-    }
-
-    static func now() -> UInt64 { ProcessClock.monotonicNanos() }
-}
-
 /// The GNU socket and timer calls the Glibc module does not import, through CKVM.
 enum VsockLibc {
     static func accept4(_ fd: Int32, _ address: UnsafeMutablePointer<sockaddr>?, _ length: UnsafeMutablePointer<socklen_t>?,
