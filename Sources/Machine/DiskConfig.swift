@@ -17,6 +17,8 @@ public struct DiskConfig: Sendable, Equatable {
     /// Firecracker's cache_type: what the guest was promised about flushes. Both kinds
     /// advertise VIRTIO_BLK_F_FLUSH here and honour it with fdatasync (Writeback).
     public var cacheType: CacheType = .unsafe
+    /// Firecracker's `rate_limiter`; changed live through PATCH /drives.
+    public var rateLimiter: RateLimiterConfig = .unlimited
 
     public enum CacheType: String, Sendable, CaseIterable { case unsafe = "Unsafe", writeback = "Writeback" }
 

@@ -1,3 +1,4 @@
+import Devices
 import VMM
 
 /// One reading of a running microVM's counters (vCPU exits by kind, bytes and requests per
@@ -9,6 +10,7 @@ public struct MachineCounters: Sendable, Equatable {
         public var writeBytes: UInt64
         public var requests: UInt64
         public var failedRequests: UInt64
+        public var rateLimiter = RateLimiter.Counters()
     }
 
     public struct Net: Sendable, Equatable {
@@ -19,12 +21,22 @@ public struct MachineCounters: Sendable, Equatable {
         public var txPackets: UInt64
         public var rxDropped: UInt64
         public var txDropped: UInt64
+        public var rxRateLimiter = RateLimiter.Counters()
+        public var txRateLimiter = RateLimiter.Counters()
+    }
+
+    public struct Entropy: Sendable, Equatable {
+        public var bytes: UInt64
+        public var badRequests: UInt64
+        public var rateLimiter: RateLimiter.Counters
     }
 
     /// Summed over all vCPUs, keyed by metric name (`exit_io_in`, ...).
     public var vcpuExits: [String: UInt64] = [:]
     public var disks: [Disk] = []
     public var nets: [Net] = []
+    /// nil: the VM has no entropy device.
+    public var entropy: Entropy?
 
     public init() {}
 

@@ -31,6 +31,9 @@ public final class MicroVM: @unchecked Sendable {  // all `let` but `console`/`s
     /// The disks' devices, by disk index (the first transports): kept typed as built, for
     /// the one disk-specific operation, `replaceDisk`.
     private let blocks: [VirtioBlock]
+    /// The network devices, by interface index, for their rate limiters.
+    private let nets: [VirtioNet]
+    private let rng: VirtioRng?
     /// The command line the guest actually got (with virtio_mmio.device= entries when asked).
     public let kernelCmdline: String
     private var console: ConsoleInput?
@@ -64,18 +67,25 @@ public final class MicroVM: @unchecked Sendable {  // all `let` but `console`/`s
         var blocks: [VirtioBlock] = []
         for (disk, id) in zip(config.disks, config.diskIds) {
             let backend = try BlockBackend(path: disk.path, readOnly: disk.readOnly, direct: disk.direct)
-            blocks.append(try VirtioBlock(backend: backend, serial: id, engine: disk.engine, logger: logger))
+            blocks.append(try VirtioBlock(backend: backend, serial: id, engine: disk.engine, rateLimiter: disk.rateLimiter,
+                                          logger: logger))
         }
         self.blocks = blocks
         var devices: [any VirtioDevice] = blocks
         loop = try EventLoop()
+        var nets: [VirtioNet] = []
         for net in config.nets {
-            devices.append(try VirtioNet(tap: Tap(name: net.tap), mac: net.mac, mtu: net.mtu ?? 1500, loop: loop, logger: logger))
+            nets.append(try VirtioNet(tap: Tap(name: net.tap), mac: net.mac, mtu: net.mtu ?? 1500,
+                                      rxRateLimiter: net.rxRateLimiter, txRateLimiter: net.txRateLimiter, loop: loop,
+                                      logger: logger))
         }
+        self.nets = nets
+        devices += nets as [any VirtioDevice]
         if let vsock = config.vsock {
             devices.append(try VirtioVsock(guestCid: vsock.guestCid, udsPath: vsock.udsPath, loop: loop, logger: logger))
         }
-        if config.rng { devices.append(VirtioRng(logger: logger)) }
+        rng = config.rng ? try VirtioRng(rateLimiter: config.rngRateLimiter, logger: logger) : nil
+        if let rng { devices.append(rng) }
         for (fs, id) in zip(config.fs, config.fsIds) {
             do {
                 devices.append(try VirtioFs(tag: fs.tag, socketPath: fs.socketPath, requestQueues: fs.requestQueues,
@@ -220,6 +230,19 @@ public final class MicroVM: @unchecked Sendable {  // all `let` but `console`/`s
         transport.configurationChanged()
     }
 
+    /// Changes disk `id`'s rate limiter while the guest runs (PATCH /drives).
+    public func reconfigureDiskRateLimiter(id: String, _ config: RateLimiterConfig) throws {
+        guard let index = self.config.diskIds.firstIndex(of: id) else { throw DiskUpdateError.noSuchDisk(id) }
+        blocks[index].rateLimiter.reconfigure(config)
+    }
+
+    /// Changes network interface `index`'s rate limiters while the guest runs (PATCH
+    /// /network-interfaces).
+    public func reconfigureNetRateLimiters(index: Int, rx: RateLimiterConfig, tx: RateLimiterConfig) {
+        nets[index].rxRateLimiter.reconfigure(rx)
+        nets[index].txRateLimiter.reconfigure(tx)
+    }
+
     /// A consistent reading of the counters the metrics report.
     public func counters() -> MachineCounters {
         var result = MachineCounters()
@@ -236,12 +259,16 @@ public final class MicroVM: @unchecked Sendable {  // all `let` but `console`/`s
                 let id = config.diskIds[diskIndex]
                 diskIndex += 1
                 result.disks.append(.init(id: id, readBytes: c.readBytes, writeBytes: c.writtenBytes,
-                                          requests: c.requests, failedRequests: c.failedRequests))
+                                          requests: c.requests, failedRequests: c.failedRequests,
+                                          rateLimiter: c.rateLimiter))
             case .net(let c):
                 let id = config.nets[netIndex].id ?? config.nets[netIndex].tap
                 netIndex += 1
                 result.nets.append(.init(id: id, rxBytes: c.rxBytes, txBytes: c.txBytes, rxPackets: c.rxFrames,
-                                         txPackets: c.txFrames, rxDropped: c.rxDropped, txDropped: c.txDropped))
+                                         txPackets: c.txFrames, rxDropped: c.rxDropped, txDropped: c.txDropped,
+                                         rxRateLimiter: c.rxRateLimiter, txRateLimiter: c.txRateLimiter))
+            case .rng(let c):
+                result.entropy = .init(bytes: c.bytesServed, badRequests: c.badRequests, rateLimiter: c.rateLimiter)
             case .none:
                 break
             }

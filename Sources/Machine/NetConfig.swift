@@ -8,6 +8,9 @@ public struct NetConfig: Sendable, Equatable {
     public var id: String?
     /// MTU offered to the guest; nil: 1500.
     public var mtu: UInt16?
+    /// Firecracker's `rx_rate_limiter` and `tx_rate_limiter`; changed live through PATCH.
+    public var rxRateLimiter: RateLimiterConfig = .unlimited
+    public var txRateLimiter: RateLimiterConfig = .unlimited
 
     public init(tap: String, mac: [UInt8]? = nil, id: String? = nil, mtu: UInt16? = nil) {
         self.tap = tap

@@ -37,6 +37,8 @@ public struct VmConfig: Sendable, Equatable {
     /// which is also shareable with vhost-user backends.
     public var hugePages = false
     public var rng = false
+    /// The entropy device's `rate_limiter`.
+    public var rngRateLimiter: RateLimiterConfig = .unlimited
     public var virtioDiscovery: VirtioDiscovery = .acpi
     /// Where the VMM's own log goes and how much of it (Firecracker's `logger`); nil: stderr.
     public var logger: LogConfig?

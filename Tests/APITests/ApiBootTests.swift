@@ -143,11 +143,11 @@ import Testing
             ((try api.request("GET", "/vm/config").json?["drives"] as? [[String: Any]])?.first?["path_on_host"]) as? String
         }
         #expect(try drivePath() == first)
-        // A missing file, a rate limiter, an unknown drive: refused, nothing changes.
+        // A missing file, a malformed rate limiter, an unknown drive: refused, nothing changes.
         let missing = try api.request("PATCH", "/drives/data", body: #"{"drive_id":"data","path_on_host":"\#(vmm.path("nope.img"))"}"#)
         #expect(missing.status == 400 && missing.faultMessage?.contains("cannot open") == true, "\(missing)")
-        let limiter = try api.request("PATCH", "/drives/data", body: #"{"drive_id":"data","rate_limiter":{"bandwidth":{"size":1,"refill_time":1}}}"#)
-        #expect(limiter.status == 400 && limiter.faultMessage?.contains("rate_limiter.bandwidth: rate limiting is not supported yet") == true)
+        let limiter = try api.request("PATCH", "/drives/data", body: #"{"drive_id":"data","rate_limiter":{"bandwidth":{"size":"1","refill_time":1}}}"#)
+        #expect(limiter.status == 400 && limiter.faultMessage?.contains("rate_limiter.bandwidth.size: expected an integer") == true, "\(limiter)")
         let unknown = try api.request("PATCH", "/drives/other", body: #"{"drive_id":"other","path_on_host":"\#(second)"}"#)
         #expect(unknown.status == 400 && unknown.faultMessage?.contains("no drive") == true)
         #expect(try drivePath() == first)

@@ -90,7 +90,7 @@ struct RecordingLogHandler: LogHandler {
 
     @Test func hugeIndirectTablesAreRefusedWithoutWalkingThem() throws {
         let memory = try GuestMemory(ranges: X86MemoryLayout.ramRanges(size: 96 << 20))
-        let rng = VirtioRng(logger: quietLogger())
+        let rng = try VirtioRng(logger: quietLogger())
         let d = try VirtioTestDriver(device: rng, memory: memory)
         try d.initialize()
         // One 64 MiB table of 4 Mi linked, writable descriptors, named by 4 heads.
@@ -134,7 +134,7 @@ struct RecordingLogHandler: LogHandler {
         let net = try VirtioNet(tap: ns.tap, mac: NetDeviceTests.guestMac, loop: loop, logger: logger)
         let d = try VirtioTestDriver(device: net, eventLoop: false, logger: logger)
         try d.initialize()
-        let other = try VirtioTestDriver(device: VirtioRng(logger: quietLogger()))
+        let other = try VirtioTestDriver(device: try VirtioRng(logger: quietLogger()))
         try other.initialize()
         // The driver runs its available index more than a queue ahead, then a frame comes.
         d.setAvailIndex(300, queue: 0)

@@ -243,6 +243,58 @@ import Testing
         #expect(net.counters.txFrames + net.counters.txDropped == UInt64(batch * batches))
     }
 
+    /// Both directions throttled to one frame per 150 ms, with the transport on the tap's
+    /// event loop as in the VMM: frames wait (on the ring, or read from the tap and kept),
+    /// none is dropped, and each limiter's timer resumes its queue. Lower bounds only.
+    @Test func rateLimitersHoldFramesBackWithoutDroppingAny() throws {
+        guard Self.available else { try Fixtures.missing("root, /dev/net/tun and ip") }
+        let ns = try Namespace(tapName: "klim0")
+        let loop = try EventLoop()
+        let oneFrame = RateLimiterConfig(ops: TokenBucketConfig(size: 1, refillTimeMs: 150))
+        let net = try VirtioNet(tap: ns.tap, mac: Self.guestMac, rxRateLimiter: oneFrame, txRateLimiter: oneFrame,
+                                loop: loop, logger: quietLogger())
+        let d = try VirtioTestDriver(device: net, loop: loop)
+        try d.initialize()
+        let clock = ContinuousClock()
+        func waitFor(_ done: () -> Bool) {
+            let deadline = clock.now + .seconds(10)
+            while !done() && clock.now < deadline { loop.runOnce(timeoutMs: 20) }
+        }
+        // TX: four frames in one kick; the first goes at once, each other after a refill.
+        let txStart = clock.now
+        for i in 0..<4 {
+            let frame = [UInt8](repeating: 0, count: 12) + Self.frame(payload: [UInt8](repeating: UInt8(i), count: 60))
+            let buffer = d.allocate(frame.count)
+            try d.memory.write(frame, at: buffer)
+            try d.add([.readable(buffer, UInt32(frame.count))], queue: 1)
+        }
+        d.notify(1)
+        #expect(net.counters.txFrames == 1)
+        var txUsed = d.getUsed(1).count
+        waitFor { txUsed += d.getUsed(1).count; return txUsed == 4 }
+        let txSeconds = Double((clock.now - txStart).components.attoseconds) / 1e18 + Double((clock.now - txStart).components.seconds)
+        #expect(txUsed == 4 && net.counters.txFrames == 4 && net.counters.txDropped == 0)
+        #expect(txSeconds >= 0.4, "4 frames at one per 150 ms took \(txSeconds) s")
+        for i in 0..<4 {
+            #expect(ns.receive { $0.count > 14 && $0[12] == 0x88 && $0[14] == UInt8(i) } != nil, "frame \(i) reached the tap")
+        }
+        // RX: three frames into the tap; they reach the guest one per refill.
+        let rx = Receiver()
+        try rx.post(d, count: 16, size: 2048)
+        let rxStart = clock.now
+        for i in 0..<3 {
+            #expect(ns.sendFrame(Self.frame(payload: [UInt8](repeating: 0xA0 + UInt8(i), count: 60), destination: Self.guestMac)))
+        }
+        waitFor { rx.collect(d); return rx.frames.filter { $0.count > 26 && $0[24] == 0x88 }.count == 3 }
+        let rxSeconds = Double((clock.now - rxStart).components.attoseconds) / 1e18 + Double((clock.now - rxStart).components.seconds)
+        let ours = rx.frames.filter { $0.count > 26 && $0[24] == 0x88 }.map { $0[26] }
+        #expect(ours == [0xA0, 0xA1, 0xA2])
+        #expect(rxSeconds >= 0.25, "3 frames at one per 150 ms took \(rxSeconds) s")
+        #expect(net.counters.rxDropped == 0)
+        #expect(net.counters.rxRateLimiter.throttled >= 2 && net.counters.txRateLimiter.throttled >= 3)
+        print(String(format: "virtio-net, one frame per 150 ms: 4 TX frames in %.3f s, 3 RX frames in %.3f s", txSeconds, rxSeconds))
+    }
+
     @Test func tapOpenErrorsAreClear() {
         #expect(throws: Tap.OpenError.badName("this-name-is-far-too-long")) { try Tap(name: "this-name-is-far-too-long") }
     }

@@ -7,7 +7,7 @@ import Testing
     static let ackDriver = VirtioStatus.acknowledge | VirtioStatus.driver
 
     func rngDriver(eventLoop: Bool = true) throws -> (VirtioTestDriver, VirtioRng) {
-        let rng = VirtioRng(logger: quietLogger())
+        let rng = try VirtioRng(logger: quietLogger())
         return (try VirtioTestDriver(device: rng, eventLoop: eventLoop), rng)
     }
 

@@ -433,7 +433,7 @@ private func storeDescriptor(_ memory: GuestMemory, table: UInt64, _ index: UInt
 
     @Test(arguments: Malformed.allCases)
     func malformedChainIsAnsweredEmptyAndTheQueueCarriesOn(_ malformed: Malformed) throws {
-        let rng = VirtioRng(logger: quietLogger())
+        let rng = try VirtioRng(logger: quietLogger())
         let d = try VirtioTestDriver(device: rng)
         var features = rng.offeredFeatures
         if malformed == .indirectWithoutFeature { features &= ~VirtioFeature.ringIndirectDescriptors }
@@ -462,7 +462,7 @@ private func storeDescriptor(_ memory: GuestMemory, table: UInt64, _ index: UInt
     }
 
     @Test func aBadRequestBetweenGoodOnesInOneBatch() throws {
-        let rng = VirtioRng(logger: quietLogger())
+        let rng = try VirtioRng(logger: quietLogger())
         let d = try VirtioTestDriver(device: rng)
         try d.initialize(queueSize: 8)
         let a = d.allocate(16), b = d.allocate(16)
@@ -476,7 +476,7 @@ private func storeDescriptor(_ memory: GuestMemory, table: UInt64, _ index: UInt
     }
 
     @Test func aHeadOutsideTheQueueIsDroppedAndTheQueueCarriesOn() throws {
-        let rng = VirtioRng(logger: quietLogger())
+        let rng = try VirtioRng(logger: quietLogger())
         let d = try VirtioTestDriver(device: rng)
         try d.initialize(queueSize: 8)
         d.publish(head: 8)
@@ -492,7 +492,7 @@ private func storeDescriptor(_ memory: GuestMemory, table: UInt64, _ index: UInt
     }
 
     @Test func aFullRingIsServedInOneGo() throws {
-        let rng = VirtioRng(logger: quietLogger())
+        let rng = try VirtioRng(logger: quietLogger())
         let d = try VirtioTestDriver(device: rng)
         try d.initialize(queueSize: 8)
         var heads: [UInt32] = []
@@ -505,7 +505,7 @@ private func storeDescriptor(_ memory: GuestMemory, table: UInt64, _ index: UInt
 
     @Test(arguments: [UInt16(9), 100, 0x8000, 0xFFFF])
     func availableIndexMoreThanAQueueAheadNeedsReset(availIdx: UInt16) throws {
-        let rng = VirtioRng(logger: quietLogger())
+        let rng = try VirtioRng(logger: quietLogger())
         let d = try VirtioTestDriver(device: rng)
         try d.initialize(queueSize: 8)
         let buffer = d.allocate(16)

@@ -9,7 +9,7 @@ import Testing
     static let guardSize = 16
 
     func driver(features: UInt64? = nil, queueSize: UInt16? = nil, eventLoop: Bool = true) throws -> (VirtioTestDriver, VirtioRng) {
-        let rng = VirtioRng(logger: quietLogger())
+        let rng = try VirtioRng(logger: quietLogger())
         let d = try VirtioTestDriver(device: rng, eventLoop: eventLoop)
         try d.initialize(features: features, queueSize: queueSize)
         return (d, rng)

@@ -3,7 +3,7 @@ import FuzzSupport
 
 // virtio-rng requests through the transport: any chain layout, any lengths (see VirtioRig).
 
-let rig = try! VirtioRig(device: VirtioRng(logger: quietLogger()))
+let rig = try! VirtioRig(device: try! VirtioRng(logger: quietLogger()))
 
 @_cdecl("fuzz_rng_main")
 public func fuzzMain(_ argc: Int32, _ argv: FuzzArguments) -> Int32 { runFuzzer(argc, argv, fuzzOneInput) }

@@ -221,14 +221,26 @@ public final class VmController: @unchecked Sendable {  // mutable state confine
                 do { try vm.replaceDisk(id: id, path: path) } catch { throw ApiError("path_on_host: \(error)") }
                 config.disks[index].path = path
             }
+            if let update = patch.rateLimiter {
+                let limiter = update.applied(to: config.disks[index].rateLimiter)
+                try vm.reconfigureDiskRateLimiter(id: id, limiter)
+                config.disks[index].rateLimiter = limiter
+            }
         case .putNetworkInterface(let id):
             try requireNotStarted()
             let net = try NetworkInterface(body, path: "", pathId: id)
             try update { try net.apply(to: &$0) }
         case .patchNetworkInterface(let id):
-            _ = try requireStarted()
+            let vm = try requireStarted()
             let patch = try PartialNetworkInterface(body, pathId: id)
-            guard config.nets.contains(where: { $0.id == patch.id }) else { throw ApiError("iface_id: no network interface '\(id)'") }
+            guard let index = config.nets.firstIndex(where: { $0.id == patch.id }) else {
+                throw ApiError("iface_id: no network interface '\(id)'")
+            }
+            let rx = patch.rxRateLimiter?.applied(to: config.nets[index].rxRateLimiter) ?? config.nets[index].rxRateLimiter
+            let tx = patch.txRateLimiter?.applied(to: config.nets[index].txRateLimiter) ?? config.nets[index].txRateLimiter
+            vm.reconfigureNetRateLimiters(index: index, rx: rx, tx: tx)
+            config.nets[index].rxRateLimiter = rx
+            config.nets[index].txRateLimiter = tx
         case .putFs(let id):
             try requireNotStarted()
             let device = try FsDevice(body, path: "", pathId: id)
@@ -239,8 +251,8 @@ public final class VmController: @unchecked Sendable {  // mutable state confine
             try update { $0.vsock = vsock.vsock }
         case .putEntropy:
             try requireNotStarted()
-            _ = try EntropySection(body, path: "")
-            try update { $0.rng = true }
+            let entropy = try EntropySection(body, path: "")
+            try update { entropy.apply(to: &$0) }
         case .putLogger:
             try requireNotStarted()
             let section = try LoggerSection(body, path: "")
@@ -338,24 +350,37 @@ public final class VmController: @unchecked Sendable {  // mutable state confine
         var vcpu = counters.vcpuExits
         for name in MachineCounters.vcpuExitNames where vcpu[name] == nil { vcpu[name] = 0 }
         sections["vcpu"] = vcpu
-        var block: [String: UInt64] = ["read_bytes": 0, "write_bytes": 0, "queue_event_count": 0, "execute_fails": 0]
+        var block: [String: UInt64] = ["read_bytes": 0, "write_bytes": 0, "queue_event_count": 0, "execute_fails": 0,
+                                       "rate_limiter_throttled_events": 0, "rate_limiter_event_count": 0]
         for disk in counters.disks {
             let fields: [String: UInt64] = ["read_bytes": disk.readBytes, "write_bytes": disk.writeBytes,
-                                            "queue_event_count": disk.requests, "execute_fails": disk.failedRequests]
+                                            "queue_event_count": disk.requests, "execute_fails": disk.failedRequests,
+                                            "rate_limiter_throttled_events": disk.rateLimiter.throttled,
+                                            "rate_limiter_event_count": disk.rateLimiter.timerEvents]
             sections["block_" + disk.id] = fields
             for (key, value) in fields { block[key, default: 0] += value }
         }
         sections["block"] = block
         var net: [String: UInt64] = ["rx_bytes_count": 0, "tx_bytes_count": 0, "rx_packets_count": 0, "tx_packets_count": 0,
-                                     "rx_dropped": 0, "tx_dropped": 0]
+                                     "rx_dropped": 0, "tx_dropped": 0, "rx_rate_limiter_throttled": 0,
+                                     "tx_rate_limiter_throttled": 0, "rx_event_rate_limiter_count": 0,
+                                     "tx_rate_limiter_event_count": 0]
         for iface in counters.nets {
             let fields: [String: UInt64] = ["rx_bytes_count": iface.rxBytes, "tx_bytes_count": iface.txBytes,
                                             "rx_packets_count": iface.rxPackets, "tx_packets_count": iface.txPackets,
-                                            "rx_dropped": iface.rxDropped, "tx_dropped": iface.txDropped]
+                                            "rx_dropped": iface.rxDropped, "tx_dropped": iface.txDropped,
+                                            "rx_rate_limiter_throttled": iface.rxRateLimiter.throttled,
+                                            "tx_rate_limiter_throttled": iface.txRateLimiter.throttled,
+                                            "rx_event_rate_limiter_count": iface.rxRateLimiter.timerEvents,
+                                            "tx_rate_limiter_event_count": iface.txRateLimiter.timerEvents]
             sections["net_" + iface.id] = fields
             for (key, value) in fields { net[key, default: 0] += value }
         }
         sections["net"] = net
+        let entropy = counters.entropy
+        sections["entropy"] = ["entropy_bytes": entropy?.bytes ?? 0, "entropy_event_fails": entropy?.badRequests ?? 0,
+                               "entropy_rate_limiter_throttled": entropy?.rateLimiter.throttled ?? 0,
+                               "rate_limiter_event_count": entropy?.rateLimiter.timerEvents ?? 0]
         sections["logger"] = ["missed_metrics_count": metrics.failedWrites]
         sections["api_server"] = ["process_startup_time_us": apiServerStartup.wallMicros,
                                   "process_startup_time_cpu_us": apiServerStartup.cpuMicros]

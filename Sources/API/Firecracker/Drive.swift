@@ -1,3 +1,4 @@
+import Devices
 import Machine
 
 /// `PUT /drives/{id}` (pre-boot) and the config file's `drives[]`: a virtio-blk disk.
@@ -17,11 +18,11 @@ struct Drive {
         try ResourceId.match(path: pathId, body: id, field: object.name("drive_id"))
         let isRoot = try object.bool(required: "is_root_device")
         try object.refuse("socket", because: "vhost-user-block is not supported")
-        try object.noRateLimiter("rate_limiter")
         let file = try object.nonEmptyString(required: "path_on_host")
         var disk = DiskConfig(path: file, readOnly: try object.bool("is_read_only") ?? false, id: id)
         disk.isRootDevice = isRoot
         disk.partuuid = try object.string("partuuid")
+        disk.rateLimiter = try RateLimiterBody.parse(object, key: "rate_limiter")
         if let cache = try object.choice("cache_type", DiskConfig.CacheType.allCases.map(\.rawValue)) {
             disk.cacheType = DiskConfig.CacheType(rawValue: cache) ?? .unsafe
         }
@@ -51,23 +52,24 @@ struct Drive {
         var object: [String: JSONValue] = [
             "drive_id": .string(id), "path_on_host": .string(disk.path), "is_root_device": .bool(disk.isRootDevice),
             "is_read_only": .bool(disk.readOnly), "cache_type": .string(disk.cacheType.rawValue),
-            "io_engine": .string(disk.engine == .aio ? "Async" : "Sync"), "rate_limiter": .null,
+            "io_engine": .string(disk.engine == .aio ? "Async" : "Sync"), "rate_limiter": RateLimiterBody.describe(disk.rateLimiter),
         ]
         object["partuuid"] = disk.partuuid.map { .string($0) } ?? .null
         return .object(object)
     }
 }
 
-/// `PATCH /drives/{id}` (post-boot): a new backing file, or (refused) a rate limiter.
+/// `PATCH /drives/{id}` (post-boot): a new backing file, a new rate limiter, or both.
 struct PartialDrive {
     var id: String
     var pathOnHost: String?
+    var rateLimiter: RateLimiterUpdate?
 
     init(_ json: JSONValue, pathId: String) throws {
         let object = try StrictObject(json, path: "", allowed: ["drive_id", "path_on_host", "rate_limiter"])
         id = try object.string(required: "drive_id")
         try ResourceId.match(path: pathId, body: id, field: "drive_id")
-        try object.noRateLimiter("rate_limiter")
+        rateLimiter = try RateLimiterBody.update(object, key: "rate_limiter")
         pathOnHost = try object.string("path_on_host")
         if pathOnHost?.isEmpty == true { throw ApiError("path_on_host: must not be empty") }
     }

@@ -49,8 +49,7 @@ public enum FullVmConfiguration {
         }
         if let vsock = object.value("vsock") { config.vsock = try VsockSection(vsock, path: "vsock").vsock }
         if let entropy = object.value("entropy") {
-            _ = try EntropySection(entropy, path: "entropy")
-            config.rng = true
+            try EntropySection(entropy, path: "entropy").apply(to: &config)
         }
         if let logger = object.value("logger") { config.logger = try LoggerSection(logger, path: "logger").log }
         if let metrics = object.value("metrics") { config.metricsPath = try MetricsSection(metrics, path: "metrics").path }

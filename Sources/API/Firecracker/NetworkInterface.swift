@@ -1,3 +1,4 @@
+import Devices
 import Machine
 
 /// `PUT /network-interfaces/{id}` (pre-boot) and the config file's `network-interfaces[]`:
@@ -11,9 +12,9 @@ struct NetworkInterface {
         let id = try ResourceId.required("iface_id", in: object, pathId: pathId)
         let tap = try object.nonEmptyString(required: "host_dev_name")
         guard tap.utf8.count < 16 else { throw ApiError("\(object.name("host_dev_name")): tap names are at most 15 bytes") }
-        try object.noRateLimiter("rx_rate_limiter")
-        try object.noRateLimiter("tx_rate_limiter")
         var net = NetConfig(tap: tap, id: id)
+        net.rxRateLimiter = try RateLimiterBody.parse(object, key: "rx_rate_limiter")
+        net.txRateLimiter = try RateLimiterBody.parse(object, key: "tx_rate_limiter")
         if let mac = try object.string("guest_mac") {
             guard let bytes = NetConfig.parseMac(mac), bytes[0] & 1 == 0 else {
                 throw ApiError("\(object.name("guest_mac")): '\(mac)' is not a unicast MAC like 06:00:AC:10:00:02")
@@ -37,7 +38,8 @@ struct NetworkInterface {
 
     static func describe(_ net: NetConfig) -> JSONValue {
         var object: [String: JSONValue] = ["iface_id": .string(net.id ?? net.tap), "host_dev_name": .string(net.tap),
-                                           "rx_rate_limiter": .null, "tx_rate_limiter": .null]
+                                           "rx_rate_limiter": RateLimiterBody.describe(net.rxRateLimiter),
+                                           "tx_rate_limiter": RateLimiterBody.describe(net.txRateLimiter)]
         object["guest_mac"] = net.mac.map { .string($0.map { String(format2: $0) }.joined(separator: ":")) } ?? .null
         object["mtu"] = net.mtu.map { .int(Int64($0)) } ?? .null
         return .object(object)
@@ -45,16 +47,18 @@ struct NetworkInterface {
 }
 
 /// `PATCH /network-interfaces/{id}` (post-boot): in Firecracker it only updates rate
-/// limiters; an empty one (Kata's driver's `{}`) is no change, a real bucket is refused.
+/// limiters; an empty one (Kata's driver's `{}`) changes nothing.
 struct PartialNetworkInterface {
     var id: String
+    var rxRateLimiter: RateLimiterUpdate?
+    var txRateLimiter: RateLimiterUpdate?
 
     init(_ json: JSONValue, pathId: String) throws {
         let object = try StrictObject(json, path: "", allowed: ["iface_id", "rx_rate_limiter", "tx_rate_limiter"])
         id = try object.string(required: "iface_id")
         try ResourceId.match(path: pathId, body: id, field: "iface_id")
-        try object.noRateLimiter("rx_rate_limiter")
-        try object.noRateLimiter("tx_rate_limiter")
+        rxRateLimiter = try RateLimiterBody.update(object, key: "rx_rate_limiter")
+        txRateLimiter = try RateLimiterBody.update(object, key: "tx_rate_limiter")
     }
 }
 

@@ -1,3 +1,4 @@
+import Devices
 import Machine
 
 /// `PUT /vsock` and the config file's `vsock`: the hybrid vsock device.
@@ -21,12 +22,21 @@ struct VsockSection {
 
 /// `PUT /entropy` and the config file's `entropy`: a virtio-rng device.
 struct EntropySection {
+    var rateLimiter: RateLimiterConfig
+
     init(_ json: JSONValue, path: String) throws {
         let object = try StrictObject(json, path: path, allowed: ["rate_limiter"])
-        try object.noRateLimiter("rate_limiter")
+        rateLimiter = try RateLimiterBody.parse(object, key: "rate_limiter")
     }
 
-    static func describe(_ config: VmConfig) -> JSONValue { config.rng ? .object(["rate_limiter": .null]) : .null }
+    func apply(to config: inout VmConfig) {
+        config.rng = true
+        config.rngRateLimiter = rateLimiter
+    }
+
+    static func describe(_ config: VmConfig) -> JSONValue {
+        config.rng ? .object(["rate_limiter": RateLimiterBody.describe(config.rngRateLimiter)]) : .null
+    }
 }
 
 /// `PUT /logger` and the config file's `logger`: where the VMM log goes, at which level.
@@ -82,7 +92,8 @@ struct SerialSection {
 
     init(_ json: JSONValue, path: String) throws {
         let object = try StrictObject(json, path: path, allowed: ["serial_out_path", "rate_limiter", "max_bytes"])
-        try object.noRateLimiter("rate_limiter")  // max_bytes caps the file
+        // max_bytes caps the file instead.
+        try object.noRateLimiter("rate_limiter", because: "the serial console has no rate limiter (max_bytes caps its file)")
         if object.has("serial_out_path") {
             output = .file(try object.nonEmptyString(required: "serial_out_path"))
         } else {

@@ -90,13 +90,12 @@ public struct StrictObject {
         if has(key) { throw ApiError("\(name(key)): \(why)") }
     }
 
-    /// A Firecracker rate limiter that limits nothing: absent, null, `{}` or buckets that
-    /// are null, which is what Kata's driver always sends. A real bucket is refused until
-    /// rate limiting lands.
-    public func noRateLimiter(_ key: String) throws {
+    /// A Firecracker rate limiter where we have none (the serial console's): absent, null,
+    /// `{}` or null buckets are accepted, a real bucket is refused.
+    public func noRateLimiter(_ key: String, because why: String) throws {
         guard let value = value(key) else { return }
         let limiter = try StrictObject(value, path: name(key), allowed: ["bandwidth", "ops"])
-        try limiter.refuse("bandwidth", because: "rate limiting is not supported yet (only an empty rate limiter)")
-        try limiter.refuse("ops", because: "rate limiting is not supported yet (only an empty rate limiter)")
+        try limiter.refuse("bandwidth", because: why)
+        try limiter.refuse("ops", because: why)
     }
 }

@@ -38,6 +38,9 @@ public final class VirtioNet: VirtioDevice, @unchecked Sendable {  // `scratch` 
     public let mac: [UInt8]
     public let mtu: UInt16
     let loop: EventLoop
+    /// Firecracker's `rx_rate_limiter` and `tx_rate_limiter`: frame bytes and frames.
+    public let rxRateLimiter: RateLimiter
+    public let txRateLimiter: RateLimiter
     /// Its lines are about the guest's requests, which a guest can repeat at will: rate limited.
     let logger: RateLimitedLogger
 
@@ -49,13 +52,17 @@ public final class VirtioNet: VirtioDevice, @unchecked Sendable {  // `scratch` 
         public var txFrames: UInt64 = 0
         public var txBytes: UInt64 = 0
         public var txDropped: UInt64 = 0
+        public var rxRateLimiter = RateLimiter.Counters()
+        public var txRateLimiter = RateLimiter.Counters()
     }
 
     private struct State {
         var context: VirtioDeviceContext?
         var mergeable = false
-        /// A frame read from the tap that is waiting for guest buffers.
+        /// A frame read from the tap that is waiting for guest buffers (or the RX limiter).
         var pendingLength = 0
+        /// Whether the RX limiter has already taken the pending frame's tokens.
+        var pendingAdmitted = false
         var tapReadPaused = false
         var txBlocked = false
         var counters = Counters()
@@ -64,11 +71,14 @@ public final class VirtioNet: VirtioDevice, @unchecked Sendable {  // `scratch` 
     private let state = Mutex(State())
     private let scratch: UnsafeMutableRawBufferPointer
 
-    public init(tap: Tap, mac: [UInt8]?, mtu: UInt16 = 1500, loop: EventLoop, logger: Logger) throws {
+    public init(tap: Tap, mac: [UInt8]?, mtu: UInt16 = 1500, rxRateLimiter: RateLimiterConfig = .unlimited,
+                txRateLimiter: RateLimiterConfig = .unlimited, loop: EventLoop, logger: Logger) throws {
         self.tap = tap
         self.mac = mac ?? Self.randomMac()
         self.mtu = mtu
         self.loop = loop
+        self.rxRateLimiter = try RateLimiter(rxRateLimiter)
+        self.txRateLimiter = try RateLimiter(txRateLimiter)
         self.logger = RateLimitedLogger(logger)
         scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: Self.maxFrame, alignment: 16)
         try loop.add(fd: tap.fd.rawValue, events: 0) { [weak self] events in self?.tapReady(events) }
@@ -85,7 +95,17 @@ public final class VirtioNet: VirtioDevice, @unchecked Sendable {  // `scratch` 
         return [0x02] + (0..<5).map { _ in UInt8.random(in: 0...255, using: &generator) }
     }
 
-    public var counters: Counters { state.withLock { $0.counters } }
+    public var counters: Counters {
+        var counters = state.withLock { $0.counters }
+        counters.rxRateLimiter = rxRateLimiter.counters
+        counters.txRateLimiter = txRateLimiter.counters
+        return counters
+    }
+
+    public var rateLimitedQueues: [RateLimitedQueue] {
+        [RateLimitedQueue(limiter: rxRateLimiter, queue: Self.rxQueue),
+         RateLimitedQueue(limiter: txRateLimiter, queue: Self.txQueue)]
+    }
 
     public var deviceCounters: DeviceCounters { .net(counters) }
 
@@ -119,6 +139,7 @@ public final class VirtioNet: VirtioDevice, @unchecked Sendable {  // `scratch` 
             s.context = context
             s.mergeable = f & Self.featureMergeableRxBuffers != 0
             s.pendingLength = 0
+            s.pendingAdmitted = false
             s.tapReadPaused = false
             s.txBlocked = false
         }
@@ -134,6 +155,7 @@ public final class VirtioNet: VirtioDevice, @unchecked Sendable {  // `scratch` 
         try? loop.modify(fd: tap.fd.rawValue, events: 0)
         s.context = nil
         s.pendingLength = 0
+        s.pendingAdmitted = false
     }
 
     public func process(queue index: Int) throws {
@@ -186,6 +208,18 @@ public final class VirtioNet: VirtioDevice, @unchecked Sendable {  // `scratch` 
                 }
                 s.pendingLength = n
             }
+            // Held back: the frame waits in `scratch` and the tap is not read until the
+            // limiter's timer runs this queue again.
+            if !s.pendingAdmitted {
+                guard rxRateLimiter.consume(bytes: UInt64(s.pendingLength - Self.headerSize)) else {
+                    if !s.tapReadPaused {
+                        s.tapReadPaused = true
+                        watchTap(s)
+                    }
+                    break
+                }
+                s.pendingAdmitted = true
+            }
             guard try deliver(length: s.pendingLength, mergeable: s.mergeable, &s, context) else {
                 // No room: keep the frame, stop reading until the guest adds buffers.
                 if !s.tapReadPaused {
@@ -196,6 +230,7 @@ public final class VirtioNet: VirtioDevice, @unchecked Sendable {  // `scratch` 
             }
             delivered = true
             s.pendingLength = 0
+            s.pendingAdmitted = false
         }
         if s.tapReadPaused && s.pendingLength == 0 {
             s.tapReadPaused = false
@@ -282,8 +317,13 @@ public final class VirtioNet: VirtioDevice, @unchecked Sendable {  // `scratch` 
                 completed = true
                 continue
             }
+            guard txRateLimiter.consume(bytes: UInt64(length - Self.headerSize)) else {
+                queue.unpop()
+                break
+            }
             // The chain's readable bytes are exactly what the tap wants: vnet header + frame.
             guard try tap.write(reader.take(length)) else {
+                txRateLimiter.giveBack(bytes: UInt64(length - Self.headerSize))
                 queue.unpop()
                 s.txBlocked = true
                 watchTap(s)

@@ -3,7 +3,8 @@
 public enum DeviceCounters: Sendable, Equatable {
     case block(VirtioBlock.Counters)
     case net(VirtioNet.Counters)
-    /// The device counts nothing the metrics report (vsock, rng).
+    case rng(VirtioRng.Counters)
+    /// The device counts nothing the metrics report (vsock, virtio-fs).
     case none
 }
 

@@ -73,6 +73,13 @@ public final class VirtioMmioTransport: BusDevice, @unchecked Sendable {  // reg
                 self?.backendEventsFired()
             }
         }
+        // A throttled queue resumes when its limiter's timer fires, as if the driver had rung.
+        for limited in device.rateLimitedQueues {
+            try loop.add(fd: limited.limiter.timer.fd, events: EventLoop.readable) { [weak self] _ in
+                limited.limiter.timerFired()
+                self?.notified(queue: limited.queue)
+            }
+        }
     }
 
     /// Registers each queue's doorbell as a KVM ioeventfd on QueueNotify (datamatch = the

@@ -38,6 +38,8 @@ public final class VirtioBlock: VirtioDevice, @unchecked Sendable {  // `backend
     /// Its lines are about the guest's requests, which a guest can repeat at will: rate limited.
     let logger: RateLimitedLogger
     let aio: AioEngine?
+    /// Firecracker's drive `rate_limiter`: bytes read or written, and requests of any type.
+    public let rateLimiter: RateLimiter
     private var context: VirtioDeviceContext?
 
     /// Counters for metrics and tests.
@@ -52,20 +54,25 @@ public final class VirtioBlock: VirtioDevice, @unchecked Sendable {  // `backend
         public var writtenBytes: UInt64
         public var requests: UInt64
         public var failedRequests: UInt64
+        public var rateLimiter: RateLimiter.Counters
     }
 
     public var deviceCounters: DeviceCounters {
         .block(Counters(readBytes: readBytes, writtenBytes: writtenBytes, requests: requests,
-                        failedRequests: failedRequests))
+                        failedRequests: failedRequests, rateLimiter: rateLimiter.counters))
     }
 
-    public init(backend: BlockBackend, serial: String, engine: BlockEngine, logger: Logger) throws {
+    public init(backend: BlockBackend, serial: String, engine: BlockEngine, rateLimiter: RateLimiterConfig = .unlimited,
+                logger: Logger) throws {
         self.backend = backend
         self.serial = serial
         self.engineKind = engine
         self.logger = RateLimitedLogger(logger)
         aio = engine == .aio ? try AioEngine(depth: Int(Self.queueSize)) : nil
+        self.rateLimiter = try RateLimiter(rateLimiter)
     }
+
+    public var rateLimitedQueues: [RateLimitedQueue] { [RateLimitedQueue(limiter: rateLimiter, queue: 0)] }
 
     /// The completion eventfd the event loop must watch (AIO engine only).
     public var backendEvents: EventFd? { aio?.completion }
@@ -124,6 +131,11 @@ public final class VirtioBlock: VirtioDevice, @unchecked Sendable {  // `backend
             completed = true
             logger.warning("virtio-blk \(serial): bad descriptor chain: \(error)")
         }) {
+            // Held back: the chain stays on the ring until the limiter's timer runs the queue again.
+            guard rateLimiter.consume(bytes: Self.dataLength(chain, context.memory)) else {
+                queue.unpop()
+                break
+            }
             requests += 1
             if let (status, used) = handle(chain, context.memory) {
                 if status != .ok { failedRequests += 1 }
@@ -184,6 +196,17 @@ public final class VirtioBlock: VirtioDevice, @unchecked Sendable {  // `backend
             try context.memory.store(status.rawValue, at: last.address + UInt64(last.length) - 1)
         }
         try context.queues[0].addUsed(context.memory, head: chain.head, length: chain.writable.isEmpty ? 0 : used)
+    }
+
+    /// The bytes a request moves, as its rate limiter counts them: data read or written,
+    /// nothing for the other types (or a header that is not there; `handle` refuses it).
+    static func dataLength(_ chain: DescriptorChain, _ memory: GuestMemory) -> UInt64 {
+        var reader = chain.reader(memory)
+        switch reader.read(UInt32.self).flatMap(RequestType.init(rawValue:)) {
+        case .read: return UInt64(max(chain.writableLength - 1, 0))
+        case .write: return UInt64(max(chain.readableLength - headerSize, 0))
+        default: return 0
+        }
     }
 
     /// Serves one request. Returns nil when the request went to the AIO engine.

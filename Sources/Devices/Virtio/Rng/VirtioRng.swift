@@ -15,10 +15,27 @@ public final class VirtioRng: VirtioDevice, @unchecked Sendable {  // `context` 
     /// Bytes handed to the guest (metrics).
     public private(set) var bytesServed: UInt64 = 0
     public private(set) var badRequests: UInt64 = 0
+    /// Firecracker's entropy `rate_limiter`: bytes handed out, and requests.
+    public let rateLimiter: RateLimiter
+    /// The most bytes one request gets: a driver asking for more gets a short answer.
+    static let maxRequestBytes = 1 << 16
 
-    public init(logger: Logger) {
-        self.logger = RateLimitedLogger(logger)
+    public struct Counters: Sendable, Equatable {
+        public var bytesServed: UInt64
+        public var badRequests: UInt64
+        public var rateLimiter: RateLimiter.Counters
     }
+
+    public var deviceCounters: DeviceCounters {
+        .rng(Counters(bytesServed: bytesServed, badRequests: badRequests, rateLimiter: rateLimiter.counters))
+    }
+
+    public init(rateLimiter: RateLimiterConfig = .unlimited, logger: Logger) throws {
+        self.logger = RateLimitedLogger(logger)
+        self.rateLimiter = try RateLimiter(rateLimiter)
+    }
+
+    public var rateLimitedQueues: [RateLimitedQueue] { [RateLimitedQueue(limiter: rateLimiter, queue: 0)] }
 
     public func readConfig(offset: Int, into data: UnsafeMutableRawBufferPointer) {
         readConfig([], offset: offset, into: data)
@@ -41,10 +58,14 @@ public final class VirtioRng: VirtioDevice, @unchecked Sendable {  // `context` 
             served = true
             logger.warning("virtio-rng: bad request: \(error)")
         }) {
+            let wanted = min(chain.writableLength, Self.maxRequestBytes)
+            guard rateLimiter.consume(bytes: UInt64(wanted)) else {
+                queue.unpop()
+                break
+            }
             var writer = chain.writer(context.memory)
-            // At most 64 KiB per request: a driver asking for more gets a short answer.
             var filled = 0
-            pieces: for piece in writer.take(min(writer.remaining, 1 << 16)) {
+            pieces: for piece in writer.take(wanted) {
                 var done = 0
                 while done < piece.count {
                     let n = getrandom(piece.baseAddress! + done, piece.count - done, 0)
