@@ -44,10 +44,20 @@ public final class VmmProcess {
     public func path(_ name: String) -> String { directory.appendingPathComponent(name).path }
 
     /// The highest "probe: tick N" printed so far (probe.mode=count), or -1.
-    public var lastTick: Int {
-        serial.split(separator: "\n").reversed().lazy.compactMap { line -> Int? in
-            guard line.hasPrefix("probe: tick ") else { return nil }
-            return Int(line.dropFirst("probe: tick ".count))
+    public var lastTick: Int { lastCount("probe: tick ") }
+
+    /// The last "probe: io done=N" printed so far (probe.mode=io), or -1.
+    public var lastIoCount: Int { lastCount("probe: io done=") }
+
+    /// The number after `prefix` on the last whole line that starts with it, or -1. The
+    /// serial port delivers a line byte by byte, so a line still being written is skipped.
+    func lastCount(_ prefix: String) -> Int {
+        let text = serial
+        var lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        lines.removeLast()  // after the last newline: empty, or a line not finished yet
+        return lines.reversed().lazy.compactMap { line -> Int? in
+            guard line.hasPrefix(prefix) else { return nil }
+            return Int(line.dropFirst(prefix.count))
         }.first ?? -1
     }
 

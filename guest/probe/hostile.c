@@ -11,84 +11,10 @@
  *          an available index run more than a queue ahead (the ring is broken);
  *   blk:   after that, an ordinary read of sector 0.
  */
-#include "probe.h"
+#include "virtio.h"
 
-#define SLOT_BASE 0xc0001000u
-#define SLOT_STRIDE 0x1000u
-#define SLOTS 8
-#define QSIZE 16
-#define RINGS 0x01000000u    /* 16 MiB: one page per ring */
-#define BUFFERS 0x01010000u
 #define HUGE_TABLE 0x02000000u
 #define HUGE_TABLE_LEN (64u << 20)
-
-enum { ACK = 1, DRIVER = 2, DRIVER_OK = 4, FEATURES_OK = 8, NEEDS_RESET = 0x40 };
-enum { DESC_NEXT = 1, DESC_WRITE = 2, DESC_INDIRECT = 4 };
-enum { ID_BLK = 2, ID_RNG = 4, ID_VSOCK = 19 };
-
-static inline u32 rd(u32 base, u32 off) { return *(volatile u32 *)(base + off); }
-static inline void wr(u32 base, u32 off, u32 v) { *(volatile u32 *)(base + off) = v; }
-static inline void barrier(void) { __asm__ volatile("" ::: "memory"); }
-
-struct ring { u32 base, desc, avail, used; u16 next; };
-
-static void zero(u32 at, u32 n) { for (u32 i = 0; i < n; i++) *(volatile u8 *)(at + i) = 0; }
-
-/* Reset, ACKNOWLEDGE, DRIVER, every offered feature, FEATURES_OK. */
-static void negotiate(u32 base) {
-    wr(base, 0x70, 0);
-    wr(base, 0x70, ACK);
-    wr(base, 0x70, ACK | DRIVER);
-    for (u32 sel = 0; sel < 2; sel++) {
-        wr(base, 0x14, sel);
-        u32 offered = rd(base, 0x10);
-        wr(base, 0x24, sel);
-        wr(base, 0x20, offered);
-    }
-    wr(base, 0x70, ACK | DRIVER | FEATURES_OK);
-}
-
-static void queue_registers(u32 base, u32 q, u32 size, u64 desc, u64 avail, u64 used, int ready) {
-    wr(base, 0x30, q);
-    wr(base, 0x38, size);
-    wr(base, 0x80, (u32)desc);
-    wr(base, 0x84, (u32)(desc >> 32));
-    wr(base, 0x90, (u32)avail);
-    wr(base, 0x94, (u32)(avail >> 32));
-    wr(base, 0xa0, (u32)used);
-    wr(base, 0xa4, (u32)(used >> 32));
-    if (ready) wr(base, 0x44, 1);
-}
-
-/* A ring of QSIZE entries in its own page of RAM: descriptors, avail at +0x100, used at +0x200. */
-static void ring_setup(struct ring *r, u32 base, u32 q, u32 page) {
-    zero(page, 0x1000);
-    r->base = base;
-    r->desc = page;
-    r->avail = page + 0x100;
-    r->used = page + 0x200;
-    r->next = 0;
-    queue_registers(base, q, QSIZE, page, page + 0x100, page + 0x200, 1);
-}
-
-static void desc(struct ring *r, u16 i, u32 addr, u32 len, u16 flags, u16 next) {
-    u32 at = r->desc + 16u * i;
-    *(volatile u32 *)at = addr;
-    *(volatile u32 *)(at + 4) = 0;
-    *(volatile u32 *)(at + 8) = len;
-    *(volatile u16 *)(at + 12) = flags;
-    *(volatile u16 *)(at + 14) = next;
-}
-
-static void publish(struct ring *r, u16 head) {
-    *(volatile u16 *)(r->avail + 4 + 2u * (r->next % QSIZE)) = head;
-    barrier();
-    r->next++;
-    *(volatile u16 *)(r->avail + 2) = r->next;
-}
-
-static u16 used_idx(struct ring *r) { return *(volatile u16 *)(r->used + 2); }
-static u32 used_len(struct ring *r, u16 slot) { return *(volatile u32 *)(r->used + 4 + 8u * (slot % QSIZE) + 4); }
 
 /* Spins until the device has used `count` chains, or about a second (by the TSC) has passed. */
 static int wait_used(struct ring *r, u16 count) {

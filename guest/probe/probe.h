@@ -1,4 +1,4 @@
-/* What probe.c and hostile.c share: fixed-width types, port I/O, the serial console. */
+/* What the probe's files share: fixed-width types, port I/O, the serial console. */
 typedef unsigned char u8;
 typedef unsigned short u16;
 typedef unsigned int u32;
@@ -16,3 +16,4 @@ void puts_serial(const char *s);
 void put_dec(u32 v);
 void put_hex(u64 v);
 void hostile_virtio(void);
+void io_virtio(u32 device_id);
