@@ -74,6 +74,8 @@ let package = Package(
             name: "API",
             dependencies: [
                 "Machine",
+                // Device-level configuration the API parses (rate limiters).
+                "Devices",
                 "HostInput",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -115,6 +117,8 @@ let package = Package(
             name: "Runtime",
             dependencies: [
                 "Machine",
+                // The rate limiters Kata's keys configure.
+                "Devices",
                 "HostInput",
                 "AgentProtocol",
                 "OCI",
@@ -177,7 +181,7 @@ let package = Package(
         .testTarget(name: "MachineTests", dependencies: ["Machine", "VMM", "Devices", "TestSupport", "kata-vmm", "Runtime", "AgentProtocol"]),
         .testTarget(name: "APITests", dependencies: ["API", "Machine", "TestSupport", "kata-vmm"]),
         .testTarget(name: "AgentTests", dependencies: ["AgentProtocol", "Runtime", "TestSupport", "kata-agent"]),
-        .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "AgentProtocol", "OCI", "LinuxSupport", "TestSupport", "kata-runtime", "kata-agent"]),
+        .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "Devices", "AgentProtocol", "OCI", "LinuxSupport", "TestSupport", "kata-runtime", "kata-agent"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -183,6 +183,14 @@ seed("api", "refusals", "\0".join([
     'DELETE /version\n',
 ]))
 
+seed("api", "rate-limiters", "\0".join([
+    'PUT /drives/d0\n{"drive_id": "d0", "path_on_host": "/nonexistent/disk", "is_root_device": false, "rate_limiter": {"bandwidth": {"size": 1048576, "one_time_burst": 4096, "refill_time": 100}, "ops": {"size": 10, "refill_time": 1000}}}',
+    'PUT /network-interfaces/eth0\n{"iface_id": "eth0", "host_dev_name": "tap0", "rx_rate_limiter": {"bandwidth": {"size": 0, "refill_time": 0}}, "tx_rate_limiter": {"ops": {"size": 18446744073709551615, "refill_time": 1}}}',
+    'PUT /entropy\n{"rate_limiter": {"bandwidth": {"size": 1000, "one_time_burst": -1, "refill_time": 100}}}',
+    'PATCH /network-interfaces/eth0\n{"iface_id": "eth0", "rx_rate_limiter": {"ops": null}}',
+    'GET /vm/config\n',
+]))
+
 seed("config-file", "full", """{
   "boot-source": {"kernel_image_path": "/nonexistent/vmlinux", "boot_args": "console=ttyS0 reboot=k", "initrd_path": "/nonexistent/initrd"},
   "machine-config": {"vcpu_count": 3, "mem_size_mib": 48, "smt": false},
@@ -195,6 +203,12 @@ seed("config-file", "full", """{
   "logger": {"log_path": "/nonexistent/log", "level": "Info"},
   "metrics": {"metrics_path": "/nonexistent/metrics"},
   "balloon": null
+}
+""")
+seed("config-file", "rate-limiters", """{
+  "boot-source": {"kernel_image_path": "/nonexistent/vmlinux"},
+  "network-interfaces": [{"iface_id": "eth0", "host_dev_name": "tap0", "rx_rate_limiter": {"bandwidth": {"size": 125000, "refill_time": 1000}}, "tx_rate_limiter": {}}],
+  "entropy": {"rate_limiter": {"ops": {"size": 5, "one_time_burst": 100, "refill_time": 1000000000000}}}
 }
 """)
 seed("config-file", "minimal", '{"boot-source": {"kernel_image_path": "/k"}}')

@@ -1,4 +1,5 @@
 import Foundation
+import Devices
 import OCI
 @testable import Runtime
 import TestSupport
@@ -167,6 +168,30 @@ import Testing
             "c.toml: runtime.internetworking_model: 'macvtap' is not available in kata-swift; using tcfilter",
         ]
         #expect(Set(config.warnings) == expected && config.warnings.count == expected.count, "\(config.warnings)")
+    }
+
+    /// Kata's rate limiter keys become the sandbox's token buckets, refilling every second:
+    /// bits per second in bytes (rounded up), operations as they are, 0 for no limit.
+    @Test func kataRateLimiterKeys() throws {
+        let config = try RuntimeConfiguration.parse("""
+            [hypervisor.firecracker]
+            rx_rate_limiter_max_rate = 8000000
+            tx_rate_limiter_max_rate = 0
+            net_rate_limiter_ops_max_rate = 1000
+            net_rate_limiter_ops_one_time_burst = 5000
+            disk_rate_limiter_bw_max_rate = 80000001
+            disk_rate_limiter_bw_one_time_burst = 16
+            disk_rate_limiter_ops_max_rate = 0
+            """, file: "c.toml")
+        let h = config.hypervisor
+        #expect(config.warnings.isEmpty, "\(config.warnings)")
+        #expect(h.netRxRateLimiter == RateLimiterConfig(bandwidth: TokenBucketConfig(size: 1_000_000, refillTimeMs: 1000),
+                                                        ops: TokenBucketConfig(size: 1000, oneTimeBurst: 5000, refillTimeMs: 1000)))
+        #expect(h.netTxRateLimiter == RateLimiterConfig(ops: TokenBucketConfig(size: 1000, oneTimeBurst: 5000, refillTimeMs: 1000)))
+        #expect(h.diskRateLimiter == RateLimiterConfig(bandwidth: TokenBucketConfig(size: 10_000_001, oneTimeBurst: 2, refillTimeMs: 1000)))
+        #expect(RuntimeConfiguration().hypervisor.diskRateLimiter.isUnlimited)
+        expectError("[hypervisor.clh]\ndisk_rate_limiter_ops_max_rate = -1", "hypervisor.clh.disk_rate_limiter_ops_max_rate")
+        expectError("[hypervisor.firecracker]\nrx_rate_limiter_max_rate = \"fast\"", "rx_rate_limiter_max_rate")
     }
 
     /// A file in the shape Kata's configuration-fc.toml takes once installed (the keys and

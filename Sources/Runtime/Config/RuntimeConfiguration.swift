@@ -1,4 +1,5 @@
 import Foundation
+import Devices
 import Glibc
 import HostInput
 import Machine
@@ -38,6 +39,11 @@ public struct RuntimeConfiguration: Sendable, Equatable {
         public var virtioFsExtraArgs: [String] = []
         /// Guest RAM from the host's 2 MiB huge-page pool (Kata's key).
         public var enableHugepages = false
+        /// Kata's rate limiter keys, for the sandbox's NICs and disks.
+        var rateLimits = KataRateLimits()
+        public var diskRateLimiter: RateLimiterConfig { rateLimits.disk }
+        public var netRxRateLimiter: RateLimiterConfig { rateLimits.net("rx") }
+        public var netTxRateLimiter: RateLimiterConfig { rateLimits.net("tx") }
     }
 
     public enum SharedFs: String, Sendable, Equatable {
@@ -214,6 +220,9 @@ public struct RuntimeConfiguration: Sendable, Equatable {
                 if try r.int(value, name, 0...(1 << 20)) != 0 { r.substitute(name, "\(value?.int ?? 0)", with: "no DAX window (0)") }
             case "virtio_fs_extra_args": h.virtioFsExtraArgs = try r.strings(value, name)
             case "enable_hugepages": h.enableHugepages = try r.bool(value, name)
+            case _ where KataRateLimits.keys.contains(key):
+                let rate = UInt64(try r.int(value, name, 0...Int.max))
+                h.rateLimits.values[key] = rate == 0 ? nil : rate  // 0: no limit, as if unset
             default: r.ignore(name, value)
             }
         }

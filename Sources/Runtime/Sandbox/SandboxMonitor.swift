@@ -126,7 +126,9 @@ public struct SandboxMonitor {
             let image = delivery == .blockDevice ? record.rootfs : record.rootfsImagePath
             // Writable even for `root.readonly`: as runc does, the agent creates the spec's
             // mount points first and remounts the container's / read-only last.
-            vmConfig.disks = [DiskConfig(path: image, readOnly: false, id: RootfsImage.diskSerial)]
+            var disk = DiskConfig(path: image, readOnly: false, id: RootfsImage.diskSerial)
+            disk.rateLimiter = hypervisor.diskRateLimiter
+            vmConfig.disks = [disk]
         }
         vmConfig.serialLogMaxBytes = hypervisor.consoleLogMaxBytes
         if hypervisor.enableHugepages {
@@ -136,7 +138,12 @@ public struct SandboxMonitor {
         vmConfig.vsock = VsockConfig(guestCid: 3, udsPath: record.vsockSocketPath)
         vmConfig.rng = true
         let interfaces = NetworkPlan.load(from: record.stateDir)
-        vmConfig.nets = interfaces.map { NetConfig(tap: $0.tap, mac: $0.macBytes) }
+        vmConfig.nets = interfaces.map { interface in
+            var net = NetConfig(tap: interface.tap, mac: interface.macBytes)
+            net.rxRateLimiter = hypervisor.netRxRateLimiter
+            net.txRateLimiter = hypervisor.netTxRateLimiter
+            return net
+        }
         logger.info("sandbox \(id): booting \(hypervisor.kernel) with \(sizing.vcpus) vCPU(s), \(sizing.memoryMiB) MiB")
         let vm = try MicroVM(config: vmConfig, logger: logger)
         try vm.start()
