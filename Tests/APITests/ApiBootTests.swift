@@ -124,6 +124,20 @@ import Testing
         #expect(vmm.stop() == 128 + SIGTERM)
     }
 
+    /// PUT /serial (Firecracker's SerialDevice): the console goes to the file, not stdout.
+    @Test func putSerialSendsTheConsoleToAFile() throws {
+        let probe = try Fixtures.probeGuest()
+        let vmm = try VmmProcess()
+        let console = vmm.path("console.log")
+        let api = try UnixHTTPClient(path: vmm.socket)
+        #expect(try api.request("PUT", "/boot-source", body: #"{"kernel_image_path":"\#(probe.path)","boot_args":"console=ttyS0 probe.mode=count"}"#).status == 204)
+        #expect(try api.request("PUT", "/serial", body: #"{"serial_out_path":"\#(console)"}"#).status == 204)
+        #expect(try api.request("PUT", "/actions", body: #"{"action_type":"InstanceStart"}"#).status == 204)
+        #expect(vmm.wait { ((try? String(contentsOfFile: console, encoding: .utf8)) ?? "").contains("probe: tick 2\n") }, "\(vmm.log)")
+        #expect(!vmm.serial.contains("probe:"), "\(vmm.serial)")
+        vmm.stop()
+    }
+
     @Test func patchDriveSwapsTheBackingFileAfterStart() throws {
         let probe = try Fixtures.probeGuest()
         let vmm = try VmmProcess()

@@ -253,6 +253,10 @@ public final class VmController: @unchecked Sendable {  // mutable state confine
             try requireNotStarted()
             let entropy = try EntropySection(body, path: "")
             try update { entropy.apply(to: &$0) }
+        case .putSerial:
+            try requireNotStarted()
+            let section = try SerialSection(body, path: "")
+            try update { section.apply(to: &$0) }
         case .putLogger:
             try requireNotStarted()
             let section = try LoggerSection(body, path: "")

@@ -54,9 +54,7 @@ public enum FullVmConfiguration {
         if let logger = object.value("logger") { config.logger = try LoggerSection(logger, path: "logger").log }
         if let metrics = object.value("metrics") { config.metricsPath = try MetricsSection(metrics, path: "metrics").path }
         if let serial = object.value("serial") {
-            let section = try SerialSection(serial, path: "serial")
-            config.serial = section.output
-            if let maxBytes = section.maxBytes { config.serialLogMaxBytes = maxBytes }
+            try SerialSection(serial, path: "serial").apply(to: &config)
         }
         do { try config.validate() } catch { throw ApiError("\(error)") }
         return config

@@ -83,7 +83,7 @@ struct MetricsSection {
     }
 }
 
-/// The config file's `serial` (Firecracker's SerialDevice): where the guest's console goes,
+/// `PUT /serial` (pre-boot) and the config file's `serial` (Firecracker's SerialDevice): where the guest's console goes,
 /// stdout without a `serial_out_path`. `max_bytes` is kata-swift's: the cap on the file
 /// before it is rotated to `<path>.1` (0: no cap), as `--serial-max-bytes`.
 struct SerialSection {
@@ -100,5 +100,10 @@ struct SerialSection {
             output = .stdio
         }
         maxBytes = try object.int("max_bytes", in: 0...(1 << 40)).map(Int.init)
+    }
+
+    func apply(to config: inout VmConfig) {
+        config.serial = output
+        if let maxBytes { config.serialLogMaxBytes = maxBytes }
     }
 }

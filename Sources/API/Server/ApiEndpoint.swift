@@ -1,5 +1,7 @@
 /// One operation of Firecracker's API, recognised from the method and the path.
-/// Unknown paths and methods are refused the way Firecracker does (400, fault_message).
+/// Unknown paths and methods are refused the way Firecracker does (400, fault_message);
+/// Firecracker's operations that kata-vmm does not implement are refused naming the
+/// feature (`NotImplementedOperation`).
 public enum ApiEndpoint: Equatable, Sendable {
     case instanceInfo, version, vmConfig
     case getMachineConfig, putMachineConfig, patchMachineConfig
@@ -7,7 +9,7 @@ public enum ApiEndpoint: Equatable, Sendable {
     case putDrive(String), patchDrive(String)
     case putNetworkInterface(String), patchNetworkInterface(String)
     case putFs(String)
-    case putVsock, putEntropy, putLogger, putMetrics
+    case putVsock, putEntropy, putLogger, putMetrics, putSerial
     case putActions
     case patchVm
 
@@ -32,11 +34,16 @@ public enum ApiEndpoint: Equatable, Sendable {
         case ("PUT", 1, "entropy"): return .putEntropy
         case ("PUT", 1, "logger"): return .putLogger
         case ("PUT", 1, "metrics"): return .putMetrics
+        case ("PUT", 1, "serial"): return .putSerial
         case ("PUT", 1, "actions"): return .putActions
         case ("PATCH", 1, "vm"): return .patchVm
         case (_, 1, "drives"), (_, 1, "network-interfaces"), (_, 1, "fs"):
             throw ApiError("\(method) \(path): the id is missing from the path")
-        default: throw unsupported()
+        default:
+            if let feature = NotImplementedOperation.feature(method: method, path: parts) {
+                throw ApiError("\(method) \(path): \(feature) is not supported by kata-vmm")
+            }
+            throw unsupported()
         }
     }
 
@@ -67,6 +74,7 @@ public enum ApiEndpoint: Equatable, Sendable {
         case .putEntropy: return ("put_api_requests", "entropy")
         case .putLogger: return ("put_api_requests", "logger")
         case .putMetrics: return ("put_api_requests", "metrics")
+        case .putSerial: return ("put_api_requests", "serial")
         case .putActions: return ("put_api_requests", "actions")
         case .patchVm: return ("patch_api_requests", "vm")
         }

@@ -1,0 +1,36 @@
+/// Firecracker's operations that kata-vmm does not implement (yet), by path, so that a
+/// client calling one learns which feature is missing instead of reading "invalid path".
+/// Which methods each path has is Firecracker's swagger file; a method it does not define
+/// on such a path is an ordinary invalid request.
+enum NotImplementedOperation {
+    /// (first path segment, path length, methods) -> the feature, in words.
+    private static let table: [(root: String, length: Int, methods: Set<String>, feature: String)] = [
+        ("balloon", 1, ["GET", "PUT", "PATCH"], "the balloon device"),
+        ("balloon", 2, ["GET", "PATCH"], "the balloon device"),  // /balloon/statistics
+        ("balloon", 3, ["GET", "PATCH"], "the balloon device's free page hinting"),  // /balloon/hinting/*
+        ("cpu-config", 1, ["PUT"], "a custom CPU template (the guest gets KVM's supported CPUID)"),
+        ("pmem", 2, ["PUT", "PATCH"], "virtio-pmem"),
+        ("mmds", 1, ["GET", "PUT", "PATCH"], "MMDS"),
+        ("mmds", 2, ["PUT"], "MMDS"),  // /mmds/config
+        ("hotplug", 2, ["GET", "PUT", "PATCH"], "memory hotplug (virtio-mem)"),  // /hotplug/memory
+        ("snapshot", 2, ["PUT"], "snapshotting"),  // /snapshot/create, /snapshot/load
+    ]
+
+    private static let secondSegment: [String: Set<String>] = [
+        "balloon": ["statistics", "hinting"], "mmds": ["config"], "hotplug": ["memory"], "snapshot": ["create", "load"],
+    ]
+    private static let hintingOperations: [String: String] = ["start": "PATCH", "stop": "PATCH", "status": "GET"]
+
+    /// The missing feature `method path` asks for, or nil when Firecracker has no such operation.
+    static func feature(method: String, path: [String]) -> String? {
+        guard let root = path.first,
+              let entry = table.first(where: { $0.root == root && $0.length == path.count }),
+              entry.methods.contains(method) else { return nil }
+        if path.count >= 2, let allowed = secondSegment[root], !allowed.contains(path[1]) { return nil }
+        if path.count == 2, root == "balloon", path[1] != "statistics" { return nil }
+        if path.count == 3 {
+            guard path[1] == "hinting", hintingOperations[path[2]] == method else { return nil }
+        }
+        return entry.feature
+    }
+}
