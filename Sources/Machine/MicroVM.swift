@@ -231,16 +231,16 @@ public final class MicroVM: @unchecked Sendable {  // all `let` but `console`/`s
     }
 
     /// Changes disk `id`'s rate limiter while the guest runs (PATCH /drives).
-    public func reconfigureDiskRateLimiter(id: String, _ config: RateLimiterConfig) throws {
-        guard let index = self.config.diskIds.firstIndex(of: id) else { throw DiskUpdateError.noSuchDisk(id) }
-        blocks[index].rateLimiter.reconfigure(config)
+    public func updateDiskRateLimiter(id: String, _ update: RateLimiterUpdate) throws {
+        guard let index = config.diskIds.firstIndex(of: id) else { throw DiskUpdateError.noSuchDisk(id) }
+        blocks[index].rateLimiter.apply(update)
     }
 
     /// Changes network interface `index`'s rate limiters while the guest runs (PATCH
     /// /network-interfaces).
-    public func reconfigureNetRateLimiters(index: Int, rx: RateLimiterConfig, tx: RateLimiterConfig) {
-        nets[index].rxRateLimiter.reconfigure(rx)
-        nets[index].txRateLimiter.reconfigure(tx)
+    public func updateNetRateLimiters(index: Int, rx: RateLimiterUpdate?, tx: RateLimiterUpdate?) {
+        if let rx { nets[index].rxRateLimiter.apply(rx) }
+        if let tx { nets[index].txRateLimiter.apply(tx) }
     }
 
     /// A consistent reading of the counters the metrics report.

@@ -185,11 +185,15 @@ import Testing
             """, file: "c.toml")
         let h = config.hypervisor
         #expect(config.warnings.isEmpty, "\(config.warnings)")
-        #expect(h.netRxRateLimiter == RateLimiterConfig(bandwidth: TokenBucketConfig(size: 1_000_000, refillTimeMs: 1000),
+        // 8,000,000 bits/s: 1,000,000 bytes, which Kata's Firecracker driver reads as 1000-based
+        // and rescales to 1024-based units: 1,048,576 bytes a second.
+        #expect(h.netRxRateLimiter == RateLimiterConfig(bandwidth: TokenBucketConfig(size: 1_048_576, refillTimeMs: 1000),
                                                         ops: TokenBucketConfig(size: 1000, oneTimeBurst: 5000, refillTimeMs: 1000)))
         #expect(h.netTxRateLimiter == RateLimiterConfig(ops: TokenBucketConfig(size: 1000, oneTimeBurst: 5000, refillTimeMs: 1000)))
         #expect(h.diskRateLimiter == RateLimiterConfig(bandwidth: TokenBucketConfig(size: 10_000_001, oneTimeBurst: 2, refillTimeMs: 1000)))
         #expect(RuntimeConfiguration().hypervisor.diskRateLimiter.isUnlimited)
+        #expect(KataRateLimits.rescaledTo1024(10_000_000) == 10_485_760 && KataRateLimits.rescaledTo1024(1_500) == 1_524)
+        #expect(KataRateLimits.rescaledTo1024(999) == 999 && KataRateLimits.rescaledTo1024(.max) == .max)
         expectError("[hypervisor.clh]\ndisk_rate_limiter_ops_max_rate = -1", "hypervisor.clh.disk_rate_limiter_ops_max_rate")
         expectError("[hypervisor.firecracker]\nrx_rate_limiter_max_rate = \"fast\"", "rx_rate_limiter_max_rate")
     }

@@ -222,9 +222,8 @@ public final class VmController: @unchecked Sendable {  // mutable state confine
                 config.disks[index].path = path
             }
             if let update = patch.rateLimiter {
-                let limiter = update.applied(to: config.disks[index].rateLimiter)
-                try vm.reconfigureDiskRateLimiter(id: id, limiter)
-                config.disks[index].rateLimiter = limiter
+                try vm.updateDiskRateLimiter(id: id, update)
+                config.disks[index].rateLimiter = update.applied(to: config.disks[index].rateLimiter)
             }
         case .putNetworkInterface(let id):
             try requireNotStarted()
@@ -238,7 +237,7 @@ public final class VmController: @unchecked Sendable {  // mutable state confine
             }
             let rx = patch.rxRateLimiter?.applied(to: config.nets[index].rxRateLimiter) ?? config.nets[index].rxRateLimiter
             let tx = patch.txRateLimiter?.applied(to: config.nets[index].txRateLimiter) ?? config.nets[index].txRateLimiter
-            vm.reconfigureNetRateLimiters(index: index, rx: rx, tx: tx)
+            vm.updateNetRateLimiters(index: index, rx: patch.rxRateLimiter, tx: patch.txRateLimiter)
             config.nets[index].rxRateLimiter = rx
             config.nets[index].txRateLimiter = tx
         case .putFs(let id):

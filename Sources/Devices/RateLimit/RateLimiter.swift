@@ -53,7 +53,8 @@ public final class RateLimiter: Sendable {
     public typealias Clock = @Sendable () -> UInt64
 
     public struct Counters: Sendable, Equatable {
-        /// Requests the limiter held back (Firecracker's `*_rate_limiter_throttled`).
+        /// Refusals, one per request turned away, also while already blocked (Firecracker's
+        /// `*_rate_limiter_throttled`).
         public var throttled: UInt64 = 0
         /// Timer expiries that let work resume (`*_rate_limiter_event_count`).
         public var timerEvents: UInt64 = 0
@@ -93,7 +94,10 @@ public final class RateLimiter: Sendable {
     /// `bytes` is evaluated only when a bandwidth bucket exists (it may read guest memory).
     public func consume(bytes: @autoclosure () -> UInt64, ops: UInt64 = 1) -> Bool {
         state.withLock { s in
-            if s.blocked { return false }
+            if s.blocked {
+                s.counters.throttled += 1
+                return false
+            }
             if s.bandwidth == nil && s.ops == nil { return true }
             let now = clock()
             let byteCount = s.bandwidth == nil ? 0 : bytes()
@@ -133,16 +137,23 @@ public final class RateLimiter: Sendable {
         }
     }
 
-    /// Applies a new configuration; a bucket whose configuration changed starts full, as in
-    /// Firecracker. A blocked device is woken at once to try under the new limits.
-    public func reconfigure(_ config: RateLimiterConfig) {
+    /// Firecracker's PATCH: every bucket the update gives starts afresh (full, no debt, its
+    /// burst back), even with the limits it had, so re-sending a limiter is how an operator
+    /// resets one; a bucket it leaves out keeps its state. A blocked device is woken at once
+    /// to try under the new limits.
+    public func apply(_ update: RateLimiterUpdate) {
         state.withLock { s in
             let now = clock()
-            if config.bandwidth != s.config.bandwidth { s.bandwidth = config.bandwidth.map { TokenBucket($0, now: now) } }
-            if config.ops != s.config.ops { s.ops = config.ops.map { TokenBucket($0, now: now) } }
-            s.config = config
+            if case .set(let bucket) = update.bandwidth { s.bandwidth = bucket.map { TokenBucket($0, now: now) } }
+            if case .set(let bucket) = update.ops { s.ops = bucket.map { TokenBucket($0, now: now) } }
+            s.config = update.applied(to: s.config)
             if s.blocked { timer.arm(afterNs: 1) }
         }
+    }
+
+    /// Replaces both buckets with fresh ones for `config`.
+    public func reconfigure(_ config: RateLimiterConfig) {
+        apply(RateLimiterUpdate(bandwidth: .set(config.bandwidth), ops: .set(config.ops)))
     }
 }
 

@@ -88,7 +88,7 @@ struct TokenBucket: Sendable {
     mutating func giveBack(_ tokens: UInt64) {
         let repaid = min(debt, tokens)
         debt -= repaid
-        budget = min(config.size, budget + min(tokens - repaid, config.size))
+        budget += min(tokens - repaid, config.size - budget)
     }
 
     /// How long until `admits(tokens)` can be true, rounded up to a whole nanosecond.

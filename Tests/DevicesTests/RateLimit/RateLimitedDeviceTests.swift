@@ -34,10 +34,10 @@ import Testing
         var used = d.getUsed()
         #expect(used.count == 3 && used.allSatisfy { $0.len == 16 })
         #expect(rng.rateLimiter.isBlocked && rng.rateLimiter.counters.throttled == 1)
-        // The guest kicking again while throttled gets nothing more, and costs no bucket work.
+        // The guest kicking again while throttled gets nothing more; the refusal is counted.
         d.notify()
         used += d.getUsed()
-        #expect(used.count == 3 && rng.rateLimiter.counters.throttled == 1)
+        #expect(used.count == 3 && rng.rateLimiter.counters.throttled == 2)
         pump(d) { used += d.getUsed(); return used.count == 8 }
         let elapsed = Self.seconds(ContinuousClock.now - start)
         #expect(used.count == 8 && used.allSatisfy { $0.len == 16 })
@@ -77,6 +77,25 @@ import Testing
         used += d.getUsed()
         #expect(used.map(\.len) == [UInt32(64 << 10) + 1, 1])
         #expect(disk.block.rateLimiter.counters.throttled == 1 && !disk.block.rateLimiter.isBlocked)
+    }
+
+    /// A request the device refuses (here a read that is not a whole number of sectors)
+    /// takes nothing from the buckets: a guest cannot run its disk into debt with lengths
+    /// it never transfers.
+    @Test func refusedRequestsAreNotCharged() throws {
+        let disk = try BlockDeviceTests.Disk(sectors: 64)
+        disk.block.rateLimiter.reconfigure(RateLimiterConfig(bandwidth: TokenBucketConfig(size: 1024, refillTimeMs: 600_000),
+                                                             ops: TokenBucketConfig(size: 3, refillTimeMs: 600_000)))
+        let d = disk.driver
+        let status = d.allocate(1)
+        try d.add([.readable(disk.header(0, sector: 0), 16), .writable(d.allocate(700), 700), .writable(status, 1)])
+        try d.add([.readable(disk.header(0, sector: 0), 16), .writable(d.allocate(512), 512), .writable(d.allocate(1), 1)])
+        try d.add([.readable(disk.header(0, sector: 0), 16), .writable(d.allocate(512), 512), .writable(d.allocate(1), 1)])
+        d.notify()
+        #expect(d.bytes(status, 1) == [VirtioBlock.Status.ioError.rawValue])
+        // 1024 bytes and 3 ops: both good reads fit only if the refused one took nothing.
+        #expect(d.getUsed().map(\.len) == [1, 513, 513])
+        #expect(disk.block.rateLimiter.counters.throttled == 0)
     }
 
     @Test func liftingTheLimitLiveReleasesAThrottledQueueAtOnce() throws {

@@ -126,18 +126,20 @@ public final class VirtioBlock: VirtioDevice, @unchecked Sendable {  // `backend
         guard let context, index == 0 else { return }
         let queue = context.queues[0]
         var completed = false
-        while let chain = try queue.nextChain(context.memory, badChain: { error in
+        requests: while let chain = try queue.nextChain(context.memory, badChain: { error in
             failedRequests += 1
             completed = true
             logger.warning("virtio-blk \(serial): bad descriptor chain: \(error)")
         }) {
-            // Held back: the chain stays on the ring until the limiter's timer runs the queue again.
-            guard rateLimiter.consume(bytes: Self.dataLength(chain, context.memory)) else {
+            switch handle(chain, context.memory) {
+            case .throttled:
+                // Held back: the chain stays on the ring until the limiter's timer runs the queue again.
                 queue.unpop()
-                break
-            }
-            requests += 1
-            if let (status, used) = handle(chain, context.memory) {
+                break requests
+            case .submitted:
+                requests += 1
+            case .done(let status, let used):
+                requests += 1
                 if status != .ok { failedRequests += 1 }
                 try complete(chain: chain, status: status, used: used, context)
                 completed = true
@@ -198,86 +200,92 @@ public final class VirtioBlock: VirtioDevice, @unchecked Sendable {  // `backend
         try context.queues[0].addUsed(context.memory, head: chain.head, length: chain.writable.isEmpty ? 0 : used)
     }
 
-    /// The bytes a request moves, as its rate limiter counts them: data read or written,
-    /// nothing for the other types (or a header that is not there; `handle` refuses it).
-    static func dataLength(_ chain: DescriptorChain, _ memory: GuestMemory) -> UInt64 {
-        var reader = chain.reader(memory)
-        switch reader.read(UInt32.self).flatMap(RequestType.init(rawValue:)) {
-        case .read: return UInt64(max(chain.writableLength - 1, 0))
-        case .write: return UInt64(max(chain.readableLength - headerSize, 0))
-        default: return 0
-        }
+    /// What became of one request.
+    enum Outcome: Equatable {
+        /// Answered now with this status and used length.
+        case done(Status, UInt32)
+        /// At the AIO engine, which completes it later.
+        case submitted
+        /// The rate limiter holds it back; nothing was done.
+        case throttled
     }
 
-    /// Serves one request. Returns nil when the request went to the AIO engine.
-    func handle(_ chain: DescriptorChain, _ memory: GuestMemory) -> (Status, UInt32)? {
+    /// Serves one request. The rate limiter is asked only once the request is known to be
+    /// valid, and charged what it really moves: a malformed request is answered (an error
+    /// status) without touching the buckets, so a guest cannot run its disk into debt with
+    /// lengths it never transfers.
+    func handle(_ chain: DescriptorChain, _ memory: GuestMemory) -> Outcome {
         // The status byte is the last writable byte; without one there is no way to answer.
         let writable = chain.writableLength
         guard writable >= 1 else {
             logger.warning("virtio-blk \(serial): request without a status byte")
-            return (.ioError, 0)
+            return .done(.ioError, 0)
         }
         // The used length is 32-bit: a chain claiming more is refused, not truncated.
-        guard writable <= Int(UInt32.max), chain.readableLength <= Int(UInt32.max) else { return (.ioError, 1) }
+        guard writable <= Int(UInt32.max), chain.readableLength <= Int(UInt32.max) else { return .done(.ioError, 1) }
         var reader = chain.reader(memory)
         guard let rawType = reader.read(UInt32.self), reader.read(UInt32.self) != nil,
               let sector = reader.read(UInt64.self) else {
-            return (.ioError, 1)
+            return .done(.ioError, 1)
         }
-        guard let type = RequestType(rawValue: rawType) else { return (.unsupported, 1) }
+        guard let type = RequestType(rawValue: rawType) else { return .done(.unsupported, 1) }
         var writer = chain.writer(memory)
         switch type {
         case .read:
             let length = writable - 1
             guard UInt64(length) % BlockBackend.sectorSize == 0,
-                  backend.contains(sector: sector, bytes: UInt64(length)) else { return (.ioError, 1) }
+                  backend.contains(sector: sector, bytes: UInt64(length)) else { return .done(.ioError, 1) }
+            guard rateLimiter.consume(bytes: UInt64(length)) else { return .throttled }
             readBytes += UInt64(length)
             return transfer(writer.take(length), sector: sector, write: false, chain: chain, usedLength: UInt32(writable))
         case .write:
-            guard !backend.readOnly else { return (.ioError, 1) }
+            guard !backend.readOnly else { return .done(.ioError, 1) }
             let length = reader.remaining
             guard UInt64(length) % BlockBackend.sectorSize == 0,
-                  backend.contains(sector: sector, bytes: UInt64(length)) else { return (.ioError, 1) }
+                  backend.contains(sector: sector, bytes: UInt64(length)) else { return .done(.ioError, 1) }
+            guard rateLimiter.consume(bytes: UInt64(length)) else { return .throttled }
             writtenBytes += UInt64(length)
             return transfer(reader.take(length), sector: sector, write: true, chain: chain, usedLength: 1)
         case .flush:
-            return backend.flush() ? (.ok, 1) : (.ioError, 1)
+            guard rateLimiter.consume(bytes: 0) else { return .throttled }
+            return backend.flush() ? .done(.ok, 1) : .done(.ioError, 1)
         case .getId:
+            guard rateLimiter.consume(bytes: 0) else { return .throttled }
             var id = Array(serial.utf8.prefix(Self.idLength))
             if id.count < Self.idLength { id += [UInt8](repeating: 0, count: Self.idLength - id.count) }
             let n = writer.write(Array(id.prefix(writable - 1)))
-            return (.ok, UInt32(n + 1))
+            return .done(.ok, UInt32(n + 1))
         case .discard, .writeZeroes:
-            guard !backend.readOnly else { return (.ioError, 1) }
+            guard !backend.readOnly else { return .done(.ioError, 1) }
             let segments = reader.remaining / Self.segmentSize
             guard segments >= 1, segments <= Int(Self.maxSegments), reader.remaining % Self.segmentSize == 0 else {
-                return (.unsupported, 1)
+                return .done(.unsupported, 1)
             }
+            guard rateLimiter.consume(bytes: 0) else { return .throttled }
             for _ in 0..<segments {
                 guard let start = reader.read(UInt64.self), let count = reader.read(UInt32.self),
-                      let flags = reader.read(UInt32.self) else { return (.ioError, 1) }
+                      let flags = reader.read(UInt32.self) else { return .done(.ioError, 1) }
                 let bytes = UInt64(count) * BlockBackend.sectorSize
-                guard backend.contains(sector: start, bytes: bytes) else { return (.ioError, 1) }
+                guard backend.contains(sector: start, bytes: bytes) else { return .done(.ioError, 1) }
                 // write-zeroes flag bit 0 is "unmap": then deallocating is allowed.
                 let deallocate = type == .discard || flags & 1 != 0
                 guard backend.zero(at: start * BlockBackend.sectorSize, length: bytes, deallocate: deallocate) else {
-                    return (.ioError, 1)
+                    return .done(.ioError, 1)
                 }
             }
-            return (.ok, 1)
+            return .done(.ok, 1)
         }
     }
 
     /// Reads or writes the guest buffers `pieces` at `sector` through the disk's engine.
-    /// nil: submitted to AIO, which completes the request later.
     private func transfer(_ pieces: [UnsafeMutableRawBufferPointer], sector: UInt64, write: Bool,
-                          chain: DescriptorChain, usedLength: UInt32) -> (Status, UInt32)? {
+                          chain: DescriptorChain, usedLength: UInt32) -> Outcome {
         let offset = sector * BlockBackend.sectorSize
         if let aio, let status = statusAddress(chain) {
             return aio.submit(fd: backend.fd.rawValue, pieces: pieces, offset: offset, write: write, head: chain.head,
-                              statusAddress: status, usedLength: usedLength) ? nil : (.ioError, 1)
+                              statusAddress: status, usedLength: usedLength) ? .submitted : .done(.ioError, 1)
         }
-        return backend.transfer(pieces, at: offset, write: write) ? (.ok, usedLength) : (.ioError, 1)
+        return backend.transfer(pieces, at: offset, write: write) ? .done(.ok, usedLength) : .done(.ioError, 1)
     }
 
     private func statusAddress(_ chain: DescriptorChain) -> UInt64? {
