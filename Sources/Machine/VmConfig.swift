@@ -55,6 +55,24 @@ public struct VmConfig: Sendable, Equatable {
         public var level: Level
         public var showLevel: Bool
         public var showOrigin: Bool
+        /// Firecracker's `module` filter: only lines from this module of ours (`Devices`,
+        /// `VMM`, `Machine`, `API`, `kata_vmm`), or from one file of it (`Devices::VirtioNet`).
+        public var module: String?
+
+        /// The modules of kata-vmm that log.
+        public static let modules = ["kata_vmm", "API", "Machine", "Devices", "VMM"]
+
+        /// Why `module` is not one of ours (`Module` or `Module::File`), or nil. A Firecracker
+        /// module path (`api_server::request`) would match nothing: refused, not a silent log.
+        public static func moduleError(_ module: String) -> String? {
+            let parts = module.split(separator: "::", omittingEmptySubsequences: false).map(String.init)
+            let fileName = parts.count == 2 && !parts[1].isEmpty && parts[1].utf8.count <= 128
+                && parts[1].utf8.allSatisfy { $0 == UInt8(ascii: "_") || (0x30...0x39).contains($0) || (0x41...0x5A).contains($0) || (0x61...0x7A).contains($0) }
+            guard modules.contains(parts[0]), parts.count == 1 || fileName else {
+                return "'\(module)' is not a kata-vmm module (\(modules.joined(separator: ", ")), or one of its files as Devices::VirtioNet"
+            }
+            return nil
+        }
 
         public init(path: String? = nil, level: Level = .info, showLevel: Bool = false, showOrigin: Bool = false) {
             self.path = path

@@ -110,7 +110,7 @@ struct KataVMM: ParsableCommand {
     @Flag(name: .customLong("show-log-origin"), help: "Firecracker's logger: each line names the file and line it comes from.")
     var showLogOrigin = false
 
-    @Option(name: .customLong("module"), help: "Firecracker's logger module filter (not supported: refused, as PUT /logger's module is).")
+    @Option(name: .customLong("module"), help: "Firecracker's logger module filter: only lines from this module (Devices, VMM, Machine, API, kata_vmm) or file (Devices::VirtioNet).")
     var module: String?
 
     @Option(name: .customLong("metrics-path"), help: ArgumentHelp("Firecracker's metrics: JSON lines to this file or named pipe (PUT /metrics).",
@@ -187,8 +187,7 @@ struct KataVMM: ParsableCommand {
 
     /// Firecracker's logger flags as PUT /logger's settings; nil when none is given.
     func commandLineLogger() throws -> VmConfig.LogConfig? {
-        if module != nil { throw ValidationError("--module: module filters are not supported") }
-        guard logPath != nil || level != nil || showLevel || showLogOrigin else { return nil }
+        guard logPath != nil || level != nil || showLevel || showLogOrigin || module != nil else { return nil }
         var log = VmConfig.LogConfig()
         if let logPath {
             guard !logPath.isEmpty else { throw ValidationError("invalid --log-path: must not be empty") }
@@ -202,6 +201,10 @@ struct KataVMM: ParsableCommand {
         }
         log.showLevel = showLevel
         log.showOrigin = showLogOrigin
+        if let module {
+            if let error = VmConfig.LogConfig.moduleError(module) { throw ValidationError("invalid --module: \(error)") }
+            log.module = module
+        }
         return log
     }
 

@@ -8,6 +8,20 @@ import Testing
 @Suite struct ApiModelTests {
     func json(_ text: String) throws -> JSONValue { try JSONValue.parse(Data(text.utf8)) }
 
+    /// The logger's module filter against swift-log's file ids ("Module/File.swift").
+    @Test func moduleFilterMatchesWholeModulesAndFiles() {
+        #expect(LogSink.origin("Devices/VirtioNet.swift", isIn: nil))
+        #expect(LogSink.origin("Devices/VirtioNet.swift", isIn: "Devices"))
+        #expect(LogSink.origin("Devices/VirtioNet.swift", isIn: "Devices/VirtioNet"))
+        #expect(!LogSink.origin("Devices/VirtioNetwork.swift", isIn: "Devices/VirtioNet"))
+        #expect(!LogSink.origin("DevicesExtra/A.swift", isIn: "Devices"))
+        #expect(!LogSink.origin("VMM/Vcpu.swift", isIn: "Devices"))
+        #expect(VmConfig.LogConfig.moduleError("Devices::VirtioNet") == nil && VmConfig.LogConfig.moduleError("kata_vmm") == nil)
+        for bad in ["", "api_server", "Devices::", "Devices::a::b", "::Devices", "Devices::Virtio/Net", "devices"] {
+            #expect(VmConfig.LogConfig.moduleError(bad) != nil, "\(bad)")
+        }
+    }
+
     @Test func jsonTypesAreKeptApart() throws {
         #expect(try json("true") == .bool(true))
         #expect(try json("1") == .int(1))

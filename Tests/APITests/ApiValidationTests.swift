@@ -112,6 +112,7 @@ import Testing
             Case(method: "PUT", path: "/serial", body: #"{"serial_out_path":"/tmp/s","rate_limiter":{"ops":{"size":1,"refill_time":1}}}"#, fault: "rate_limiter.ops: the serial console has no rate limiter"),
             Case(method: "PUT", path: "/logger", body: #"{"level":"Loud"}"#, fault: "level: 'Loud' is not one of"),
             Case(method: "PUT", path: "/logger", body: #"{"log_path":7}"#, fault: "log_path: expected a string"),
+            Case(method: "PUT", path: "/logger", body: #"{"module":"api_server::request"}"#, fault: "module: 'api_server::request' is not a kata-vmm module"),
             Case(method: "PUT", path: "/logger", body: #"{"log_path":"\#(vmm.path("no/such/dir.log"))"}"#, fault: "log_path: cannot open"),
             Case(method: "PUT", path: "/metrics", body: "{}", fault: "metrics_path: missing required field"),
             Case(method: "PUT", path: "/metrics", body: #"{"metrics_path":false}"#, fault: "metrics_path: expected a string"),

@@ -61,8 +61,26 @@ import Testing
         #expect(text.contains("API server started after"), "\(text)")
     }
 
+    /// `--module`: only lines from that module (or file) of ours reach the log.
+    @Test func theModuleFilterKeepsOneModulesLines() throws {
+        let directory = try Fixtures.scratchDirectory("fc-module")
+        let log = directory + "/fc.log"
+        let vmm = try VmmProcess(extra: ["--log-path", log, "--level", "Debug", "--show-log-origin", "--module", "API::VmController"])
+        defer { _ = vmm.stop() }
+        #expect(try Curl.request(vmm.socket, "GET", "/no-such-endpoint").status == 400)
+        #expect(vmm.wait { (try? String(contentsOfFile: log, encoding: .utf8))?.contains("no-such-endpoint") == true })
+        let lines = ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").split(separator: "\n")
+        #expect(lines.contains { $0.contains("API server started after") }, "\(lines)")
+        // ApiServer.swift is the same module, another file: filtered out.
+        #expect(!lines.contains { $0.contains("API server listening") }, "\(lines)")
+        #expect(lines.allSatisfy { $0.contains(" VmController.swift:") }, "\(lines)")
+        let config = try #require(UnixHTTPClient.Response(status: 200, headers: [:], body: try Curl.request(vmm.socket, "GET", "/vm/config").body).json)
+        #expect((config["logger"] as? [String: Any])?["module"] as? String == "API::VmController", "\(config)")
+    }
+
     @Test func badFlagsAreRefusedNamingThem() throws {
-        for (arguments, fragment) in [(["--module", "api_server"], "--module: module filters are not supported"),
+        for (arguments, fragment) in [(["--module", "api_server::request"], "invalid --module: 'api_server::request' is not a kata-vmm module"),
+                                      (["--module", "Devices::"], "invalid --module: 'Devices::'"),
                                       (["--level", "Loud"], "invalid --level 'Loud'"),
                                       (["--log-path", ""], "invalid --log-path"),
                                       (["--http-api-max-payload-size", "0"], "invalid --http-api-max-payload-size 0"),

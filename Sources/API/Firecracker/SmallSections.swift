@@ -45,8 +45,11 @@ struct LoggerSection {
 
     init(_ json: JSONValue, path: String) throws {
         let object = try StrictObject(json, path: path, allowed: ["log_path", "level", "show_level", "show_log_origin", "module"])
-        try object.refuse("module", because: "module filters are not supported")
         var log = VmConfig.LogConfig()
+        if let module = try object.string("module") {
+            if let error = VmConfig.LogConfig.moduleError(module) { throw ApiError("\(object.name("module")): \(error)") }
+            log.module = module
+        }
         log.path = try object.string("log_path")
         if log.path?.isEmpty == true { throw ApiError("\(object.name("log_path")): must not be empty") }
         if let level = try object.string("level") {
@@ -65,6 +68,7 @@ struct LoggerSection {
         var object: [String: JSONValue] = ["level": .string(log.level.rawValue), "show_level": .bool(log.showLevel),
                                            "show_log_origin": .bool(log.showOrigin)]
         object["log_path"] = log.path.map { .string($0) } ?? .null
+        object["module"] = log.module.map { .string($0) } ?? .null
         return .object(object)
     }
 }

@@ -14,6 +14,8 @@ public final class LogSink: @unchecked Sendable {  // every var behind `lock` (N
     private var level: Logger.Level? = .info
     private var showLevel = true
     private var showOrigin = false
+    /// The `module` filter as a prefix of swift-log's file ids ("Devices/VirtioNet").
+    private var modulePrefix: String?
 
     /// The level from `--log-level`, used until a logger configuration arrives.
     public func setDefault(level: Logger.Level) {
@@ -36,6 +38,7 @@ public final class LogSink: @unchecked Sendable {  // every var behind `lock` (N
             level = Self.level(config.level)
             showLevel = config.showLevel
             showOrigin = config.showOrigin
+            modulePrefix = config.module?.replacingOccurrences(of: "::", with: "/")
         }
     }
 
@@ -56,13 +59,22 @@ public final class LogSink: @unchecked Sendable {  // every var behind `lock` (N
                file: String, line: UInt) {
         lock.lock()
         defer { lock.unlock() }
-        guard let level, messageLevel >= level else { return }
+        guard let level, messageLevel >= level, Self.origin(file, isIn: modulePrefix) else { return }
         var text = Self.timestamp() + " [" + label + "]"
         if showLevel { text += " " + messageLevel.rawValue.uppercased() }
         if showOrigin { text += " " + (file.split(separator: "/").last.map(String.init) ?? file) + ":\(line)" }
         text += metadata.isEmpty ? "" : " " + metadata
         text += " " + message + "\n"
         text.withUTF8 { buffer in _ = Glibc.write(fd, buffer.baseAddress, buffer.count) }
+    }
+
+    /// Whether a line from `file` (swift-log's `#fileID`, "Module/File.swift") passes the
+    /// module filter: the same module, or the same file when the filter names one.
+    static func origin(_ file: String, isIn prefix: String?) -> Bool {
+        guard let prefix else { return true }
+        guard file.hasPrefix(prefix) else { return false }
+        let rest = file.utf8.dropFirst(prefix.utf8.count)
+        return rest.first == UInt8(ascii: "/") || rest.first == UInt8(ascii: ".")
     }
 
     static func timestamp() -> String {
