@@ -37,6 +37,8 @@ public struct MachineCounters: Sendable, Equatable {
     public var nets: [Net] = []
     /// nil: the VM has no entropy device.
     public var entropy: Entropy?
+    /// nil: the VM has no balloon.
+    public var balloon: VirtioBalloon.Counters?
 
     public init() {}
 

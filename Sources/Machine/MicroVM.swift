@@ -34,6 +34,8 @@ public final class MicroVM: @unchecked Sendable {  // all `let` but `console`/`s
     /// The network devices, by interface index, for their rate limiters.
     private let nets: [VirtioNet]
     private let rng: VirtioRng?
+    /// The balloon and its transport (targets and statistics change under its lock).
+    private let balloon: (device: VirtioBalloon, transport: VirtioMmioTransport)?
     /// The command line the guest actually got (with virtio_mmio.device= entries when asked).
     public let kernelCmdline: String
     private var console: ConsoleInput?
@@ -86,6 +88,8 @@ public final class MicroVM: @unchecked Sendable {  // all `let` but `console`/`s
         }
         rng = config.rng ? try VirtioRng(rateLimiter: config.rngRateLimiter, logger: logger) : nil
         if let rng { devices.append(rng) }
+        let balloonDevice = try config.balloon.map { try VirtioBalloon($0, logger: logger) }
+        if let balloonDevice { devices.append(balloonDevice) }
         for (fs, id) in zip(config.fs, config.fsIds) {
             do {
                 devices.append(try VirtioFs(tag: fs.tag, socketPath: fs.socketPath, requestQueues: fs.requestQueues,
@@ -143,6 +147,9 @@ public final class MicroVM: @unchecked Sendable {  // all `let` but `console`/`s
             transports.append(transport)
         }
         virtioDevices = transports
+        balloon = balloonDevice.flatMap { device in
+            transports.first { $0.device === device }.map { (device, $0) }
+        }
 
         // vCPUs: KVM's CPUID with our topology, boot registers for the chosen protocol.
         let supportedCpuid = try kvm.supportedCpuid()
@@ -243,6 +250,52 @@ public final class MicroVM: @unchecked Sendable {  // all `let` but `console`/`s
         if let tx { nets[index].txRateLimiter.apply(tx) }
     }
 
+    public enum BalloonError: Error, CustomStringConvertible {
+        case none
+        case statisticsNotEnabled
+        case tooLarge(UInt32, memoryMiB: Int)
+        public var description: String {
+            switch self {
+            case .none: return "the VM has no balloon device"
+            case .statisticsNotEnabled: return "balloon statistics were not enabled when the device was configured"
+            case .tooLarge(let mib, let memory): return "amount_mib \(mib) is more than the VM's memory (\(memory) MiB)"
+            }
+        }
+    }
+
+    /// A new balloon target while the guest runs (PATCH /balloon): the driver is told
+    /// through a configuration interrupt and inflates or deflates towards it.
+    public func setBalloonTarget(amountMiB: UInt32) throws {
+        guard let balloon else { throw BalloonError.none }
+        guard Int(amountMiB) <= config.memoryMiB else { throw BalloonError.tooLarge(amountMiB, memoryMiB: config.memoryMiB) }
+        balloon.transport.withDeviceLocked { _ in balloon.device.setTarget(amountMiB: amountMiB) }
+        balloon.transport.configurationChanged()
+    }
+
+    /// A new statistics polling interval (PATCH /balloon/statistics); statistics cannot be
+    /// switched on or off after boot.
+    public func setBalloonStatsInterval(seconds: UInt32) throws {
+        guard let balloon else { throw BalloonError.none }
+        try balloon.transport.withDeviceLocked { _ in
+            guard balloon.device.config.statsPollingIntervalS > 0, seconds > 0 else { throw BalloonError.statisticsNotEnabled }
+            balloon.device.setStatsPollingInterval(seconds: seconds)
+        }
+    }
+
+    /// The balloon's target and size and the guest's latest statistics.
+    public func balloonStatistics() throws -> VirtioBalloon.Statistics {
+        guard let balloon else { throw BalloonError.none }
+        return try balloon.transport.withDeviceLocked { _ in
+            guard balloon.device.config.statsPollingIntervalS > 0 else { throw BalloonError.statisticsNotEnabled }
+            return balloon.device.currentStatistics
+        }
+    }
+
+    /// The balloon's configuration as it is now (its target may have changed since boot).
+    public var balloonConfig: VirtioBalloon.Config? {
+        balloon.map { b in b.transport.withDeviceLocked { _ in b.device.config } }
+    }
+
     /// A consistent reading of the counters the metrics report.
     public func counters() -> MachineCounters {
         var result = MachineCounters()
@@ -269,6 +322,8 @@ public final class MicroVM: @unchecked Sendable {  // all `let` but `console`/`s
                                          rxRateLimiter: c.rxRateLimiter, txRateLimiter: c.txRateLimiter))
             case .rng(let c):
                 result.entropy = .init(bytes: c.bytesServed, badRequests: c.badRequests, rateLimiter: c.rateLimiter)
+            case .balloon(let c):
+                result.balloon = c
             case .none:
                 break
             }

@@ -39,6 +39,8 @@ public struct VmConfig: Sendable, Equatable {
     public var rng = false
     /// The entropy device's `rate_limiter`.
     public var rngRateLimiter: RateLimiterConfig = .unlimited
+    /// A virtio-balloon device (Firecracker's `balloon`); nil: none.
+    public var balloon: VirtioBalloon.Config?
     public var virtioDiscovery: VirtioDiscovery = .acpi
     /// Where the VMM's own log goes and how much of it (Firecracker's `logger`); nil: stderr.
     public var logger: LogConfig?
@@ -132,6 +134,7 @@ public struct VmConfig: Sendable, Equatable {
         case rootDevice(String)
         case fs(String)
         case hugePages(Int)
+        case balloon(String)
 
         public var description: String {
             switch self {
@@ -152,6 +155,8 @@ public struct VmConfig: Sendable, Equatable {
                 return why
             case .hugePages(let mib):
                 return "mem_size_mib \(mib) is not a whole number of 2 MiB huge pages"
+            case .balloon(let why):
+                return why
             }
         }
     }
@@ -165,7 +170,7 @@ public struct VmConfig: Sendable, Equatable {
             throw ValidationError.memory(memoryMiB)
         }
         if hugePages && memoryMiB % 2 != 0 { throw ValidationError.hugePages(memoryMiB) }
-        let deviceCount = disks.count + nets.count + fs.count + (vsock == nil ? 0 : 1) + (rng ? 1 : 0)
+        let deviceCount = disks.count + nets.count + fs.count + (vsock == nil ? 0 : 1) + (rng ? 1 : 0) + (balloon == nil ? 0 : 1)
         guard deviceCount <= Self.maxVirtioDevices else { throw ValidationError.tooManyDevices(deviceCount) }
         var seen = Set<String>()
         for id in diskIds where !seen.insert(id).inserted { throw ValidationError.duplicateDiskId(id) }
@@ -178,6 +183,9 @@ public struct VmConfig: Sendable, Equatable {
         for device in fs {
             if let problem = device.problem { throw ValidationError.fs("virtio-fs '\(device.tag)': \(problem)") }
             guard tags.insert(device.tag).inserted else { throw ValidationError.fs("two virtio-fs devices have the tag '\(device.tag)'") }
+        }
+        if let balloon, Int(balloon.amountMiB) > memoryMiB {
+            throw ValidationError.balloon("the balloon's amount_mib (\(balloon.amountMiB)) is more than the VM's memory (\(memoryMiB) MiB)")
         }
         var fsIdsSeen = Set<String>()
         for id in fsIds where !fsIdsSeen.insert(id).inserted { throw ValidationError.fs("two virtio-fs devices have the id '\(id)'") }

@@ -6,11 +6,11 @@
  * ends through an i8042 reset, falling back to a triple fault where there is no i8042.
  *
  * Command line options: probe.exit=N (status to print), probe.mode=reset|triplefault|
- * hang|spin|poweroff|count|hostile|io (how to end; count prints "probe: tick N" about every 50 ms,
+ * hang|spin|poweroff|count|hostile|io|balloon (how to end; count prints "probe: tick N" about every 50 ms,
  * by the TSC, forever: progress a pause must stop and a resume restart; after each tick
  * it prints "probe: key 0xNN" for every byte waiting in the i8042, e.g. Ctrl-Alt-Del;
  * hostile first plays a hostile virtio driver against every device, see hostile.c, then
- * resets; io does I/O forever on one device, see io.c).
+ * resets; io does I/O forever on one device, see io.c; balloon gives memory back, see balloon.c).
  */
 #include "probe.h"
 
@@ -218,6 +218,7 @@ void probe_main(struct hvm_start_info *si) {
     }
     if (option_is(mode, "hostile")) hostile_virtio();
     if (option_is(mode, "io")) io_virtio(option_is(option(cmdline, "probe.io="), "rng") ? 4 : 2);
+    if (option_is(mode, "balloon")) balloon_virtio();
     if (option_is(mode, "spin")) {
         puts_serial("probe: spinning forever\n");
         for (;;) __asm__ volatile("pause");

@@ -17,3 +17,4 @@ void put_dec(u32 v);
 void put_hex(u64 v);
 void hostile_virtio(void);
 void io_virtio(u32 device_id);
+void balloon_virtio(void);

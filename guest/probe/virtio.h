@@ -14,7 +14,7 @@
 
 enum { ACK = 1, DRIVER = 2, DRIVER_OK = 4, FEATURES_OK = 8, NEEDS_RESET = 0x40 };
 enum { DESC_NEXT = 1, DESC_WRITE = 2, DESC_INDIRECT = 4 };
-enum { ID_BLK = 2, ID_RNG = 4, ID_VSOCK = 19 };
+enum { ID_BLK = 2, ID_RNG = 4, ID_BALLOON = 5, ID_VSOCK = 19 };
 
 static inline u32 rd(u32 base, u32 off) { return *(volatile u32 *)(base + off); }
 static inline void wr(u32 base, u32 off, u32 v) { *(volatile u32 *)(base + off) = v; }

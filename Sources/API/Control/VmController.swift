@@ -1,4 +1,5 @@
 import Foundation
+import Devices
 import Logging
 import Machine
 
@@ -256,6 +257,31 @@ public final class VmController: @unchecked Sendable {  // mutable state confine
             try requireNotStarted()
             let section = try SerialSection(body, path: "")
             try update { section.apply(to: &$0) }
+        case .putBalloon:
+            try requireNotStarted()
+            let section = try BalloonSection(body, path: "")
+            try update { $0.balloon = section.config }
+        case .getBalloon:
+            guard let balloon = vm?.balloonConfig ?? config.balloon else { throw ApiError("balloon device not configured") }
+            return .json(BalloonSection.describe(balloon))
+        case .patchBalloon:
+            let amount = try BalloonSection.amount(body)
+            guard config.balloon != nil else { throw ApiError("balloon device not configured") }
+            if let vm {
+                do { try vm.setBalloonTarget(amountMiB: amount) } catch { throw ApiError("amount_mib: \(error)") }
+            }
+            try update { $0.balloon?.amountMiB = amount }
+        case .getBalloonStatistics:
+            let vm = try requireStarted()
+            do { return .json(BalloonSection.describe(try vm.balloonStatistics())) } catch { throw ApiError("\(error)") }
+        case .patchBalloonStatistics:
+            let seconds = try BalloonSection.pollingInterval(body)
+            guard config.balloon != nil else { throw ApiError("balloon device not configured") }
+            // After boot only the interval changes (the queue exists or not); before, anything.
+            if let vm {
+                do { try vm.setBalloonStatsInterval(seconds: seconds) } catch { throw ApiError("stats_polling_interval_s: \(error)") }
+            }
+            config.balloon?.statsPollingIntervalS = seconds
         case .putLogger:
             try requireNotStarted()
             let section = try LoggerSection(body, path: "")
@@ -384,6 +410,10 @@ public final class VmController: @unchecked Sendable {  // mutable state confine
         sections["entropy"] = ["entropy_bytes": entropy?.bytes ?? 0, "entropy_event_fails": entropy?.badRequests ?? 0,
                                "entropy_rate_limiter_throttled": entropy?.rateLimiter.throttled ?? 0,
                                "rate_limiter_event_count": entropy?.rateLimiter.timerEvents ?? 0]
+        let balloon = counters.balloon ?? VirtioBalloon.Counters()
+        sections["balloon"] = ["inflate_count": balloon.inflatedPages, "deflate_count": balloon.deflatedPages,
+                               "stats_updates_count": balloon.statsUpdates, "free_page_report_freed": balloon.reportedBytes,
+                               "event_fails": balloon.badRequests]
         sections["logger"] = ["missed_metrics_count": metrics.failedWrites]
         sections["api_server"] = ["process_startup_time_us": apiServerStartup.wallMicros,
                                   "process_startup_time_cpu_us": apiServerStartup.cpuMicros]

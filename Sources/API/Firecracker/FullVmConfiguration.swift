@@ -5,8 +5,8 @@ import Machine
 /// Both go through the same section parsers as the API, into one `VmConfig`.
 public enum FullVmConfiguration {
     static let supported = ["boot-source", "machine-config", "drives", "network-interfaces", "vsock", "fs",
-                            "entropy", "logger", "metrics", "serial"]
-    static let unsupported = ["balloon", "mmds-config", "cpu-config", "pmem", "memory-hotplug"]
+                            "entropy", "logger", "metrics", "serial", "balloon"]
+    static let unsupported = ["mmds-config", "cpu-config", "pmem", "memory-hotplug"]
 
     /// Parses a config file's text. Every error names the field (`drives[1].is_root_device`).
     public static func parse(_ data: Data) throws -> VmConfig {
@@ -51,6 +51,7 @@ public enum FullVmConfiguration {
         if let entropy = object.value("entropy") {
             try EntropySection(entropy, path: "entropy").apply(to: &config)
         }
+        if let balloon = object.value("balloon") { config.balloon = try BalloonSection(balloon, path: "balloon").config }
         if let logger = object.value("logger") { config.logger = try LoggerSection(logger, path: "logger").log }
         if let metrics = object.value("metrics") { config.metricsPath = try MetricsSection(metrics, path: "metrics").path }
         if let serial = object.value("serial") {
@@ -78,7 +79,7 @@ public enum FullVmConfiguration {
             "entropy": EntropySection.describe(config),
             "logger": LoggerSection.describe(config),
             "metrics": MetricsSection.describe(config),
-            "balloon": .null,
+            "balloon": BalloonSection.describe(config.balloon),
             "mmds-config": .null,
             "cpu-config": .null,
         ])

@@ -12,6 +12,7 @@ public enum ApiEndpoint: Equatable, Sendable {
     case putVsock, putEntropy, putLogger, putMetrics, putSerial
     case putActions
     case patchVm
+    case getBalloon, putBalloon, patchBalloon, getBalloonStatistics, patchBalloonStatistics
 
     public static func route(method: String, uri: String) throws -> ApiEndpoint {
         let path = uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? uri
@@ -37,6 +38,11 @@ public enum ApiEndpoint: Equatable, Sendable {
         case ("PUT", 1, "serial"): return .putSerial
         case ("PUT", 1, "actions"): return .putActions
         case ("PATCH", 1, "vm"): return .patchVm
+        case ("GET", 1, "balloon"): return .getBalloon
+        case ("PUT", 1, "balloon"): return .putBalloon
+        case ("PATCH", 1, "balloon"): return .patchBalloon
+        case ("GET", 2, "balloon") where parts[1] == "statistics": return .getBalloonStatistics
+        case ("PATCH", 2, "balloon") where parts[1] == "statistics": return .patchBalloonStatistics
         case (_, 1, "drives"), (_, 1, "network-interfaces"), (_, 1, "fs"):
             throw ApiError("\(method) \(path): the id is missing from the path")
         default:
@@ -50,7 +56,7 @@ public enum ApiEndpoint: Equatable, Sendable {
     /// Whether the body is parsed (GET requests have none).
     var takesBody: Bool {
         switch self {
-        case .instanceInfo, .version, .vmConfig, .getMachineConfig: return false
+        case .instanceInfo, .version, .vmConfig, .getMachineConfig, .getBalloon, .getBalloonStatistics: return false
         default: return true
         }
     }
@@ -77,6 +83,9 @@ public enum ApiEndpoint: Equatable, Sendable {
         case .putSerial: return ("put_api_requests", "serial")
         case .putActions: return ("put_api_requests", "actions")
         case .patchVm: return ("patch_api_requests", "vm")
+        case .getBalloon, .getBalloonStatistics: return ("get_api_requests", "balloon")
+        case .putBalloon: return ("put_api_requests", "balloon")
+        case .patchBalloon, .patchBalloonStatistics: return ("patch_api_requests", "balloon")
         }
     }
 }

@@ -5,8 +5,6 @@
 enum NotImplementedOperation {
     /// (first path segment, path length, methods) -> the feature, in words.
     private static let table: [(root: String, length: Int, methods: Set<String>, feature: String)] = [
-        ("balloon", 1, ["GET", "PUT", "PATCH"], "the balloon device"),
-        ("balloon", 2, ["GET", "PATCH"], "the balloon device"),  // /balloon/statistics
         ("balloon", 3, ["GET", "PATCH"], "the balloon device's free page hinting"),  // /balloon/hinting/*
         ("cpu-config", 1, ["PUT"], "a custom CPU template (the guest gets KVM's supported CPUID)"),
         ("pmem", 2, ["PUT", "PATCH"], "virtio-pmem"),
@@ -17,7 +15,7 @@ enum NotImplementedOperation {
     ]
 
     private static let secondSegment: [String: Set<String>] = [
-        "balloon": ["statistics", "hinting"], "mmds": ["config"], "hotplug": ["memory"], "snapshot": ["create", "load"],
+        "balloon": ["hinting"], "mmds": ["config"], "hotplug": ["memory"], "snapshot": ["create", "load"],
     ]
     private static let hintingOperations: [String: String] = ["start": "PATCH", "stop": "PATCH", "status": "GET"]
 
@@ -27,7 +25,6 @@ enum NotImplementedOperation {
               let entry = table.first(where: { $0.root == root && $0.length == path.count }),
               entry.methods.contains(method) else { return nil }
         if path.count >= 2, let allowed = secondSegment[root], !allowed.contains(path[1]) { return nil }
-        if path.count == 2, root == "balloon", path[1] != "statistics" { return nil }
         if path.count == 3 {
             guard path[1] == "hinting", hintingOperations[path[2]] == method else { return nil }
         }

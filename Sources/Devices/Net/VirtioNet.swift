@@ -102,9 +102,8 @@ public final class VirtioNet: VirtioDevice, @unchecked Sendable {  // `scratch` 
         return counters
     }
 
-    public var rateLimitedQueues: [RateLimitedQueue] {
-        [RateLimitedQueue(limiter: rxRateLimiter, queue: Self.rxQueue),
-         RateLimitedQueue(limiter: txRateLimiter, queue: Self.txQueue)]
+    public var timedQueues: [TimedQueue] {
+        [rxRateLimiter.timedQueue(Self.rxQueue), txRateLimiter.timedQueue(Self.txQueue)]
     }
 
     public var deviceCounters: DeviceCounters { .net(counters) }

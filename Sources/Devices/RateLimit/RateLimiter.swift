@@ -45,7 +45,7 @@ public struct RateLimiterUpdate: Sendable, Equatable {
 /// request must pass. A request refused sets the limiter blocked and arms its timer for
 /// when the bucket will admit it; until then the device takes nothing more from the guest
 /// (its queue waits, the tap is not read), so throttling costs no CPU. When the timer
-/// fires the transport runs the queue again (`RateLimitedQueue`).
+/// fires the transport runs the queue again (`TimedQueue`).
 ///
 /// `consume` runs on the event loop under the transport lock; `reconfigure` comes from
 /// the API thread, hence the Mutex. Neither allocates.
@@ -157,14 +157,9 @@ public final class RateLimiter: Sendable {
     }
 }
 
-/// A rate limiter and the queue it holds back: the transport watches the limiter's timer
-/// and runs that queue again when it fires.
-public struct RateLimitedQueue: Sendable {
-    public let limiter: RateLimiter
-    public let queue: Int
-
-    public init(limiter: RateLimiter, queue: Int) {
-        self.limiter = limiter
-        self.queue = queue
+extension RateLimiter {
+    /// The limiter's timer, running `queue` again when it fires.
+    public func timedQueue(_ queue: Int) -> TimedQueue {
+        TimedQueue(timer: timer, queue: queue) { [self] in timerFired() }
     }
 }

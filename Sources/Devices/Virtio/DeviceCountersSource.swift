@@ -4,6 +4,7 @@ public enum DeviceCounters: Sendable, Equatable {
     case block(VirtioBlock.Counters)
     case net(VirtioNet.Counters)
     case rng(VirtioRng.Counters)
+    case balloon(VirtioBalloon.Counters)
     /// The device counts nothing the metrics report (vsock, virtio-fs).
     case none
 }

@@ -3,6 +3,7 @@ public enum VirtioDeviceType: UInt32, Sendable {
     case net = 1
     case block = 2
     case rng = 4
+    case balloon = 5
     case vsock = 19
     case fs = 26
 }

@@ -29,8 +29,9 @@ public protocol VirtioDevice: AnyObject, Sendable, DeviceCountersSource {
     var queuesServedByBackend: Bool { get }
     /// The VM is going away: release host resources (listening sockets and the like).
     func shutdown()
-    /// The device's rate limiters, each with the queue to run again when its timer fires.
-    var rateLimitedQueues: [RateLimitedQueue] { get }
+    /// The device's timers (rate limiters' refills, statistics polling), each with the
+    /// queue to run again when it fires.
+    var timedQueues: [TimedQueue] { get }
 }
 
 /// What an activated device works with.
@@ -58,7 +59,7 @@ extension VirtioDevice {
     public func processBackendEvents() throws {}
     public var queuesServedByBackend: Bool { false }
     public func shutdown() {}
-    public var rateLimitedQueues: [RateLimitedQueue] { [] }
+    public var timedQueues: [TimedQueue] { [] }
 
     /// Reads from a byte image of the configuration space, zero past its end.
     public func readConfig(_ config: [UInt8], offset: Int, into data: UnsafeMutableRawBufferPointer) {

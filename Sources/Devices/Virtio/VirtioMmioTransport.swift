@@ -73,11 +73,11 @@ public final class VirtioMmioTransport: BusDevice, @unchecked Sendable {  // reg
                 self?.backendEventsFired()
             }
         }
-        // A throttled queue resumes when its limiter's timer fires, as if the driver had rung.
-        for limited in device.rateLimitedQueues {
-            try loop.add(fd: limited.limiter.timer.fd, events: EventLoop.readable) { [weak self] _ in
-                limited.limiter.timerFired()
-                self?.notified(queue: limited.queue)
+        // A device timer (a throttled queue's refill, a statistics poll) runs its queue.
+        for timed in device.timedQueues {
+            try loop.add(fd: timed.timer.fd, events: EventLoop.readable) { [weak self] _ in
+                timed.fired()
+                self?.notified(queue: timed.queue)
             }
         }
     }

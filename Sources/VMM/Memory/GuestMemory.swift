@@ -64,6 +64,7 @@ public enum GuestMemoryBacking: Sendable, Equatable {
 /// malicious guest cannot make the VMM read or write outside its own RAM.
 public final class GuestMemory: Sendable {
     public let regions: [GuestMemoryRegion]
+    public let backing: GuestMemoryBacking
 
     /// Maps zero-filled memory for each `(guestAddress, size)`.
     public init(ranges: [(guestAddress: UInt64, size: UInt64)], backing: GuestMemoryBacking = .anonymous) throws {
@@ -81,6 +82,7 @@ public final class GuestMemory: Sendable {
             }
         }
         regions = mapped
+        self.backing = backing
     }
 
     private static func map(_ range: (guestAddress: UInt64, size: UInt64), _ backing: GuestMemoryBacking) throws -> GuestMemoryRegion {
@@ -120,6 +122,9 @@ public final class GuestMemory: Sendable {
     deinit {
         for region in regions { Self.unmap(region) }
     }
+
+    /// Whether guest RAM comes from the host's huge-page pool.
+    public var isHugePageBacked: Bool { backing == .hugePages }
 
     /// Whether another process can map this memory (every region has its memfd).
     public var isShared: Bool { regions.allSatisfy { $0.fd >= 0 } }
@@ -179,6 +184,20 @@ public final class GuestMemory: Sendable {
     public func store<T: FixedWidthInteger>(_ value: T, at address: UInt64) throws {
         let target = try slice(at: address, length: MemoryLayout<T>.size)
         target.storeBytes(of: value.littleEndian, as: T.self)
+    }
+
+    /// Gives the host back the memory behind `length` bytes of guest RAM at `address`
+    /// (balloon inflation, free page reporting): the guest reads zeroes there afterwards,
+    /// and the pages are allocated again only when touched. Both ends must be page
+    /// aligned (4 KiB; 2 MiB for huge pages), and the range inside one region. Private
+    /// memory is dropped with MADV_DONTNEED, a memfd's with MADV_REMOVE (which frees its
+    /// pages, not only this mapping of them). KVM's MMU notifiers keep the guest's view right.
+    public func discard(at address: UInt64, length: Int) -> Bool {
+        guard length > 0, let region = region(containing: address, length: length) else { return false }
+        let page = region.fd >= 0 && isHugePageBacked ? Int(GuestMemoryBacking.hugePageSize) : 4096
+        let offset = Int(address - region.guestAddress)
+        guard offset % page == 0, length % page == 0 else { return false }
+        return madvise(region.host + offset, length, region.fd >= 0 ? MADV_REMOVE : MADV_DONTNEED) == 0
     }
 
     /// Zeroes `length` bytes at `address`.

@@ -72,7 +72,7 @@ public final class VirtioBlock: VirtioDevice, @unchecked Sendable {  // `backend
         self.rateLimiter = try RateLimiter(rateLimiter)
     }
 
-    public var rateLimitedQueues: [RateLimitedQueue] { [RateLimitedQueue(limiter: rateLimiter, queue: 0)] }
+    public var timedQueues: [TimedQueue] { [rateLimiter.timedQueue(0)] }
 
     /// The completion eventfd the event loop must watch (AIO engine only).
     public var backendEvents: EventFd? { aio?.completion }

@@ -35,7 +35,7 @@ public final class VirtioRng: VirtioDevice, @unchecked Sendable {  // `context` 
         self.rateLimiter = try RateLimiter(rateLimiter)
     }
 
-    public var rateLimitedQueues: [RateLimitedQueue] { [RateLimitedQueue(limiter: rateLimiter, queue: 0)] }
+    public var timedQueues: [TimedQueue] { [rateLimiter.timedQueue(0)] }
 
     public func readConfig(offset: Int, into data: UnsafeMutableRawBufferPointer) {
         readConfig([], offset: offset, into: data)

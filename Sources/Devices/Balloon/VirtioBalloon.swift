@@ -1,0 +1,266 @@
+import Glibc
+import Logging
+import VMM
+
+/// virtio-balloon (virtio 1.2, 5.5), as Firecracker's: the host sets a target size and the
+/// guest's driver inflates (hands over page frame numbers, whose host memory we give back)
+/// or deflates (takes pages back, which fault in again on touch). Optional: deflate on
+/// OOM (a feature bit for the driver), the statistics queue polled every
+/// `statsPollingIntervalS`, and free page reporting (the driver reports free ranges, which
+/// are given back the same way). Everything the guest sends is bounded: PFNs outside its
+/// RAM are skipped and counted, and one inflate buffer is read up to 64 KiB.
+public final class VirtioBalloon: VirtioDevice, @unchecked Sendable {  // every var changes under the transport's lock (queue processing, withDeviceLocked)
+    public static let featureStatsVq: UInt64 = 1 << 1
+    public static let featureDeflateOnOom: UInt64 = 1 << 2
+    public static let featureFreePageReporting: UInt64 = 1 << 5
+
+    public static let pageSize: UInt64 = 4096
+    static let queueSize: UInt16 = 256
+    /// The most bytes of one inflate or deflate buffer read (16384 PFNs; Linux sends 256).
+    static let maxPfnBytes = 1 << 16
+    static let statSize = 10  // struct virtio_balloon_stat: u16 tag, u64 value (packed)
+    /// The most statistics entries read from one buffer.
+    static let maxStats = 64
+
+    public struct Config: Sendable, Equatable {
+        public var amountMiB: UInt32
+        public var deflateOnOom: Bool
+        /// 0: no statistics queue.
+        public var statsPollingIntervalS: UInt32
+        public var freePageReporting: Bool
+
+        public init(amountMiB: UInt32, deflateOnOom: Bool = false, statsPollingIntervalS: UInt32 = 0, freePageReporting: Bool = false) {
+            self.amountMiB = amountMiB
+            self.deflateOnOom = deflateOnOom
+            self.statsPollingIntervalS = statsPollingIntervalS
+            self.freePageReporting = freePageReporting
+        }
+    }
+
+    /// The guest's latest statistics, by virtio tag (VIRTIO_BALLOON_S_*), with what the
+    /// device knows: its target and the size the driver reports.
+    public struct Statistics: Sendable, Equatable {
+        public var targetPages: UInt32
+        public var actualPages: UInt32
+        public var values: [UInt16: UInt64]
+    }
+
+    public struct Counters: Sendable, Equatable {
+        public var inflatedPages: UInt64 = 0
+        public var deflatedPages: UInt64 = 0
+        public var reportedBytes: UInt64 = 0
+        public var statsUpdates: UInt64 = 0
+        /// PFNs outside guest RAM, ranges that could not be given back, bad buffers.
+        public var badRequests: UInt64 = 0
+
+        public init() {}
+    }
+
+    public let deviceType = VirtioDeviceType.balloon
+    public let queueMaxSizes: [UInt16]
+    public let offeredFeatures: UInt64
+    public var deviceCounters: DeviceCounters { .balloon(counters) }
+    public private(set) var config: Config
+    public private(set) var counters = Counters()
+    /// Fires every polling interval while the statistics queue is in use.
+    let statsTimer: TimerFd
+    let logger: RateLimitedLogger
+    private var context: VirtioDeviceContext?
+    /// What the driver reports as the balloon's size (config field `actual`).
+    private var actualPages: UInt32 = 0
+    private var statistics: [UInt16: UInt64] = [:]
+    /// The statistics buffer the driver lent us, returned when we want fresh figures.
+    private var statsHead: UInt16?
+    private var statsDue = false
+    /// Queue indexes, once the features are known (absent queues take no index).
+    private var statsQueue: Int?
+    private var reportingQueue: Int?
+
+    public init(_ config: Config, logger: Logger) throws {
+        self.config = config
+        self.logger = RateLimitedLogger(logger)
+        var features = VirtioFeature.version1 | VirtioFeature.ringIndirectDescriptors
+        if config.deflateOnOom { features |= Self.featureDeflateOnOom }
+        if config.statsPollingIntervalS > 0 { features |= Self.featureStatsVq }
+        if config.freePageReporting { features |= Self.featureFreePageReporting }
+        offeredFeatures = features
+        queueMaxSizes = [UInt16](repeating: Self.queueSize,
+                                 count: 2 + (config.statsPollingIntervalS > 0 ? 1 : 0) + (config.freePageReporting ? 1 : 0))
+        statsTimer = try TimerFd()
+    }
+
+    deinit { statsTimer.close() }
+
+    /// Target pages: the amount in 4 KiB pages.
+    var targetPages: UInt32 { UInt32(clamping: UInt64(config.amountMiB) << 20 / Self.pageSize) }
+
+    /// struct virtio_balloon_config: num_pages (our target), actual (the driver's).
+    public func readConfig(offset: Int, into data: UnsafeMutableRawBufferPointer) {
+        var w = ByteWriter(size: 8)
+        w.u32(targetPages, at: 0)
+        w.u32(actualPages, at: 4)
+        readConfig(w.bytes, offset: offset, into: data)
+    }
+
+    public func writeConfig(offset: Int, from data: UnsafeRawBufferPointer) {
+        // Only `actual` (bytes 4-7) is the driver's to write.
+        for (i, byte) in data.enumerated() where (4..<8).contains(offset + i) {
+            let shift = UInt32((offset + i - 4) * 8)
+            actualPages = actualPages & ~(0xFF << shift) | UInt32(byte) << shift
+        }
+    }
+
+    /// A new target (PATCH /balloon); the caller tells the driver (a configuration interrupt).
+    public func setTarget(amountMiB: UInt32) { config.amountMiB = amountMiB }
+
+    /// A new polling interval (PATCH /balloon/statistics); the queue cannot be added or removed.
+    public func setStatsPollingInterval(seconds: UInt32) {
+        config.statsPollingIntervalS = seconds
+        if context != nil, statsQueue != nil { armStatsTimer() }
+    }
+
+    public var currentStatistics: Statistics {
+        Statistics(targetPages: targetPages, actualPages: actualPages, values: statistics)
+    }
+
+    public var timedQueues: [TimedQueue] {
+        // The statistics queue's index is fixed by the features offered (stats comes first).
+        guard config.statsPollingIntervalS > 0 else { return [] }
+        return [TimedQueue(timer: statsTimer, queue: 2) { [self] in
+            statsTimer.consume()
+            statsDue = true  // read under the transport lock, by process(queue:)
+        }]
+    }
+
+    public func activate(_ context: VirtioDeviceContext) throws {
+        self.context = context
+        var next = 2
+        statsQueue = nil
+        reportingQueue = nil
+        if context.features & Self.featureStatsVq != 0 {
+            statsQueue = next
+            next += 1
+        }
+        if context.features & Self.featureFreePageReporting != 0 { reportingQueue = next }
+        statsHead = nil
+        if statsQueue != nil { armStatsTimer() }
+    }
+
+    public func reset() {
+        context = nil
+        statsHead = nil
+        statsDue = false
+        statsTimer.disarm()
+        actualPages = 0
+    }
+
+    private func armStatsTimer() {
+        let seconds = UInt64(config.statsPollingIntervalS)
+        if seconds == 0 { statsTimer.disarm() } else { statsTimer.arm(afterNs: seconds * 1_000_000_000, periodNs: seconds * 1_000_000_000) }
+    }
+
+    public func process(queue index: Int) throws {
+        guard let context else { return }
+        switch index {
+        case 0: try serve(context, queue: 0) { chain in inflate(chain, context.memory) }
+        case 1: try serve(context, queue: 1) { chain in deflate(chain, context.memory) }
+        case statsQueue: try serveStatistics(context, queue: index)
+        case reportingQueue: try serve(context, queue: index) { chain in report(chain, context.memory) }
+        default: break
+        }
+    }
+
+    /// Takes every chain on `queue`, handles it and returns it (used length 0).
+    private func serve(_ context: VirtioDeviceContext, queue index: Int, _ handle: (DescriptorChain) -> Void) throws {
+        let queue = context.queues[index]
+        var used = false
+        while let chain = try queue.nextChain(context.memory, badChain: { error in
+            counters.badRequests += 1
+            used = true
+            logger.warning("virtio-balloon: bad descriptor chain: \(error)")
+        }) {
+            handle(chain)
+            try queue.addUsed(context.memory, head: chain.head, length: 0)
+            used = true
+        }
+        if used { context.interrupt.signalUsed(queue, context.memory) }
+    }
+
+    /// An inflate buffer: little-endian u32 PFNs. Runs of consecutive PFNs are given back
+    /// in one call.
+    private func inflate(_ chain: DescriptorChain, _ memory: GuestMemory) {
+        var reader = chain.reader(memory)
+        var runStart: UInt64 = 0, runLength: UInt64 = 0
+        func flush() {
+            guard runLength > 0 else { return }
+            if memory.discard(at: runStart * Self.pageSize, length: Int(runLength * Self.pageSize)) {
+                counters.inflatedPages += runLength
+            } else {
+                counters.badRequests += 1
+                logger.warning("virtio-balloon: pages 0x\(String(runStart, radix: 16))+\(runLength) are not guest RAM")
+            }
+            runLength = 0
+        }
+        for _ in 0..<(min(reader.remaining, Self.maxPfnBytes) / 4) {
+            guard let pfn = reader.read(UInt32.self).map(UInt64.init) else { break }
+            if runLength > 0 && pfn == runStart + runLength && runLength < 1 << 18 {
+                runLength += 1
+            } else {
+                flush()
+                runStart = pfn
+                runLength = 1
+            }
+        }
+        flush()
+    }
+
+    /// A deflate buffer: the guest takes those pages back; they fault in again when touched.
+    private func deflate(_ chain: DescriptorChain, _ memory: GuestMemory) {
+        counters.deflatedPages += UInt64(min(chain.readableLength, Self.maxPfnBytes) / 4)
+    }
+
+    /// A free page report: each buffer of the chain is a free range of guest RAM.
+    private func report(_ chain: DescriptorChain, _ memory: GuestMemory) {
+        func giveBack(_ piece: GuestBuffer) {
+            if memory.discard(at: piece.address, length: Int(piece.length)) {
+                counters.reportedBytes += UInt64(piece.length)
+            } else {
+                counters.badRequests += 1
+            }
+        }
+        for piece in chain.writable { giveBack(piece) }
+        for piece in chain.readable { giveBack(piece) }
+    }
+
+    /// The statistics queue: the driver's buffer is read and kept; when the polling timer
+    /// asks for fresh figures it is returned, and the driver sends it again refilled.
+    private func serveStatistics(_ context: VirtioDeviceContext, queue index: Int) throws {
+        let queue = context.queues[index]
+        var used = false
+        if statsDue, let head = statsHead {
+            try queue.addUsed(context.memory, head: head, length: 0)
+            statsHead = nil
+            used = true
+        }
+        statsDue = false
+        while let chain = try queue.nextChain(context.memory, badChain: { error in
+            counters.badRequests += 1
+            used = true
+            logger.warning("virtio-balloon: bad statistics chain: \(error)")
+        }) {
+            if let held = statsHead {
+                // A second buffer while we hold one: the older one goes back unread.
+                try queue.addUsed(context.memory, head: held, length: 0)
+                used = true
+            }
+            var reader = chain.reader(context.memory)
+            for _ in 0..<min(reader.remaining / Self.statSize, Self.maxStats) {
+                guard let tag = reader.read(UInt16.self), let value = reader.read(UInt64.self) else { break }
+                statistics[tag] = value
+            }
+            counters.statsUpdates += 1
+            statsHead = chain.head
+        }
+        if used { context.interrupt.signalUsed(queue, context.memory) }
+    }
+}
