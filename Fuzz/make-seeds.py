@@ -211,6 +211,16 @@ seed("config-file", "rate-limiters", """{
   "entropy": {"rate_limiter": {"ops": {"size": 5, "one_time_burst": 100, "refill_time": 1000000000000}}}
 }
 """)
+seed("api", "balloon", "\0".join([
+    'PUT /balloon\n{"amount_mib": 16, "deflate_on_oom": true, "stats_polling_interval_s": 1, "free_page_reporting": true}',
+    'GET /balloon\n',
+    'PATCH /balloon\n{"amount_mib": 4294967295}',
+    'PATCH /balloon/statistics\n{"stats_polling_interval_s": 0}',
+    'GET /balloon/statistics\n',
+    'PATCH /balloon/hinting/start\n{}',
+    'GET /vm/config\n',
+]))
+seed("config-file", "balloon", '{"boot-source": {"kernel_image_path": "/k"}, "balloon": {"amount_mib": 8, "deflate_on_oom": false, "stats_polling_interval_s": 5}}')
 seed("config-file", "minimal", '{"boot-source": {"kernel_image_path": "/k"}}')
 
 spec = """{
