@@ -179,7 +179,7 @@ let package = Package(
         // MachineTests also holds the agent's end-to-end guest test (Runtime's AgentClient), so
         // that it runs serialized with the other Linux boots.
         .testTarget(name: "MachineTests", dependencies: ["Machine", "VMM", "Devices", "TestSupport", "kata-vmm", "Runtime", "AgentProtocol"]),
-        .testTarget(name: "APITests", dependencies: ["API", "Machine", "TestSupport", "kata-vmm"]),
+        .testTarget(name: "APITests", dependencies: ["API", "Machine", "LinuxSupport", "TestSupport", "kata-vmm"]),
         .testTarget(name: "AgentTests", dependencies: ["AgentProtocol", "Runtime", "TestSupport", "kata-agent"]),
         .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "Devices", "AgentProtocol", "OCI", "LinuxSupport", "TestSupport", "kata-runtime", "kata-agent"]),
     ],

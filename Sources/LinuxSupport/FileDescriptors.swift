@@ -32,6 +32,16 @@ public enum FileDescriptors {
         }
     }
 
+    /// A whole file's text, read to EOF: for /proc files, which Foundation's readers cut
+    /// off after their first page. nil if it cannot be opened or read.
+    public static func readText(_ path: String, limit: Int = 16 << 20) -> String? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        guard let bytes = try? readAll(fd, limit: limit) else { return nil }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
     /// Reads until EOF, at most `limit` bytes (the rest is drained and dropped).
     public static func readAll(_ fd: Int32, limit: Int = 1 << 20) throws(SystemError) -> [UInt8] {
         var result: [UInt8] = []

@@ -62,7 +62,7 @@ public final class MicroVM: @unchecked Sendable {  // all `let` but `console`/`s
         // A vhost-user backend maps guest RAM itself, so it must be a shared memfd then;
         // otherwise anonymous memory keeps the common case as it was.
         memory = try GuestMemory(ranges: X86MemoryLayout.ramRanges(size: UInt64(config.memoryMiB) << 20),
-                                 backing: config.memoryBacking)
+                                 backing: config.memoryBacking, transparentHugePages: config.transparentHugePages)
         try vm.register(memory)
 
         // virtio devices: open every backend before anything boots, so a bad disk is a clean error.
@@ -154,7 +154,7 @@ public final class MicroVM: @unchecked Sendable {  // all `let` but `console`/`s
         // vCPUs: KVM's CPUID with our topology, boot registers for the chosen protocol.
         let supportedCpuid = try kvm.supportedCpuid()
         let supportedMsrs = try kvm.supportedMsrs()
-        let topology = CpuTopology(vcpuCount: config.vcpuCount)
+        let topology = CpuTopology(vcpuCount: config.vcpuCount, smt: config.smt)
         let state = VcpuBootState(bootProtocol: boot.bootProtocol, entry: boot.entry)
         var runners: [VcpuRunner] = []
         for id in 0..<config.vcpuCount {

@@ -36,6 +36,11 @@ public struct VmConfig: Sendable, Equatable {
     /// Guest RAM from the host's 2 MiB huge-page pool (Firecracker's `huge_pages: "2M"`),
     /// which is also shareable with vhost-user backends.
     public var hugePages = false
+    /// Guest RAM in transparent huge pages where the host can (Firecracker's
+    /// `huge_pages: "Transparent"`: MADV_HUGEPAGE on the mapping).
+    public var transparentHugePages = false
+    /// Two threads per core (Firecracker's `smt`); the vCPU count is then 1 or even.
+    public var smt = false
     public var rng = false
     /// The entropy device's `rate_limiter`.
     public var rngRateLimiter: RateLimiterConfig = .unlimited
@@ -135,6 +140,7 @@ public struct VmConfig: Sendable, Equatable {
         case fs(String)
         case hugePages(Int)
         case balloon(String)
+        case smt(Int)
 
         public var description: String {
             switch self {
@@ -157,6 +163,8 @@ public struct VmConfig: Sendable, Equatable {
                 return "mem_size_mib \(mib) is not a whole number of 2 MiB huge pages"
             case .balloon(let why):
                 return why
+            case .smt(let n):
+                return "invalid vCPU count \(n) with SMT: must be 1 or an even number"
             }
         }
     }
@@ -170,6 +178,7 @@ public struct VmConfig: Sendable, Equatable {
             throw ValidationError.memory(memoryMiB)
         }
         if hugePages && memoryMiB % 2 != 0 { throw ValidationError.hugePages(memoryMiB) }
+        if smt && vcpuCount > 1 && vcpuCount % 2 != 0 { throw ValidationError.smt(vcpuCount) }
         let deviceCount = disks.count + nets.count + fs.count + (vsock == nil ? 0 : 1) + (rng ? 1 : 0) + (balloon == nil ? 0 : 1)
         guard deviceCount <= Self.maxVirtioDevices else { throw ValidationError.tooManyDevices(deviceCount) }
         var seen = Set<String>()

@@ -48,6 +48,26 @@ import Testing
         #expect(cpu2.first { $0.function == 0x8000_001E }!.eax == 0x99)
     }
 
+    /// Firecracker's `smt`: two threads per core, the APIC ID's bit 0 the thread.
+    @Test func smtGivesEachCoreTwoThreads() {
+        let topology = CpuTopology(vcpuCount: 4, smt: true)
+        #expect(topology.threadsPerCore == 2 && topology.threadIdShift == 1 && topology.coreIdShift == 2)
+        let cpu3 = topology.cpuid(for: 3, from: Self.table(Self.intelLeaf0))
+        let smt = cpu3.first { $0.function == 0xB && $0.index == 0 }!
+        #expect(smt.eax == 1 && smt.ebx == 2 && smt.ecx == 0x100 && smt.edx == 3)
+        let core = cpu3.first { $0.function == 0xB && $0.index == 1 }!
+        #expect(core.eax == 2 && core.ebx == 4 && core.ecx == 0x201)
+        let l1 = cpu3.first { $0.function == 4 && $0.index == 0 }!
+        #expect((l1.eax >> 14) & 0xFFF == 1 && l1.eax >> 26 == 1)  // shared by 2 threads; 2 cores
+        let l3 = cpu3.first { $0.function == 4 && $0.index == 3 }!
+        #expect((l3.eax >> 14) & 0xFFF == 3)
+        let amd = topology.cpuid(for: 3, from: Self.table(Self.amdLeaf0)).first { $0.function == 0x8000_001E }!
+        #expect(amd.eax == 3 && amd.ebx == 0x101)  // 2 threads per compute unit, unit 1
+        // One vCPU has no sibling: no SMT level to report.
+        #expect(CpuTopology(vcpuCount: 1, smt: true).threadsPerCore == 1)
+        #expect(CpuTopology(vcpuCount: 4).threadsPerCore == 1)
+    }
+
     @Test func amdLeaves() {
         let cpu1 = CpuTopology(vcpuCount: 2).cpuid(for: 1, from: Self.table(Self.amdLeaf0))
         let ext8 = cpu1.first { $0.function == 0x8000_0008 }!

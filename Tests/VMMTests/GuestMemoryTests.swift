@@ -1,4 +1,6 @@
 import Glibc
+import TestSupport
+import LinuxSupport
 import Testing
 @testable import VMM
 
@@ -73,5 +75,45 @@ import Testing
         let memory = try GuestMemory(ranges: [(0, 0x10000)])
         #expect(!memory.isShared)
         #expect(memory.regions.allSatisfy { $0.fd < 0 })
+    }
+
+    /// The `THPeligible` flag smaps shows for the mapping that holds `address`.
+    static func thpEligible(_ address: UInt) -> String? {
+        guard let smaps = FileDescriptors.readText("/proc/self/smaps") else { return nil }
+        var inside = false
+        for line in smaps.split(separator: "\n") {
+            if let dash = line.firstIndex(of: "-"), let space = line.firstIndex(of: " "), dash < space,
+               let start = UInt(line[..<dash], radix: 16), let end = UInt(line[line.index(after: dash)..<space], radix: 16) {
+                inside = (start..<end).contains(address)
+            } else if inside, line.hasPrefix("THPeligible:") {
+                return line.split(separator: " ").last.map(String.init)
+            }
+        }
+        return nil
+    }
+
+    /// huge_pages "Transparent": the mapping is marked for transparent huge pages (the
+    /// host's policy here is `madvise`, so without the advice it is not eligible).
+    @Test func transparentHugePagesMarkTheMapping() throws {
+        let policy = (try? String(contentsOfFile: "/sys/kernel/mm/transparent_hugepage/enabled", encoding: .utf8)) ?? ""
+        guard policy.contains("[madvise]") else { try Fixtures.missing("transparent_hugepage/enabled = madvise") }
+        let plain = try GuestMemory(ranges: [(0, 8 << 20)])
+        let huge = try GuestMemory(ranges: [(0, 8 << 20)], transparentHugePages: true)
+        #expect(Self.thpEligible(UInt(bitPattern: plain.regions[0].host)) == "0")
+        #expect(Self.thpEligible(UInt(bitPattern: huge.regions[0].host)) == "1")
+    }
+
+    /// Balloon inflation and free page reporting: given-back pages read as zeroes and
+    /// leave the resident set; unaligned or foreign ranges are refused.
+    @Test func discardGivesPagesBack() throws {
+        for backing in [GuestMemoryBacking.anonymous, .sharedMemfd] {
+            let memory = try GuestMemory(ranges: [(0, 4 << 20)], backing: backing)
+            try memory.write([UInt8](repeating: 0x5a, count: 8192), at: 0x10000)
+            #expect(memory.discard(at: 0x10000, length: 4096))
+            #expect(try memory.read(at: 0x10000, length: 4096).allSatisfy { $0 == 0 })
+            #expect(try memory.read(at: 0x11000, length: 4096).allSatisfy { $0 == 0x5a })
+            #expect(!memory.discard(at: 0x10001, length: 4096) && !memory.discard(at: 0x10000, length: 100))
+            #expect(!memory.discard(at: 4 << 20, length: 4096) && !memory.discard(at: .max - 4095, length: 4096))
+        }
     }
 }

@@ -1,15 +1,17 @@
 import Machine
 
 /// `GET|PUT|PATCH /machine-config` and the config file's `machine-config`. PUT resets what
-/// it omits to the defaults (1 vCPU, 128 MiB); PATCH changes only what it names. SMT,
-/// CPU templates, dirty-page tracking and transparent huge pages are refused when asked
-/// for; `huge_pages: "2M"` backs guest RAM with the host's hugetlb pool.
+/// it omits to the defaults (1 vCPU, 128 MiB, no SMT, no huge pages); PATCH changes only
+/// what it names. `smt` gives each core two threads; `huge_pages: "2M"` backs guest RAM
+/// with the host's hugetlb pool, `"Transparent"` asks for transparent huge pages. CPU
+/// templates and dirty-page tracking are refused when asked for.
 struct MachineConfiguration {
     static let fields = ["vcpu_count", "mem_size_mib", "smt", "cpu_template", "track_dirty_pages", "huge_pages"]
     var vcpuCount: Int?
     var memoryMiB: Int?
-    /// "2M": guest RAM from the host's hugetlb pool; nil when not given.
-    var hugePages: Bool?
+    /// huge_pages; nil when not given.
+    var hugePages: String?
+    var smt: Bool?
 
     init(_ json: JSONValue, path: String, partial: Bool) throws {
         let object = try StrictObject(json, path: path, allowed: Self.fields)
@@ -22,19 +24,15 @@ struct MachineConfiguration {
             vcpuCount = Int(try object.int(required: "vcpu_count", in: vcpuRange))
             memoryMiB = Int(try object.int(required: "mem_size_mib", in: memoryRange))
         }
-        if try object.bool("smt") == true { throw ApiError("\(object.name("smt")): SMT is not supported (each vCPU is a core)") }
+        smt = try object.bool("smt")
         if try object.bool("track_dirty_pages") == true {
             throw ApiError("\(object.name("track_dirty_pages")): dirty page tracking is not supported (no snapshots)")
         }
         if let template = try object.choice("cpu_template", ["C3", "T2", "T2S", "T2CL", "T2A", "V1N1", "None"]), template != "None" {
             throw ApiError("\(object.name("cpu_template")): CPU templates are not supported (only None)")
         }
-        let pages = try object.choice("huge_pages", ["None", "Transparent", "2M"])
-        if pages == "Transparent" {
-            throw ApiError("\(object.name("huge_pages")): transparent huge pages are not supported (use 2M: the hugetlb pool, or None)")
-        }
-        hugePages = pages.map { $0 == "2M" }
-        if hugePages == true, let memoryMiB, memoryMiB % 2 != 0 {
+        hugePages = try object.choice("huge_pages", ["None", "Transparent", "2M"])
+        if hugePages == "2M", let memoryMiB, memoryMiB % 2 != 0 {
             throw ApiError("\(object.name("mem_size_mib")): \(memoryMiB) is not a whole number of 2 MiB huge pages")
         }
     }
@@ -42,11 +40,19 @@ struct MachineConfiguration {
     func apply(to config: inout VmConfig, partial: Bool) {
         if let vcpuCount { config.vcpuCount = vcpuCount } else if !partial { config.vcpuCount = 1 }
         if let memoryMiB { config.memoryMiB = memoryMiB } else if !partial { config.memoryMiB = 128 }
-        if let hugePages { config.hugePages = hugePages } else if !partial { config.hugePages = false }
+        if let hugePages {
+            config.hugePages = hugePages == "2M"
+            config.transparentHugePages = hugePages == "Transparent"
+        } else if !partial {
+            config.hugePages = false
+            config.transparentHugePages = false
+        }
+        if let smt { config.smt = smt } else if !partial { config.smt = false }
     }
 
     static func describe(_ config: VmConfig) -> JSONValue {
         .object(["vcpu_count": .int(Int64(config.vcpuCount)), "mem_size_mib": .int(Int64(config.memoryMiB)),
-                 "smt": false, "track_dirty_pages": false, "huge_pages": .string(config.hugePages ? "2M" : "None")])
+                 "smt": .bool(config.smt), "track_dirty_pages": false,
+                 "huge_pages": .string(config.hugePages ? "2M" : config.transparentHugePages ? "Transparent" : "None")])
     }
 }

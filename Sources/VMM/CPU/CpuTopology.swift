@@ -1,14 +1,21 @@
-/// How the VMM presents N vCPUs to the guest: one socket, one thread per core, APIC ID =
-/// vCPU index. Derives every CPUID leaf that encodes topology so that the guest's view
-/// (leaf 1, 4, 0xB, 0x1F, 0x80000008, 0x8000001E) agrees with the MP table and the MADT.
+/// How the VMM presents N vCPUs to the guest: one socket, one thread per core or, with
+/// SMT (Firecracker's `smt`), two threads per core; APIC ID = vCPU index, so with SMT its
+/// bit 0 is the thread. Derives every CPUID leaf that encodes topology so that the guest's
+/// view (leaf 1, 4, 0xB, 0x1F, 0x80000008, 0x8000001E) agrees with the MP table and the MADT.
 public struct CpuTopology: Equatable, Sendable {
     public let vcpuCount: Int
+    /// 1, or 2 with SMT (then `vcpuCount` is 1 or even, as Firecracker requires).
+    public let threadsPerCore: Int
 
-    public init(vcpuCount: Int) {
+    public init(vcpuCount: Int, smt: Bool = false) {
         self.vcpuCount = vcpuCount
+        threadsPerCore = smt && vcpuCount > 1 ? 2 : 1
     }
 
-    /// Bits of the x2APIC ID that index cores within the package.
+    /// Bits of the x2APIC ID that index threads within a core.
+    public var threadIdShift: UInt32 { threadsPerCore == 2 ? 1 : 0 }
+
+    /// Bits of the x2APIC ID below the package ID (threads and cores).
     public var coreIdShift: UInt32 {
         var shift: UInt32 = 0
         while (1 << shift) < vcpuCount { shift += 1 }
@@ -40,16 +47,19 @@ public struct CpuTopology: Equatable, Sendable {
                 if count > 1 { entry.edx |= 1 << 28 } else { entry.edx &= ~(1 << 28) }  // HTT
                 entry.ecx |= 1 << 31  // running under a hypervisor
             case 0x4 where !isAMD:
-                // EAX[31:26] cores per package - 1; EAX[25:14] threads sharing this cache - 1.
+                // EAX[31:26] cores per package - 1; EAX[25:14] threads sharing this cache - 1:
+                // L1 and L2 are a core's (its threads'), L3 the package's.
                 let level = (entry.eax >> 5) & 0x7
-                let sharing: UInt32 = level >= 3 ? addressableIds - 1 : 0
-                entry.eax = (entry.eax & 0x0000_3FFF) | ((sharing & 0xFFF) << 14) | (((addressableIds - 1) & 0x3F) << 26)
+                let threads = UInt32(threadsPerCore)
+                let sharing: UInt32 = level >= 3 ? addressableIds - 1 : threads - 1
+                let cores = addressableIds >> threadIdShift
+                entry.eax = (entry.eax & 0x0000_3FFF) | ((sharing & 0xFFF) << 14) | (((cores - 1) & 0x3F) << 26)
             case 0xB, 0x1F:
                 entry.edx = apicId
                 switch entry.index {
-                case 0:  // SMT level: one thread per core
-                    entry.eax = 0
-                    entry.ebx = 1
+                case 0:  // SMT level: threads per core
+                    entry.eax = threadIdShift
+                    entry.ebx = UInt32(threadsPerCore)
                     entry.ecx = (1 << 8) | 0
                 case 1:  // core level: all vCPUs in one package
                     entry.eax = coreIdShift
@@ -64,8 +74,9 @@ public struct CpuTopology: Equatable, Sendable {
                 // ECX[15:12] APIC ID size, ECX[7:0] number of cores - 1.
                 entry.ecx = (entry.ecx & ~UInt32(0xF0FF)) | (coreIdShift << 12) | ((count - 1) & 0xFF)
             case 0x8000_001E where isAMD:
+                // EBX[15:8] threads per compute unit - 1, EBX[7:0] the compute unit (core) id.
                 entry.eax = apicId
-                entry.ebx = apicId & 0xFF  // compute unit id, one thread per unit
+                entry.ebx = (UInt32(threadsPerCore - 1) << 8) | ((apicId >> threadIdShift) & 0xFF)
                 entry.ecx = 0  // node 0, one node per package
             default:
                 break

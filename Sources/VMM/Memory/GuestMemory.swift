@@ -66,8 +66,11 @@ public final class GuestMemory: Sendable {
     public let regions: [GuestMemoryRegion]
     public let backing: GuestMemoryBacking
 
-    /// Maps zero-filled memory for each `(guestAddress, size)`.
-    public init(ranges: [(guestAddress: UInt64, size: UInt64)], backing: GuestMemoryBacking = .anonymous) throws {
+    /// Maps zero-filled memory for each `(guestAddress, size)`. `transparentHugePages` asks
+    /// the kernel to back it with 2 MiB pages where it can (MADV_HUGEPAGE; the host's
+    /// `transparent_hugepage/enabled` must be `madvise` or `always`), for fewer TLB misses.
+    public init(ranges: [(guestAddress: UInt64, size: UInt64)], backing: GuestMemoryBacking = .anonymous,
+                transparentHugePages: Bool = false) throws {
         let sorted = ranges.sorted { $0.guestAddress < $1.guestAddress }
         for (a, b) in zip(sorted, sorted.dropFirst()) where a.guestAddress + a.size > b.guestAddress {
             throw GuestMemoryError.overlappingRegions
@@ -75,7 +78,9 @@ public final class GuestMemory: Sendable {
         var mapped: [GuestMemoryRegion] = []
         for range in sorted {
             do {
-                mapped.append(try Self.map(range, backing))
+                let region = try Self.map(range, backing)
+                mapped.append(region)
+                if transparentHugePages && backing != .hugePages { _ = madvise(region.host, Int(region.size), MADV_HUGEPAGE) }
             } catch {
                 for region in mapped { Self.unmap(region) }
                 throw error
