@@ -182,6 +182,7 @@ import Testing
             disk_rate_limiter_bw_max_rate = 80000001
             disk_rate_limiter_bw_one_time_burst = 16
             disk_rate_limiter_ops_max_rate = 0
+            reclaim_guest_freed_memory = true
             """, file: "c.toml")
         let h = config.hypervisor
         #expect(config.warnings.isEmpty, "\(config.warnings)")
@@ -192,6 +193,7 @@ import Testing
         #expect(h.netTxRateLimiter == RateLimiterConfig(ops: TokenBucketConfig(size: 1000, oneTimeBurst: 5000, refillTimeMs: 1000)))
         #expect(h.diskRateLimiter == RateLimiterConfig(bandwidth: TokenBucketConfig(size: 10_000_001, oneTimeBurst: 2, refillTimeMs: 1000)))
         #expect(RuntimeConfiguration().hypervisor.diskRateLimiter.isUnlimited)
+        #expect(h.reclaimGuestFreedMemory && !RuntimeConfiguration().hypervisor.reclaimGuestFreedMemory)
         #expect(KataRateLimits.rescaledTo1024(10_000_000) == 10_485_760 && KataRateLimits.rescaledTo1024(1_500) == 1_524)
         #expect(KataRateLimits.rescaledTo1024(999) == 999 && KataRateLimits.rescaledTo1024(.max) == .max)
         expectError("[hypervisor.clh]\ndisk_rate_limiter_ops_max_rate = -1", "hypervisor.clh.disk_rate_limiter_ops_max_rate")

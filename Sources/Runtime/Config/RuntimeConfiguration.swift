@@ -39,6 +39,9 @@ public struct RuntimeConfiguration: Sendable, Equatable {
         public var virtioFsExtraArgs: [String] = []
         /// Guest RAM from the host's 2 MiB huge-page pool (Kata's key).
         public var enableHugepages = false
+        /// Kata's key: a balloon with free page reporting, so that memory the guest frees
+        /// goes back to the host.
+        public var reclaimGuestFreedMemory = false
         /// Kata's rate limiter keys, for the sandbox's NICs and disks.
         var rateLimits = KataRateLimits()
         public var diskRateLimiter: RateLimiterConfig { rateLimits.disk }
@@ -220,6 +223,7 @@ public struct RuntimeConfiguration: Sendable, Equatable {
                 if try r.int(value, name, 0...(1 << 20)) != 0 { r.substitute(name, "\(value?.int ?? 0)", with: "no DAX window (0)") }
             case "virtio_fs_extra_args": h.virtioFsExtraArgs = try r.strings(value, name)
             case "enable_hugepages": h.enableHugepages = try r.bool(value, name)
+            case "reclaim_guest_freed_memory": h.reclaimGuestFreedMemory = try r.bool(value, name)
             case _ where KataRateLimits.keys.contains(key):
                 let rate = UInt64(try r.int(value, name, 0...Int.max))
                 h.rateLimits.values[key] = rate == 0 ? nil : rate  // 0: no limit, as if unset

@@ -1,5 +1,6 @@
 import AgentProtocol
 import Foundation
+import Devices
 import Glibc
 import Logging
 import Machine
@@ -137,6 +138,9 @@ public struct SandboxMonitor {
         }
         vmConfig.vsock = VsockConfig(guestCid: 3, udsPath: record.vsockSocketPath)
         vmConfig.rng = true
+        if hypervisor.reclaimGuestFreedMemory {
+            vmConfig.balloon = VirtioBalloon.Config(amountMiB: 0, freePageReporting: true)
+        }
         let interfaces = NetworkPlan.load(from: record.stateDir)
         vmConfig.nets = interfaces.map { interface in
             var net = NetConfig(tap: interface.tap, mac: interface.macBytes)
