@@ -1,5 +1,6 @@
 import Glibc
 import Logging
+import Synchronization
 import VMM
 
 /// virtio-balloon (virtio 1.2, 5.5), as Firecracker's: the host sets a target size and the
@@ -21,6 +22,9 @@ public final class VirtioBalloon: VirtioDevice, @unchecked Sendable {  // every 
     static let statSize = 10  // struct virtio_balloon_stat: u16 tag, u64 value (packed)
     /// The most statistics entries read from one buffer.
     static let maxStats = 64
+    /// Tags kept: the spec's (0-15) and room for new ones; others are ignored, so a guest
+    /// cannot grow the table.
+    static let maxTag: UInt16 = 64
 
     public struct Config: Sendable, Equatable {
         public var amountMiB: UInt32
@@ -71,7 +75,8 @@ public final class VirtioBalloon: VirtioDevice, @unchecked Sendable {  // every 
     private var statistics: [UInt16: UInt64] = [:]
     /// The statistics buffer the driver lent us, returned when we want fresh figures.
     private var statsHead: UInt16?
-    private var statsDue = false
+    /// Set by the polling timer on the event loop, outside the transport lock.
+    private let statsDue = Atomic<Bool>(false)
     /// Queue indexes, once the features are known (absent queues take no index).
     private var statsQueue: Int?
     private var reportingQueue: Int?
@@ -128,7 +133,7 @@ public final class VirtioBalloon: VirtioDevice, @unchecked Sendable {  // every 
         guard config.statsPollingIntervalS > 0 else { return [] }
         return [TimedQueue(timer: statsTimer, queue: 2) { [self] in
             statsTimer.consume()
-            statsDue = true  // read under the transport lock, by process(queue:)
+            statsDue.store(true, ordering: .releasing)
         }]
     }
 
@@ -149,7 +154,7 @@ public final class VirtioBalloon: VirtioDevice, @unchecked Sendable {  // every 
     public func reset() {
         context = nil
         statsHead = nil
-        statsDue = false
+        statsDue.store(false, ordering: .releasing)
         statsTimer.disarm()
         actualPages = 0
     }
@@ -237,12 +242,11 @@ public final class VirtioBalloon: VirtioDevice, @unchecked Sendable {  // every 
     private func serveStatistics(_ context: VirtioDeviceContext, queue index: Int) throws {
         let queue = context.queues[index]
         var used = false
-        if statsDue, let head = statsHead {
+        if statsDue.exchange(false, ordering: .acquiringAndReleasing), let head = statsHead {
             try queue.addUsed(context.memory, head: head, length: 0)
             statsHead = nil
             used = true
         }
-        statsDue = false
         while let chain = try queue.nextChain(context.memory, badChain: { error in
             counters.badRequests += 1
             used = true
@@ -256,7 +260,7 @@ public final class VirtioBalloon: VirtioDevice, @unchecked Sendable {  // every 
             var reader = chain.reader(context.memory)
             for _ in 0..<min(reader.remaining / Self.statSize, Self.maxStats) {
                 guard let tag = reader.read(UInt16.self), let value = reader.read(UInt64.self) else { break }
-                statistics[tag] = value
+                if tag < Self.maxTag { statistics[tag] = value }
             }
             counters.statsUpdates += 1
             statsHead = chain.head
