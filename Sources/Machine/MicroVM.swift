@@ -253,11 +253,13 @@ public final class MicroVM: @unchecked Sendable {  // all `let` but `console`/`s
     public enum BalloonError: Error, CustomStringConvertible {
         case none
         case statisticsNotEnabled
+        case statisticsCannotBeSwitchedOff
         case tooLarge(UInt32, memoryMiB: Int)
         public var description: String {
             switch self {
             case .none: return "the VM has no balloon device"
             case .statisticsNotEnabled: return "balloon statistics were not enabled when the device was configured"
+            case .statisticsCannotBeSwitchedOff: return "balloon statistics cannot be switched off after boot (use an interval of 1 or more)"
             case .tooLarge(let mib, let memory): return "amount_mib \(mib) is more than the VM's memory (\(memory) MiB)"
             }
         }
@@ -277,7 +279,8 @@ public final class MicroVM: @unchecked Sendable {  // all `let` but `console`/`s
     public func setBalloonStatsInterval(seconds: UInt32) throws {
         guard let balloon else { throw BalloonError.none }
         try balloon.transport.withDeviceLocked { _ in
-            guard balloon.device.config.statsPollingIntervalS > 0, seconds > 0 else { throw BalloonError.statisticsNotEnabled }
+            guard balloon.device.config.statsPollingIntervalS > 0 else { throw BalloonError.statisticsNotEnabled }
+            guard seconds > 0 else { throw BalloonError.statisticsCannotBeSwitchedOff }
             balloon.device.setStatsPollingInterval(seconds: seconds)
         }
     }

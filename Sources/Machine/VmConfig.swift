@@ -193,6 +193,11 @@ public struct VmConfig: Sendable, Equatable {
             if let problem = device.problem { throw ValidationError.fs("virtio-fs '\(device.tag)': \(problem)") }
             guard tags.insert(device.tag).inserted else { throw ValidationError.fs("two virtio-fs devices have the tag '\(device.tag)'") }
         }
+        if balloon != nil && hugePages {
+            // A 4 KiB page cannot be given back from a 2 MiB one, and a reported 2 MiB range
+            // would hand the reservation back to the pool (a later touch: SIGBUS).
+            throw ValidationError.balloon("a balloon cannot be used with huge_pages 2M (as in Firecracker)")
+        }
         if let balloon, Int(balloon.amountMiB) > memoryMiB {
             throw ValidationError.balloon("the balloon's amount_mib (\(balloon.amountMiB)) is more than the VM's memory (\(memoryMiB) MiB)")
         }

@@ -49,6 +49,11 @@ import Testing
         let line = try #require(try String(contentsOfFile: metrics, encoding: .utf8).split(separator: "\n").last)
         let counters = (try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])?["balloon"] as? [String: Any]
         #expect(counters?["inflate_count"] as? Int == 8192, "\(String(describing: counters))")
+        // Statistics cannot be switched off after boot; the interval can change.
+        let off = try api.request("PATCH", "/balloon/statistics", body: #"{"stats_polling_interval_s":0}"#)
+        #expect(off.status == 400 && off.faultMessage?.contains("cannot be switched off after boot") == true, "\(off)")
+        #expect(try api.request("PATCH", "/balloon/statistics", body: #"{"stats_polling_interval_s":5}"#).status == 204)
+        #expect((try api.request("GET", "/balloon").json)?["stats_polling_interval_s"] as? Int == 5)
         // More than the VM has is refused, and changes nothing.
         let tooMuch = try api.request("PATCH", "/balloon", body: #"{"amount_mib":129}"#)
         #expect(tooMuch.status == 400 && tooMuch.faultMessage?.contains("more than the VM's memory") == true, "\(tooMuch)")

@@ -197,6 +197,7 @@ import Testing
         #expect(KataRateLimits.rescaledTo1024(10_000_000) == 10_485_760 && KataRateLimits.rescaledTo1024(1_500) == 1_524)
         #expect(KataRateLimits.rescaledTo1024(999) == 999 && KataRateLimits.rescaledTo1024(.max) == .max)
         expectError("[hypervisor.clh]\ndisk_rate_limiter_ops_max_rate = -1", "hypervisor.clh.disk_rate_limiter_ops_max_rate")
+        expectError("[hypervisor.firecracker]\nreclaim_guest_freed_memory = true\nenable_hugepages = true", "cannot be used with enable_hugepages")
         expectError("[hypervisor.firecracker]\nrx_rate_limiter_max_rate = \"fast\"", "rx_rate_limiter_max_rate")
     }
 

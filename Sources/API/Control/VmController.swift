@@ -265,22 +265,21 @@ public final class VmController: @unchecked Sendable {  // mutable state confine
             guard let balloon = vm?.balloonConfig ?? config.balloon else { throw ApiError("balloon device not configured") }
             return .json(BalloonSection.describe(balloon))
         case .patchBalloon:
+            // Post-boot only, as Firecracker's implementation (PUT sets it before).
+            let vm = try requireStarted()
             let amount = try BalloonSection.amount(body)
             guard config.balloon != nil else { throw ApiError("balloon device not configured") }
-            if let vm {
-                do { try vm.setBalloonTarget(amountMiB: amount) } catch { throw ApiError("amount_mib: \(error)") }
-            }
+            do { try vm.setBalloonTarget(amountMiB: amount) } catch { throw ApiError("amount_mib: \(error)") }
             try update { $0.balloon?.amountMiB = amount }
         case .getBalloonStatistics:
             let vm = try requireStarted()
             do { return .json(BalloonSection.describe(try vm.balloonStatistics())) } catch { throw ApiError("\(error)") }
         case .patchBalloonStatistics:
             let seconds = try BalloonSection.pollingInterval(body)
+            let vm = try requireStarted()
             guard config.balloon != nil else { throw ApiError("balloon device not configured") }
-            // After boot only the interval changes (the queue exists or not); before, anything.
-            if let vm {
-                do { try vm.setBalloonStatsInterval(seconds: seconds) } catch { throw ApiError("stats_polling_interval_s: \(error)") }
-            }
+            // Only the interval changes: whether there is a statistics queue was fixed at boot.
+            do { try vm.setBalloonStatsInterval(seconds: seconds) } catch { throw ApiError("stats_polling_interval_s: \(error)") }
             config.balloon?.statsPollingIntervalS = seconds
         case .putLogger:
             try requireNotStarted()

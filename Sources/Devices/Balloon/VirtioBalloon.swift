@@ -9,7 +9,8 @@ import VMM
 /// OOM (a feature bit for the driver), the statistics queue polled every
 /// `statsPollingIntervalS`, and free page reporting (the driver reports free ranges, which
 /// are given back the same way). Everything the guest sends is bounded: PFNs outside its
-/// RAM are skipped and counted, and one inflate buffer is read up to 64 KiB.
+/// RAM are skipped and counted, one inflate buffer is read up to Linux's 256 PFNs, and a
+/// pass gives back at most `maxPfnsPerPass` before it yields the event loop.
 public final class VirtioBalloon: VirtioDevice, @unchecked Sendable {  // every var changes under the transport's lock (queue processing, withDeviceLocked)
     public static let featureStatsVq: UInt64 = 1 << 1
     public static let featureDeflateOnOom: UInt64 = 1 << 2
@@ -17,8 +18,12 @@ public final class VirtioBalloon: VirtioDevice, @unchecked Sendable {  // every 
 
     public static let pageSize: UInt64 = 4096
     static let queueSize: UInt16 = 256
-    /// The most bytes of one inflate or deflate buffer read (16384 PFNs; Linux sends 256).
-    static let maxPfnBytes = 1 << 16
+    /// The most bytes of one inflate or deflate buffer read: Linux's 256 PFNs
+    /// (VIRTIO_BALLOON_ARRAY_PFNS_MAX).
+    static let maxPfnBytes = 256 * 4
+    /// PFNs given back in one pass over the inflate queue (each may cost an madvise and a
+    /// TLB shootdown); the rest waits for the next turn of the event loop.
+    static let maxPfnsPerPass = 4096
     static let statSize = 10  // struct virtio_balloon_stat: u16 tag, u64 value (packed)
     /// The most statistics entries read from one buffer.
     static let maxStats = 64
@@ -64,14 +69,23 @@ public final class VirtioBalloon: VirtioDevice, @unchecked Sendable {  // every 
     public let queueMaxSizes: [UInt16]
     public let offeredFeatures: UInt64
     public var deviceCounters: DeviceCounters { .balloon(counters) }
-    public private(set) var config: Config
+    /// The configuration; the target lives in `targetMiB`, which the register path reads
+    /// without the transport lock.
+    public var config: Config {
+        var config = configuration
+        config.amountMiB = targetMiB.load(ordering: .acquiring)
+        return config
+    }
+    private var configuration: Config
+    private let targetMiB: Atomic<UInt32>
     public private(set) var counters = Counters()
     /// Fires every polling interval while the statistics queue is in use.
     let statsTimer: TimerFd
     let logger: RateLimitedLogger
     private var context: VirtioDeviceContext?
-    /// What the driver reports as the balloon's size (config field `actual`).
-    private var actualPages: UInt32 = 0
+    /// What the driver reports as the balloon's size (config field `actual`); written
+    /// through the registers, read by the API.
+    private let actualPages = Atomic<UInt32>(0)
     private var statistics: [UInt16: UInt64] = [:]
     /// The statistics buffer the driver lent us, returned when we want fresh figures.
     private var statsHead: UInt16?
@@ -82,7 +96,8 @@ public final class VirtioBalloon: VirtioDevice, @unchecked Sendable {  // every 
     private var reportingQueue: Int?
 
     public init(_ config: Config, logger: Logger) throws {
-        self.config = config
+        configuration = config
+        targetMiB = Atomic(config.amountMiB)
         self.logger = RateLimitedLogger(logger)
         var features = VirtioFeature.version1 | VirtioFeature.ringIndirectDescriptors
         if config.deflateOnOom { features |= Self.featureDeflateOnOom }
@@ -97,40 +112,42 @@ public final class VirtioBalloon: VirtioDevice, @unchecked Sendable {  // every 
     deinit { statsTimer.close() }
 
     /// Target pages: the amount in 4 KiB pages.
-    var targetPages: UInt32 { UInt32(clamping: UInt64(config.amountMiB) << 20 / Self.pageSize) }
+    var targetPages: UInt32 { UInt32(clamping: UInt64(targetMiB.load(ordering: .acquiring)) << 20 / Self.pageSize) }
 
     /// struct virtio_balloon_config: num_pages (our target), actual (the driver's).
     public func readConfig(offset: Int, into data: UnsafeMutableRawBufferPointer) {
         var w = ByteWriter(size: 8)
         w.u32(targetPages, at: 0)
-        w.u32(actualPages, at: 4)
+        w.u32(actualPages.load(ordering: .acquiring), at: 4)
         readConfig(w.bytes, offset: offset, into: data)
     }
 
     public func writeConfig(offset: Int, from data: UnsafeRawBufferPointer) {
         // Only `actual` (bytes 4-7) is the driver's to write.
+        var actual = actualPages.load(ordering: .acquiring)
         for (i, byte) in data.enumerated() where (4..<8).contains(offset + i) {
             let shift = UInt32((offset + i - 4) * 8)
-            actualPages = actualPages & ~(0xFF << shift) | UInt32(byte) << shift
+            actual = actual & ~(0xFF << shift) | UInt32(byte) << shift
         }
+        actualPages.store(actual, ordering: .releasing)
     }
 
     /// A new target (PATCH /balloon); the caller tells the driver (a configuration interrupt).
-    public func setTarget(amountMiB: UInt32) { config.amountMiB = amountMiB }
+    public func setTarget(amountMiB: UInt32) { targetMiB.store(amountMiB, ordering: .releasing) }
 
     /// A new polling interval (PATCH /balloon/statistics); the queue cannot be added or removed.
     public func setStatsPollingInterval(seconds: UInt32) {
-        config.statsPollingIntervalS = seconds
+        configuration.statsPollingIntervalS = seconds
         if context != nil, statsQueue != nil { armStatsTimer() }
     }
 
     public var currentStatistics: Statistics {
-        Statistics(targetPages: targetPages, actualPages: actualPages, values: statistics)
+        Statistics(targetPages: targetPages, actualPages: actualPages.load(ordering: .acquiring), values: statistics)
     }
 
     public var timedQueues: [TimedQueue] {
         // The statistics queue's index is fixed by the features offered (stats comes first).
-        guard config.statsPollingIntervalS > 0 else { return [] }
+        guard configuration.statsPollingIntervalS > 0 else { return [] }
         return [TimedQueue(timer: statsTimer, queue: 2) { [self] in
             statsTimer.consume()
             statsDue.store(true, ordering: .releasing)
@@ -148,7 +165,12 @@ public final class VirtioBalloon: VirtioDevice, @unchecked Sendable {  // every 
         }
         if context.features & Self.featureFreePageReporting != 0 { reportingQueue = next }
         statsHead = nil
-        if statsQueue != nil { armStatsTimer() }
+        if let statsQueue {
+            armStatsTimer()
+            // Linux primes the statistics queue and kicks it before DRIVER_OK, when the
+            // transport drops doorbells: look at it now, or its figures wait a whole interval.
+            context.queues[statsQueue].notifier?.signal()
+        }
     }
 
     public func reset() {
@@ -156,18 +178,21 @@ public final class VirtioBalloon: VirtioDevice, @unchecked Sendable {  // every 
         statsHead = nil
         statsDue.store(false, ordering: .releasing)
         statsTimer.disarm()
-        actualPages = 0
+        actualPages.store(0, ordering: .releasing)
+        statistics = [:]
     }
 
     private func armStatsTimer() {
-        let seconds = UInt64(config.statsPollingIntervalS)
+        let seconds = UInt64(configuration.statsPollingIntervalS)
         if seconds == 0 { statsTimer.disarm() } else { statsTimer.arm(afterNs: seconds * 1_000_000_000, periodNs: seconds * 1_000_000_000) }
     }
 
     public func process(queue index: Int) throws {
         guard let context else { return }
         switch index {
-        case 0: try serve(context, queue: 0) { chain in inflate(chain, context.memory) }
+        case 0:
+            var budget = Self.maxPfnsPerPass
+            try serve(context, queue: 0, while: { budget > 0 }) { chain in budget -= inflate(chain, context.memory) }
         case 1: try serve(context, queue: 1) { chain in deflate(chain, context.memory) }
         case statsQueue: try serveStatistics(context, queue: index)
         case reportingQueue: try serve(context, queue: index) { chain in report(chain, context.memory) }
@@ -175,25 +200,32 @@ public final class VirtioBalloon: VirtioDevice, @unchecked Sendable {  // every 
         }
     }
 
-    /// Takes every chain on `queue`, handles it and returns it (used length 0).
-    private func serve(_ context: VirtioDeviceContext, queue index: Int, _ handle: (DescriptorChain) -> Void) throws {
+    /// Takes every chain on `queue` (while `more` holds; else the doorbell is rung to come
+    /// back), handles it and returns it (used length 0).
+    private func serve(_ context: VirtioDeviceContext, queue index: Int, while more: () -> Bool = { true },
+                       _ handle: (DescriptorChain) -> Void) throws {
         let queue = context.queues[index]
         var used = false
-        while let chain = try queue.nextChain(context.memory, badChain: { error in
-            counters.badRequests += 1
-            used = true
-            logger.warning("virtio-balloon: bad descriptor chain: \(error)")
-        }) {
+        defer { if used { context.interrupt.signalUsed(queue, context.memory) } }
+        while true {
+            guard more() else {
+                if queue.hasAvailable(context.memory) { queue.notifier?.signal() }
+                return
+            }
+            guard let chain = try queue.nextChain(context.memory, badChain: { error in
+                counters.badRequests += 1
+                used = true
+                logger.warning("virtio-balloon: bad descriptor chain: \(error)")
+            }) else { return }
             handle(chain)
             try queue.addUsed(context.memory, head: chain.head, length: 0)
             used = true
         }
-        if used { context.interrupt.signalUsed(queue, context.memory) }
     }
 
     /// An inflate buffer: little-endian u32 PFNs. Runs of consecutive PFNs are given back
-    /// in one call.
-    private func inflate(_ chain: DescriptorChain, _ memory: GuestMemory) {
+    /// in one call. Returns the number of PFNs read.
+    private func inflate(_ chain: DescriptorChain, _ memory: GuestMemory) -> Int {
         var reader = chain.reader(memory)
         var runStart: UInt64 = 0, runLength: UInt64 = 0
         func flush() {
@@ -206,7 +238,9 @@ public final class VirtioBalloon: VirtioDevice, @unchecked Sendable {  // every 
             }
             runLength = 0
         }
-        for _ in 0..<(min(reader.remaining, Self.maxPfnBytes) / 4) {
+        defer { flush() }
+        let count = min(reader.remaining, Self.maxPfnBytes) / 4
+        for _ in 0..<count {
             guard let pfn = reader.read(UInt32.self).map(UInt64.init) else { break }
             if runLength > 0 && pfn == runStart + runLength && runLength < 1 << 18 {
                 runLength += 1
@@ -216,7 +250,7 @@ public final class VirtioBalloon: VirtioDevice, @unchecked Sendable {  // every 
                 runLength = 1
             }
         }
-        flush()
+        return count
     }
 
     /// A deflate buffer: the guest takes those pages back; they fault in again when touched.

@@ -230,6 +230,9 @@ public struct RuntimeConfiguration: Sendable, Equatable {
             default: r.ignore(name, value)
             }
         }
+        if h.reclaimGuestFreedMemory && h.enableHugepages {
+            throw ConfigError("\(r.file): \(section).reclaim_guest_freed_memory: cannot be used with enable_hugepages (a balloon cannot give back parts of huge pages)")
+        }
         // "As many as the host has" stops at default_maxvcpus, as Kata clamps it.
         if vcpusFromHost && h.defaultMaxVcpus != 0 { h.defaultVcpus = min(h.defaultVcpus, h.defaultMaxVcpus) }
         if h.defaultMaxVcpus != 0 && h.defaultMaxVcpus < h.defaultVcpus {

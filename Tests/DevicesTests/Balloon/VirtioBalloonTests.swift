@@ -55,6 +55,51 @@ import Testing
         #expect(d.getUsed(1).map(\.len) == [0] && balloon.counters.deflatedPages == 2)
         d.fill(base, 4096, with: 0x11)
         #expect(d.bytes(base, 1) == [0x11])
+        // A buffer of more than Linux's 256 PFNs: only the first 256 are read.
+        let many = try pfns(d, (0..<300).map { first + 16 + UInt32($0) * 2 })
+        try d.add([many], queue: 0)
+        d.notify(0)
+        #expect(d.getUsed(0).count == 1 && balloon.counters.inflatedPages == 3 + 256)
+    }
+
+    /// Each pass gives back at most 4096 PFNs, then yields the event loop: the rest of the
+    /// ring is served on the next turn, and nothing is lost.
+    @Test func inflationIsServedInBoundedPasses() throws {
+        let balloon = try VirtioBalloon(VirtioBalloon.Config(amountMiB: 1), logger: quietLogger())
+        let d = try VirtioTestDriver(device: balloon, memory: GuestMemory(ranges: X86MemoryLayout.ramRanges(size: 64 << 20)),
+                                     eventLoop: false)  // one pass per runDevice, to see the budget
+        try d.initialize()
+        let first = UInt32((16 << 20) >> 12)
+        for chain in 0..<20 {  // 20 x 256 scattered PFNs: 5120, more than one pass takes
+            try d.add([try pfns(d, (0..<256).map { first + UInt32(chain * 512 + $0 * 2) })], queue: 0)
+        }
+        d.notify(0)
+        #expect(balloon.counters.inflatedPages == 4096)
+        d.runDevice()  // the doorbell the pass rang
+        #expect(balloon.counters.inflatedPages == 20 * 256 && d.getUsed(0).count == 20)
+    }
+
+    /// Linux fills and kicks the statistics queue before DRIVER_OK, when the transport
+    /// drops doorbells: the device must find that buffer when it starts.
+    @Test func statisticsPrimedBeforeDriverOkAreRead() throws {
+        let balloon = try VirtioBalloon(VirtioBalloon.Config(amountMiB: 0, statsPollingIntervalS: 60), logger: quietLogger())
+        let d = try VirtioTestDriver(device: balloon)
+        try d.probe()
+        d.reset()
+        d.addStatus(VirtioStatus.acknowledge)
+        d.addStatus(VirtioStatus.driver)
+        d.writeDriverFeatures(d.deviceFeatures())
+        d.addStatus(VirtioStatus.featuresOk)
+        for index in balloon.queueMaxSizes.indices { _ = try d.setUpQueue(index) }
+        let stats = d.allocate(10)
+        try d.memory.store(UInt16(4), at: stats)
+        try d.memory.store(UInt64(12345), at: stats + 2)
+        try d.add([.readable(stats, 10)], queue: 2)
+        d.notify(2)
+        #expect(balloon.currentStatistics.values.isEmpty)  // not live yet
+        d.driverOk()
+        d.runDevice()
+        #expect(balloon.currentStatistics.values == [4: 12345])
     }
 
     @Test func theStatisticsBufferIsKeptUntilThePollAsksForFreshFigures() throws {
