@@ -20,16 +20,12 @@ import Testing
         let vmm = try VmmProcess()
         let metrics = vmm.path("metrics.json")
         let api = try UnixHTTPClient(path: vmm.socket)
-        for (method, path, body) in [
-            ("PUT", "/boot-source", #"{"kernel_image_path":"\#(probe.path)","boot_args":"console=ttyS0 probe.mode=balloon"}"#),
-            ("PUT", "/machine-config", #"{"vcpu_count":1,"mem_size_mib":128}"#),
-            ("PUT", "/balloon", #"{"amount_mib":0,"deflate_on_oom":true,"stats_polling_interval_s":1}"#),
-            ("PUT", "/metrics", #"{"metrics_path":"\#(metrics)"}"#),
-            ("PUT", "/actions", #"{"action_type":"InstanceStart"}"#),
-        ] {
-            let response = try api.request(method, path, body: body)
-            #expect(response.status == 204, "\(method) \(path): \(response)")
-        }
+        try RateLimiterBootTests.configureAndStart(api, [
+            ("/boot-source", #"{"kernel_image_path":"\#(probe.path)","boot_args":"console=ttyS0 probe.mode=balloon"}"#),
+            ("/machine-config", #"{"vcpu_count":1,"mem_size_mib":128}"#),
+            ("/balloon", #"{"amount_mib":0,"deflate_on_oom":true,"stats_polling_interval_s":1}"#),
+            ("/metrics", #"{"metrics_path":"\#(metrics)"}"#),
+        ])
         #expect(vmm.wait { vmm.serial.contains("probe: balloon touched\n") }, "\(vmm.serial)\n\(vmm.log)")
         usleep(200_000)
         let touched = Self.residentKiB(vmm.process.processIdentifier)

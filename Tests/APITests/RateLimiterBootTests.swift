@@ -22,6 +22,15 @@ import Testing
         return (last - first, seconds(clock.now - start))
     }
 
+    /// PUTs each (path, body), then InstanceStart; each must answer 204.
+    static func configureAndStart(_ api: UnixHTTPClient, _ steps: [(String, String)],
+                                  sourceLocation: SourceLocation = #_sourceLocation) throws {
+        for (path, body) in steps + [("/actions", #"{"action_type":"InstanceStart"}"#)] {
+            let response = try api.request("PUT", path, body: body)
+            #expect(response.status == 204, "PUT \(path): \(response)", sourceLocation: sourceLocation)
+        }
+    }
+
     static func metricsLine(_ api: UnixHTTPClient, _ path: String) throws -> [String: Any] {
         #expect(try api.request("PUT", "/actions", body: #"{"action_type":"FlushMetrics"}"#).status == 204)
         let line = try #require(try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").last)
@@ -35,15 +44,11 @@ import Testing
         let metrics = vmm.path("metrics.json")
         let api = try UnixHTTPClient(path: vmm.socket)
         // 10 ops per 500 ms: 20 reads a second.
-        for (method, path, body) in [
-            ("PUT", "/boot-source", #"{"kernel_image_path":"\#(probe.path)","boot_args":"console=ttyS0 probe.mode=io"}"#),
-            ("PUT", "/drives/d0", #"{"drive_id":"d0","path_on_host":"\#(disk)","is_root_device":false,"rate_limiter":{"ops":{"size":10,"refill_time":500}}}"#),
-            ("PUT", "/metrics", #"{"metrics_path":"\#(metrics)"}"#),
-            ("PUT", "/actions", #"{"action_type":"InstanceStart"}"#),
-        ] {
-            let response = try api.request(method, path, body: body)
-            #expect(response.status == 204, "\(method) \(path): \(response)")
-        }
+        try Self.configureAndStart(api, [
+            ("/boot-source", #"{"kernel_image_path":"\#(probe.path)","boot_args":"console=ttyS0 probe.mode=io"}"#),
+            ("/drives/d0", #"{"drive_id":"d0","path_on_host":"\#(disk)","is_root_device":false,"rate_limiter":{"ops":{"size":10,"refill_time":500}}}"#),
+            ("/metrics", #"{"metrics_path":"\#(metrics)"}"#),
+        ])
         #expect(vmm.wait { vmm.lastIoCount >= 20 }, "\(vmm.serial)\n\(vmm.log)")
         let limited = Self.rate(vmm, window: 2)
         // 20 per second, plus the bucket's 10 and the 10 the count's granularity hides.
@@ -82,15 +87,11 @@ import Testing
         let api = try UnixHTTPClient(path: vmm.socket)
         // 640 bytes per 500 ms, after a one-time burst of 6400: 20 of the probe's 64-byte
         // requests a second once the first 100 are spent.
-        for (method, path, body) in [
-            ("PUT", "/boot-source", #"{"kernel_image_path":"\#(probe.path)","boot_args":"console=ttyS0 probe.mode=io probe.io=rng"}"#),
-            ("PUT", "/entropy", #"{"rate_limiter":{"bandwidth":{"size":640,"one_time_burst":6400,"refill_time":500}}}"#),
-            ("PUT", "/metrics", #"{"metrics_path":"\#(metrics)"}"#),
-            ("PUT", "/actions", #"{"action_type":"InstanceStart"}"#),
-        ] {
-            let response = try api.request(method, path, body: body)
-            #expect(response.status == 204, "\(method) \(path): \(response)")
-        }
+        try Self.configureAndStart(api, [
+            ("/boot-source", #"{"kernel_image_path":"\#(probe.path)","boot_args":"console=ttyS0 probe.mode=io probe.io=rng"}"#),
+            ("/entropy", #"{"rate_limiter":{"bandwidth":{"size":640,"one_time_burst":6400,"refill_time":500}}}"#),
+            ("/metrics", #"{"metrics_path":"\#(metrics)"}"#),
+        ])
         #expect(vmm.wait { vmm.lastIoCount >= 120 }, "\(vmm.serial)\n\(vmm.log)")
         let limited = Self.rate(vmm, window: 2)
         #expect(Double(limited.count) <= 20 * limited.seconds + 20, "\(limited.count) requests in \(limited.seconds) s at 20/s")

@@ -30,12 +30,7 @@ struct RecordingLogHandler: LogHandler {
     /// Negotiates every offered feature, then hands queue 0 rings at the top of the address
     /// space, not ready; the other queues are set up as Linux does; DRIVER_OK.
     func bringUpWithRxLeftUnready(_ d: VirtioTestDriver) throws {
-        try d.probe()
-        d.reset()
-        d.addStatus(VirtioStatus.acknowledge)
-        d.addStatus(VirtioStatus.driver)
-        d.writeDriverFeatures(d.deviceFeatures())
-        d.addStatus(VirtioStatus.featuresOk)
+        try d.negotiateEveryFeature()
         d.configureQueue(0, size: 256, desc: Self.top, avail: Self.top + 0x800, used: Self.top + 0xC00, ready: false)
         for index in d.device.queueMaxSizes.indices.dropFirst() { try d.setUpQueue(index) }
         d.driverOk()

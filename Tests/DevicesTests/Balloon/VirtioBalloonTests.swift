@@ -84,12 +84,7 @@ import Testing
     @Test func statisticsPrimedBeforeDriverOkAreRead() throws {
         let balloon = try VirtioBalloon(VirtioBalloon.Config(amountMiB: 0, statsPollingIntervalS: 60), logger: quietLogger())
         let d = try VirtioTestDriver(device: balloon)
-        try d.probe()
-        d.reset()
-        d.addStatus(VirtioStatus.acknowledge)
-        d.addStatus(VirtioStatus.driver)
-        d.writeDriverFeatures(d.deviceFeatures())
-        d.addStatus(VirtioStatus.featuresOk)
+        try d.negotiateEveryFeature()
         for index in balloon.queueMaxSizes.indices { _ = try d.setUpQueue(index) }
         let stats = d.allocate(10)
         try d.memory.store(UInt16(4), at: stats)
