@@ -1,4 +1,13 @@
 import Foundation
+import Synchronization
+
+/// Every kata-vmm a test started and has not stopped yet. A test process that ends with
+/// some still running (a test that threw before its `stop`, an object kept alive to the
+/// end) kills them at exit, so no VMM outlives the tests and takes their CPU.
+private let liveVmms = Mutex<Set<Int32>>([])
+private let killLiveVmmsAtExit: Void = {
+    atexit { liveVmms.withLock { pids in for pid in pids { kill(pid, SIGKILL) } } }
+}()
 
 /// A `kata-vmm` process running beside a test: its serial output (stdout) and log
 /// (stderr) go to files the test reads while it runs; the API socket is waited for.
@@ -23,7 +32,10 @@ public final class VmmProcess {
         process.standardOutput = try FileHandle(forWritingTo: serialFile)
         process.standardError = try FileHandle(forWritingTo: logFile)
         process.standardInput = FileHandle.nullDevice
+        _ = killLiveVmmsAtExit
         try process.run()
+        let pid = process.processIdentifier
+        liveVmms.withLock { _ = $0.insert(pid) }
         if api {
             let deadline = Date().addingTimeInterval(20)
             // The socket file appears at bind(), a moment before listen(): a connect in
@@ -82,6 +94,8 @@ public final class VmmProcess {
             if waitForExit(timeout: 10) == nil { kill(process.processIdentifier, SIGKILL) }
         }
         process.waitUntilExit()
+        let pid = process.processIdentifier
+        liveVmms.withLock { _ = $0.remove(pid) }
         return process.terminationStatus
     }
 
