@@ -39,6 +39,8 @@ public struct MachineCounters: Sendable, Equatable {
     public var entropy: Entropy?
     /// nil: the VM has no balloon.
     public var balloon: VirtioBalloon.Counters?
+    /// Summed over the interfaces that reach the metadata service; nil: none does.
+    public var mmds: MmdsCounters?
 
     public init() {}
 

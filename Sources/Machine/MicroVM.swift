@@ -44,7 +44,9 @@ public final class MicroVM: @unchecked Sendable {  // all `let` but `console`/`s
 
     /// Builds the whole VM; nothing runs until `start()`. Throws a one-line error for
     /// every bad input: files, kernel format, sizes, and KVM's refusals.
-    public init(config: VmConfig, logger: Logger = Logger(label: "kata-vmm")) throws {
+    /// `metadata` is what the guest reads through the metadata service, when `config.mmds`
+    /// lets an interface reach it.
+    public init(config: VmConfig, metadata: (any MmdsDataSource)? = nil, logger: Logger = Logger(label: "kata-vmm")) throws {
         // A host that did not mark its process start (a library user such as the runtime's
         // monitor) measures from here: the VM's construction.
         _ = ProcessClock.processStart
@@ -76,10 +78,15 @@ public final class MicroVM: @unchecked Sendable {  // all `let` but `console`/`s
         var devices: [any VirtioDevice] = blocks
         loop = try EventLoop()
         var nets: [VirtioNet] = []
+        let mmds = try config.mmds.map { mmds in
+            guard let metadata else { throw VmConfig.ValidationError.mmds("no data store was given for the metadata service") }
+            return MmdsService(config: mmds, source: metadata)
+        }
         for net in config.nets {
+            let reachesMmds = mmds?.config.networkInterfaces.contains(net.id ?? net.tap) ?? false
             nets.append(try VirtioNet(tap: Tap(name: net.tap), mac: net.mac, mtu: net.mtu ?? 1500,
-                                      rxRateLimiter: net.rxRateLimiter, txRateLimiter: net.txRateLimiter, loop: loop,
-                                      logger: logger))
+                                      rxRateLimiter: net.rxRateLimiter, txRateLimiter: net.txRateLimiter,
+                                      mmds: reachesMmds ? mmds : nil, loop: loop, logger: logger))
         }
         self.nets = nets
         devices += nets as [any VirtioDevice]
@@ -323,6 +330,7 @@ public final class MicroVM: @unchecked Sendable {  // all `let` but `console`/`s
                 result.nets.append(.init(id: id, rxBytes: c.rxBytes, txBytes: c.txBytes, rxPackets: c.rxFrames,
                                          txPackets: c.txFrames, rxDropped: c.rxDropped, txDropped: c.txDropped,
                                          rxRateLimiter: c.rxRateLimiter, txRateLimiter: c.txRateLimiter))
+                if let mmds = c.mmds { result.mmds = (result.mmds ?? MmdsCounters()) + mmds }
             case .rng(let c):
                 result.entropy = .init(bytes: c.bytesServed, badRequests: c.badRequests, rateLimiter: c.rateLimiter)
             case .balloon(let c):

@@ -46,6 +46,9 @@ public struct VmConfig: Sendable, Equatable {
     public var rngRateLimiter: RateLimiterConfig = .unlimited
     /// A virtio-balloon device (Firecracker's `balloon`); nil: none.
     public var balloon: VirtioBalloon.Config?
+    /// Firecracker's `mmds-config`: the interfaces whose guest traffic to the MMDS address
+    /// the metadata service answers; nil: no interface reaches it.
+    public var mmds: MmdsConfig?
     public var virtioDiscovery: VirtioDiscovery = .acpi
     /// Where the VMM's own log goes and how much of it (Firecracker's `logger`); nil: stderr.
     public var logger: LogConfig?
@@ -141,6 +144,7 @@ public struct VmConfig: Sendable, Equatable {
         case hugePages(Int)
         case balloon(String)
         case smt(Int)
+        case mmds(String)
 
         public var description: String {
             switch self {
@@ -163,6 +167,8 @@ public struct VmConfig: Sendable, Equatable {
                 return "mem_size_mib \(mib) is not a whole number of 2 MiB huge pages"
             case .balloon(let why):
                 return why
+            case .mmds(let why):
+                return "mmds-config: \(why)"
             case .smt(let n):
                 return "invalid vCPU count \(n) with SMT: must be 1 or an even number"
             }
@@ -200,6 +206,12 @@ public struct VmConfig: Sendable, Equatable {
         }
         if let balloon, Int(balloon.amountMiB) > memoryMiB {
             throw ValidationError.balloon("the balloon's amount_mib (\(balloon.amountMiB)) is more than the VM's memory (\(memoryMiB) MiB)")
+        }
+        if let mmds {
+            guard !mmds.networkInterfaces.isEmpty else { throw ValidationError.mmds("network_interfaces must name at least one interface") }
+            for id in mmds.networkInterfaces where !nets.contains(where: { ($0.id ?? $0.tap) == id }) {
+                throw ValidationError.mmds("no network interface '\(id)'")
+            }
         }
         var fsIdsSeen = Set<String>()
         for id in fsIds where !fsIdsSeen.insert(id).inserted { throw ValidationError.fs("two virtio-fs devices have the id '\(id)'") }

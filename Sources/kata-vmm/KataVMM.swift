@@ -135,8 +135,13 @@ struct KataVMM: ParsableCommand {
     @Flag(name: .customLong("boot-timer"), help: "Firecracker's boot-timer device (always present in kata-vmm: the guest's write logs Guest-boot-time).")
     var bootTimer = false
 
-    @Option(name: .customLong("mmds-size-limit"), help: "Firecracker's MMDS data store limit (refused: MMDS is not supported yet).")
+    @Option(name: .customLong("mmds-size-limit"), help: ArgumentHelp(
+        "The largest MMDS data store, in bytes of compact JSON (Firecracker's default: --http-api-max-payload-size).", valueName: "BYTES"))
     var mmdsSizeLimit: Int?
+
+    @Option(name: .customLong("metadata"), help: ArgumentHelp("Firecracker's: a JSON file that fills the MMDS data store at start (as PUT /mmds).",
+                                                              valueName: "PATH"))
+    var metadata: String?
 
     /// Bodies are held whole while they arrive: a caller cannot make the VMM buffer more.
     static let maxPayloadLimit = 16 << 20
@@ -172,7 +177,10 @@ struct KataVMM: ParsableCommand {
             throw ValidationError("invalid --log-level '\(logLevel)'")
         }
         _ = try commandLineLogger()
-        if mmdsSizeLimit != nil { throw ValidationError("--mmds-size-limit: MMDS is not supported yet") }
+        if let mmdsSizeLimit, !(1...Self.maxPayloadLimit).contains(mmdsSizeLimit) {
+            throw ValidationError("invalid --mmds-size-limit \(mmdsSizeLimit): 1 to \(Self.maxPayloadLimit) bytes")
+        }
+        if metadata?.isEmpty == true { throw ValidationError("invalid --metadata: must not be empty") }
         if startTimeUs == nil && (startTimeCpuUs != nil || parentCpuTimeUs != 0) {
             throw ValidationError("--start-time-cpu-us and --parent-cpu-time-us need --start-time-us")
         }
@@ -294,9 +302,16 @@ struct KataVMM: ParsableCommand {
         let stopSignals = SignalWaiter.block([SIGINT, SIGTERM, SIGHUP])
 
         // Flags, config file and API all produce one VmConfig, owned by the controller.
-        let controller = VmController(identity: .init(instanceId: id, vmmVersion: Self.version), logger: logger)
+        let controller = VmController(identity: .init(instanceId: id, vmmVersion: Self.version), logger: logger,
+                                      mmdsSizeLimit: mmdsSizeLimit ?? httpApiMaxPayloadSize)
         var server: ApiServer?
         do {
+            if let metadata {
+                let data = Data(try CheckedFile.read(metadata, role: "metadata file", limit: CheckedFile.documentLimit))
+                do { try controller.mmds.put(try JSONValue.parse(data, what: "the metadata file")) } catch let error as ApiError {
+                    throw ApiError("--metadata '\(metadata)': \(error.message)")
+                }
+            }
             try controller.configureObservability(logger: try commandLineLogger(), metricsPath: metricsPath)
             let config = try initialConfig()
             if let config { try controller.configure(config) }

@@ -6,6 +6,7 @@
  *   kata.tcp=PORT:BYTES                 pull BYTES from peer:PORT over TCP, check the pattern
  *   kata.vsock_out=PORT:BYTES           connect to the host (CID 2) PORT, send BYTES, expect them echoed
  *   kata.vsock_in=PORT:BYTES            listen on PORT, accept one host connection, read BYTES, reply "thanks"
+ *   kata.mmds=A.B.C.D                   route A.B.C.D to eth0 and talk to the VMM's metadata service (V2) there
  * Pattern byte i: (i * 13 + 7) % 251. Reports "KATA-NET key=value" lines, then powers off.
  */
 #define _GNU_SOURCE
@@ -21,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <net/route.h>
 #include <sys/mount.h>
 #include <sys/reboot.h>
 #include <sys/socket.h>
@@ -201,6 +203,72 @@ static void vsock_in(const char *spec) {
     close(s);
 }
 
+/* One HTTP exchange with the metadata service, on a connection of its own (Connection:
+ * close, so the answer ends at EOF). Returns the status code (-1: no answer) and puts
+ * the body, with newlines as commas, in `body`. */
+static int mmds_http(const char *addr, const char *request, char *body, size_t size) {
+    body[0] = 0;
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    struct timeval tv = {20, 0};
+    setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(80)};
+    inet_pton(AF_INET, addr, &to.sin_addr);
+    if (connect(s, (struct sockaddr *)&to, sizeof to) < 0) { close(s); return -1; }
+    size_t length = strlen(request);
+    if (write(s, request, length) != (ssize_t)length) { close(s); return -1; }
+    char answer[2048];
+    size_t got = 0;
+    for (;;) {
+        ssize_t n = read(s, answer + got, sizeof answer - 1 - got);
+        if (n <= 0) break;
+        got += n;
+        if (got == sizeof answer - 1) break;
+    }
+    close(s);
+    answer[got] = 0;
+    int status = -1;
+    if (sscanf(answer, "HTTP/1.1 %d", &status) != 1) return -1;
+    char *start = strstr(answer, "\r\n\r\n");
+    if (start) {
+        snprintf(body, size, "%s", start + 4);
+        for (char *p = body; *p; p++) if (*p == '\n') *p = ',';
+    }
+    return status;
+}
+
+/* Firecracker's MMDS V2 as a guest sees it: without a token, refused; a token from PUT
+ * /latest/api/token; with it, a string, an object's keys (IMDS form) and JSON. */
+static void mmds(const char *addr) {
+    int s = socket(AF_INET, SOCK_DGRAM, 0);
+    struct rtentry route = {0};
+    struct sockaddr_in *dst = (struct sockaddr_in *)&route.rt_dst, *mask = (struct sockaddr_in *)&route.rt_genmask;
+    dst->sin_family = mask->sin_family = AF_INET;
+    inet_pton(AF_INET, addr, &dst->sin_addr);
+    inet_pton(AF_INET, "255.255.255.255", &mask->sin_addr);
+    route.rt_flags = RTF_UP | RTF_HOST;
+    route.rt_dev = "eth0";
+    if (ioctl(s, SIOCADDRT, &route) < 0) report("mmds_route", "errno=%d", errno);
+    close(s);
+    char body[1024], request[512], token[128] = "";
+    int status = mmds_http(addr, "GET /latest/meta-data/ami-id HTTP/1.1\r\nHost: mmds\r\nConnection: close\r\n\r\n", body, sizeof body);
+    report("mmds_no_token", "%d", status);
+    status = mmds_http(addr, "PUT /latest/api/token HTTP/1.1\r\nHost: mmds\r\nX-metadata-token-ttl-seconds: 60\r\nConnection: close\r\n\r\n",
+                       token, sizeof token);
+    report("mmds_token", "%d len=%zu", status, strlen(token));
+    snprintf(request, sizeof request, "GET /latest/meta-data/ami-id HTTP/1.1\r\nX-metadata-token: %s\r\nConnection: close\r\n\r\n", token);
+    status = mmds_http(addr, request, body, sizeof body);
+    report("mmds_string", "%d:%s", status, body);
+    snprintf(request, sizeof request, "GET /latest/meta-data/ HTTP/1.1\r\nX-metadata-token: %s\r\nConnection: close\r\n\r\n", token);
+    status = mmds_http(addr, request, body, sizeof body);
+    report("mmds_keys", "%d:%s", status, body);
+    snprintf(request, sizeof request, "GET /latest HTTP/1.1\r\nAccept: application/json\r\nX-metadata-token: %s\r\nConnection: close\r\n\r\n", token);
+    status = mmds_http(addr, request, body, sizeof body);
+    report("mmds_json", "%d:%s", status, body);
+    status = mmds_http(addr, "GET /latest HTTP/1.1\r\nX-metadata-token: 0123\r\nConnection: close\r\n\r\n", body, sizeof body);
+    report("mmds_bad_token", "%d", status);
+}
+
 int main(void) {
     mount("proc", "/proc", "proc", 0, NULL);
     mount("sysfs", "/sys", "sysfs", 0, NULL);
@@ -222,6 +290,12 @@ int main(void) {
         if (peer) ping(peer);
         const char *tcp = option("kata.tcp=");
         if (tcp && peer) tcp_pull(peer, tcp);
+        const char *mmds_addr = option("kata.mmds=");
+        if (mmds_addr) {
+            char addr[64];
+            snprintf(addr, sizeof addr, "%s", mmds_addr);
+            mmds(addr);
+        }
     }
     char spec[128];
     const char *v = option("kata.vsock_out=");

@@ -35,23 +35,26 @@ public final class VmController: @unchecked Sendable {  // mutable state confine
 
     public let identity: Identity
     let logger: Logger
-    private let queue = DispatchQueue(label: "kata-vmm.vm-controller")
+    /// MMDS's data store: it outlives no VM but exists before one, as in Firecracker.
+    public let mmds: MmdsDataStore
+    let queue = DispatchQueue(label: "kata-vmm.vm-controller")
     // Confined to `queue`:
     private var config = VmConfig(kernelPath: "")
-    private var vm: MicroVM?
+    var vm: MicroVM?
     private var state = State.notStarted
-    private let metrics = MetricsWriter()
-    private var metricsTimer: DispatchSourceTimer?
-    private var requestCounters: [String: [String: UInt64]] = [:]
+    let metrics = MetricsWriter()
+    var metricsTimer: DispatchSourceTimer?
+    var requestCounters: [String: [String: UInt64]] = [:]
     /// Process start (or Firecracker's `--start-time-us`) to the API server serving.
-    private var apiServerStartup: (wallMicros: UInt64, cpuMicros: UInt64) = (0, 0)
+    var apiServerStartup: (wallMicros: UInt64, cpuMicros: UInt64) = (0, 0)
     // The end of the VM, for whoever waits in `waitForExit`:
     private let exitCondition = NSCondition()
     private var exitReason: VmExitReason?
 
-    public init(identity: Identity, logger: Logger) {
+    public init(identity: Identity, logger: Logger, mmdsSizeLimit: Int = MmdsDataStore.defaultSizeLimit) {
         self.identity = identity
         self.logger = logger
+        mmds = MmdsDataStore(sizeLimit: mmdsSizeLimit)
     }
 
     // MARK: Entry points
@@ -281,6 +284,16 @@ public final class VmController: @unchecked Sendable {  // mutable state confine
             // Only the interval changes: whether there is a statistics queue was fixed at boot.
             do { try vm.setBalloonStatsInterval(seconds: seconds) } catch { throw ApiError("stats_polling_interval_s: \(error)") }
             config.balloon?.statsPollingIntervalS = seconds
+        case .getMmds:
+            return .json(mmds.value)
+        case .putMmds:
+            try mmds.put(body)
+        case .patchMmds:
+            try mmds.patch(body)
+        case .putMmdsConfig:
+            try requireNotStarted()
+            let section = try MmdsConfigSection(body, path: "")
+            try update { $0.mmds = section.config }
         case .putLogger:
             try requireNotStarted()
             let section = try LoggerSection(body, path: "")
@@ -336,7 +349,7 @@ public final class VmController: @unchecked Sendable {  // mutable state confine
         if marksInstanceStart { ProcessClock.markInstanceStart() }
         let vm: MicroVM
         do {
-            vm = try MicroVM(config: config, logger: logger)
+            vm = try MicroVM(config: config, metadata: mmds, logger: logger)
             try vm.start()
         } catch {
             if marksInstanceStart { ProcessClock.instanceStart = nil }
@@ -350,72 +363,5 @@ public final class VmController: @unchecked Sendable {  // mutable state confine
         }
         thread.name = "vm-exit-waiter"
         thread.start()
-    }
-
-    // MARK: Metrics
-
-    private func openMetrics(_ path: String) throws {
-        try metrics.open(path)
-        let timer = DispatchSource.makeTimerSource(queue: queue)
-        let interval = DispatchTimeInterval.seconds(Self.metricsInterval)
-        timer.schedule(deadline: .now() + interval, repeating: interval)
-        timer.setEventHandler { [weak self] in
-            guard let self else { return }
-            self.metrics.flush(self.metricSections())
-        }
-        timer.resume()
-        metricsTimer?.cancel()
-        metricsTimer = timer
-    }
-
-    /// Cumulative counters by section; the writer turns them into deltas.
-    private func metricSections() -> [String: [String: UInt64]] {
-        var sections = requestCounters
-        for section in ["get_api_requests", "put_api_requests", "patch_api_requests"] where sections[section] == nil {
-            sections[section] = [:]
-        }
-        let counters = vm?.counters() ?? MachineCounters()
-        var vcpu = counters.vcpuExits
-        for name in MachineCounters.vcpuExitNames where vcpu[name] == nil { vcpu[name] = 0 }
-        sections["vcpu"] = vcpu
-        var block: [String: UInt64] = ["read_bytes": 0, "write_bytes": 0, "queue_event_count": 0, "execute_fails": 0,
-                                       "rate_limiter_throttled_events": 0, "rate_limiter_event_count": 0]
-        for disk in counters.disks {
-            let fields: [String: UInt64] = ["read_bytes": disk.readBytes, "write_bytes": disk.writeBytes,
-                                            "queue_event_count": disk.requests, "execute_fails": disk.failedRequests,
-                                            "rate_limiter_throttled_events": disk.rateLimiter.throttled,
-                                            "rate_limiter_event_count": disk.rateLimiter.timerEvents]
-            sections["block_" + disk.id] = fields
-            for (key, value) in fields { block[key, default: 0] += value }
-        }
-        sections["block"] = block
-        var net: [String: UInt64] = ["rx_bytes_count": 0, "tx_bytes_count": 0, "rx_packets_count": 0, "tx_packets_count": 0,
-                                     "rx_dropped": 0, "tx_dropped": 0, "rx_rate_limiter_throttled": 0,
-                                     "tx_rate_limiter_throttled": 0, "rx_event_rate_limiter_count": 0,
-                                     "tx_rate_limiter_event_count": 0]
-        for iface in counters.nets {
-            let fields: [String: UInt64] = ["rx_bytes_count": iface.rxBytes, "tx_bytes_count": iface.txBytes,
-                                            "rx_packets_count": iface.rxPackets, "tx_packets_count": iface.txPackets,
-                                            "rx_dropped": iface.rxDropped, "tx_dropped": iface.txDropped,
-                                            "rx_rate_limiter_throttled": iface.rxRateLimiter.throttled,
-                                            "tx_rate_limiter_throttled": iface.txRateLimiter.throttled,
-                                            "rx_event_rate_limiter_count": iface.rxRateLimiter.timerEvents,
-                                            "tx_rate_limiter_event_count": iface.txRateLimiter.timerEvents]
-            sections["net_" + iface.id] = fields
-            for (key, value) in fields { net[key, default: 0] += value }
-        }
-        sections["net"] = net
-        let entropy = counters.entropy
-        sections["entropy"] = ["entropy_bytes": entropy?.bytes ?? 0, "entropy_event_fails": entropy?.badRequests ?? 0,
-                               "entropy_rate_limiter_throttled": entropy?.rateLimiter.throttled ?? 0,
-                               "rate_limiter_event_count": entropy?.rateLimiter.timerEvents ?? 0]
-        let balloon = counters.balloon ?? VirtioBalloon.Counters()
-        sections["balloon"] = ["inflate_count": balloon.inflatedPages, "deflate_count": balloon.deflatedPages,
-                               "stats_updates_count": balloon.statsUpdates, "free_page_report_freed": balloon.reportedBytes,
-                               "event_fails": balloon.badRequests]
-        sections["logger"] = ["missed_metrics_count": metrics.failedWrites]
-        sections["api_server"] = ["process_startup_time_us": apiServerStartup.wallMicros,
-                                  "process_startup_time_cpu_us": apiServerStartup.cpuMicros]
-        return sections
     }
 }

@@ -5,8 +5,8 @@ import Machine
 /// Both go through the same section parsers as the API, into one `VmConfig`.
 public enum FullVmConfiguration {
     static let supported = ["boot-source", "machine-config", "drives", "network-interfaces", "vsock", "fs",
-                            "entropy", "logger", "metrics", "serial", "balloon"]
-    static let unsupported = ["mmds-config", "cpu-config", "pmem", "memory-hotplug"]
+                            "entropy", "logger", "metrics", "serial", "balloon", "mmds-config"]
+    static let unsupported = ["cpu-config", "pmem", "memory-hotplug"]
 
     /// Parses a config file's text. Every error names the field (`drives[1].is_root_device`).
     public static func parse(_ data: Data) throws -> VmConfig {
@@ -54,6 +54,7 @@ public enum FullVmConfiguration {
         if let balloon = object.value("balloon") { config.balloon = try BalloonSection(balloon, path: "balloon").config }
         if let logger = object.value("logger") { config.logger = try LoggerSection(logger, path: "logger").log }
         if let metrics = object.value("metrics") { config.metricsPath = try MetricsSection(metrics, path: "metrics").path }
+        if let mmds = object.value("mmds-config") { config.mmds = try MmdsConfigSection(mmds, path: "mmds-config").config }
         if let serial = object.value("serial") {
             try SerialSection(serial, path: "serial").apply(to: &config)
         }
@@ -80,7 +81,7 @@ public enum FullVmConfiguration {
             "logger": LoggerSection.describe(config),
             "metrics": MetricsSection.describe(config),
             "balloon": BalloonSection.describe(config.balloon),
-            "mmds-config": .null,
+            "mmds-config": MmdsConfigSection.describe(config.mmds),
             "cpu-config": .null,
         ])
     }

@@ -13,6 +13,7 @@ public enum ApiEndpoint: Equatable, Sendable {
     case putActions
     case patchVm
     case getBalloon, putBalloon, patchBalloon, getBalloonStatistics, patchBalloonStatistics
+    case getMmds, putMmds, patchMmds, putMmdsConfig
 
     public static func route(method: String, uri: String) throws -> ApiEndpoint {
         let path = uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? uri
@@ -43,6 +44,10 @@ public enum ApiEndpoint: Equatable, Sendable {
         case ("PATCH", 1, "balloon"): return .patchBalloon
         case ("GET", 2, "balloon") where parts[1] == "statistics": return .getBalloonStatistics
         case ("PATCH", 2, "balloon") where parts[1] == "statistics": return .patchBalloonStatistics
+        case ("GET", 1, "mmds"): return .getMmds
+        case ("PUT", 1, "mmds"): return .putMmds
+        case ("PATCH", 1, "mmds"): return .patchMmds
+        case ("PUT", 2, "mmds") where parts[1] == "config": return .putMmdsConfig
         case (_, 1, "drives"), (_, 1, "network-interfaces"), (_, 1, "fs"):
             throw ApiError("\(method) \(path): the id is missing from the path")
         default:
@@ -56,7 +61,7 @@ public enum ApiEndpoint: Equatable, Sendable {
     /// Whether the body is parsed (GET requests have none).
     var takesBody: Bool {
         switch self {
-        case .instanceInfo, .version, .vmConfig, .getMachineConfig, .getBalloon, .getBalloonStatistics: return false
+        case .instanceInfo, .version, .vmConfig, .getMachineConfig, .getBalloon, .getBalloonStatistics, .getMmds: return false
         default: return true
         }
     }
@@ -86,6 +91,9 @@ public enum ApiEndpoint: Equatable, Sendable {
         case .getBalloon, .getBalloonStatistics: return ("get_api_requests", "balloon")
         case .putBalloon: return ("put_api_requests", "balloon")
         case .patchBalloon, .patchBalloonStatistics: return ("patch_api_requests", "balloon")
+        case .getMmds: return ("get_api_requests", "mmds")
+        case .putMmds, .putMmdsConfig: return ("put_api_requests", "mmds")
+        case .patchMmds: return ("patch_api_requests", "mmds")
         }
     }
 }

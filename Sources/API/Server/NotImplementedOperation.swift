@@ -8,14 +8,12 @@ enum NotImplementedOperation {
         ("balloon", 3, ["GET", "PATCH"], "the balloon device's free page hinting"),  // /balloon/hinting/*
         ("cpu-config", 1, ["PUT"], "a custom CPU template (the guest gets KVM's supported CPUID)"),
         ("pmem", 2, ["PUT", "PATCH"], "virtio-pmem"),
-        ("mmds", 1, ["GET", "PUT", "PATCH"], "MMDS"),
-        ("mmds", 2, ["PUT"], "MMDS"),  // /mmds/config
         ("hotplug", 2, ["GET", "PUT", "PATCH"], "memory hotplug (virtio-mem)"),  // /hotplug/memory
         ("snapshot", 2, ["PUT"], "snapshotting"),  // /snapshot/create, /snapshot/load
     ]
 
     private static let secondSegment: [String: Set<String>] = [
-        "balloon": ["hinting"], "mmds": ["config"], "hotplug": ["memory"], "snapshot": ["create", "load"],
+        "balloon": ["hinting"], "hotplug": ["memory"], "snapshot": ["create", "load"],
     ]
     private static let hintingOperations: [String: String] = ["start": "PATCH", "stop": "PATCH", "status": "GET"]
 

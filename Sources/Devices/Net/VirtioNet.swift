@@ -54,6 +54,8 @@ public final class VirtioNet: VirtioDevice, @unchecked Sendable {  // `scratch` 
         public var txDropped: UInt64 = 0
         public var rxRateLimiter = RateLimiter.Counters()
         public var txRateLimiter = RateLimiter.Counters()
+        /// nil: this interface does not reach the metadata service.
+        public var mmds: MmdsCounters?
     }
 
     private struct State {
@@ -66,13 +68,19 @@ public final class VirtioNet: VirtioDevice, @unchecked Sendable {  // `scratch` 
         var tapReadPaused = false
         var txBlocked = false
         var counters = Counters()
+        /// The metadata service's stack, when this interface reaches it (`/mmds/config`).
+        var mmds: MmdsNetworkStack?
+        var mmdsOutput = false
     }
 
-    private let state = Mutex(State())
+    private let state: Mutex<State>
     private let scratch: UnsafeMutableRawBufferPointer
+    /// A guest frame for the metadata service, copied out of its chain whole.
+    private let mmdsScratch: UnsafeMutableRawBufferPointer?
 
     public init(tap: Tap, mac: [UInt8]?, mtu: UInt16 = 1500, rxRateLimiter: RateLimiterConfig = .unlimited,
-                txRateLimiter: RateLimiterConfig = .unlimited, loop: EventLoop, logger: Logger) throws {
+                txRateLimiter: RateLimiterConfig = .unlimited, mmds: MmdsService? = nil, loop: EventLoop,
+                logger: Logger) throws {
         self.tap = tap
         self.mac = mac ?? Self.randomMac()
         self.mtu = mtu
@@ -81,12 +89,17 @@ public final class VirtioNet: VirtioDevice, @unchecked Sendable {  // `scratch` 
         self.txRateLimiter = try RateLimiter(txRateLimiter)
         self.logger = RateLimitedLogger(logger)
         scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: Self.maxFrame, alignment: 16)
+        mmdsScratch = mmds.map { _ in UnsafeMutableRawBufferPointer.allocate(byteCount: Self.maxFrame, alignment: 16) }
+        var initial = State()
+        initial.mmds = mmds.map { MmdsNetworkStack(service: $0, mtu: mtu) }
+        state = Mutex(initial)
         try loop.add(fd: tap.fd.rawValue, events: 0) { [weak self] events in self?.tapReady(events) }
     }
 
     deinit {
         loop.remove(fd: tap.fd.rawValue)
         scratch.deallocate()
+        mmdsScratch?.deallocate()
     }
 
     /// A locally administered, unicast MAC (02:xx:xx:xx:xx:xx).
@@ -96,7 +109,11 @@ public final class VirtioNet: VirtioDevice, @unchecked Sendable {  // `scratch` 
     }
 
     public var counters: Counters {
-        var counters = state.withLock { $0.counters }
+        var counters = state.withLock { s in
+            var counters = s.counters
+            counters.mmds = s.mmds?.counters
+            return counters
+        }
         counters.rxRateLimiter = rxRateLimiter.counters
         counters.txRateLimiter = txRateLimiter.counters
         return counters
@@ -199,6 +216,11 @@ public final class VirtioNet: VirtioDevice, @unchecked Sendable {  // `scratch` 
         let queue = context.queues[Self.rxQueue]
         var delivered = false
         while true {
+            if s.pendingLength == 0, let n = s.mmds?.nextFrame(into: UnsafeMutableRawBufferPointer(rebasing: scratch[Self.headerSize...])) {
+                // The metadata service's answers go first: the guest is waiting on them.
+                UnsafeMutableRawBufferPointer(rebasing: scratch[0..<Self.headerSize]).initializeMemory(as: UInt8.self, repeating: 0)
+                s.pendingLength = Self.headerSize + n
+            }
             if s.pendingLength == 0 {
                 guard let n = try tap.read(into: scratch), n > 0 else { break }
                 if n < Self.headerSize {
@@ -320,6 +342,17 @@ public final class VirtioNet: VirtioDevice, @unchecked Sendable {  // `scratch` 
                 queue.unpop()
                 break
             }
+            if let stack = s.mmds, let mmdsScratch, Self.isForService(reader, stack) {
+                // Never reaches the tap: the service answers it on the RX queue.
+                let frame = UnsafeMutableRawBufferPointer(rebasing: mmdsScratch[0..<length])
+                _ = reader.read(into: frame)
+                stack.receive(UnsafeRawBufferPointer(rebasing: frame[Self.headerSize...]),
+                              checksumPartial: frame[0] & Self.headerNeedsChecksum != 0)
+                s.mmdsOutput = true
+                try queue.addUsed(context.memory, head: chain.head, length: 0)
+                completed = true
+                continue
+            }
             // The chain's readable bytes are exactly what the tap wants: vnet header + frame.
             guard try tap.write(reader.take(length)) else {
                 txRateLimiter.giveBack(bytes: UInt64(length - Self.headerSize))
@@ -334,5 +367,23 @@ public final class VirtioNet: VirtioDevice, @unchecked Sendable {  // `scratch` 
             completed = true
         }
         if completed { context.interrupt.signalUsed(queue, context.memory) }
+        if s.mmdsOutput {
+            s.mmdsOutput = false
+            try receive(&s)
+        }
+    }
+
+    /// VIRTIO_NET_HDR_F_NEEDS_CSUM: the guest left the L4 checksum to the device.
+    static let headerNeedsChecksum: UInt8 = 1
+
+    /// Reads the headers of the frame in `reader` (without consuming it) to see whether
+    /// it goes to the metadata service, so only those frames are copied out.
+    private static func isForService(_ reader: ChainReader, _ stack: MmdsNetworkStack) -> Bool {
+        var peek = reader
+        return withUnsafeTemporaryAllocation(byteCount: headerSize + 42, alignment: 8) { head in
+            let n = peek.read(into: head)
+            guard n > headerSize else { return false }
+            return stack.isForService(UnsafeRawBufferPointer(rebasing: head[headerSize..<n]))
+        }
     }
 }

@@ -1,0 +1,386 @@
+/// What the metadata service's stack has seen, for Firecracker's `mmds` metrics.
+public struct MmdsCounters: Sendable, Equatable {
+    public var framesIn: UInt64 = 0
+    /// Frames for the service that were malformed, or for a protocol other than TCP.
+    public var dropped: UInt64 = 0
+    public var framesOut: UInt64 = 0
+    public var bytesOut: UInt64 = 0
+    public var requests: UInt64 = 0
+    public var resets: UInt64 = 0
+    public var connectionsCreated: UInt64 = 0
+    public var connectionsDestroyed: UInt64 = 0
+
+    public init() {}
+
+    public static func + (a: MmdsCounters, b: MmdsCounters) -> MmdsCounters {
+        var sum = a
+        sum.framesIn += b.framesIn
+        sum.dropped += b.dropped
+        sum.framesOut += b.framesOut
+        sum.bytesOut += b.bytesOut
+        sum.requests += b.requests
+        sum.resets += b.resets
+        sum.connectionsCreated += b.connectionsCreated
+        sum.connectionsDestroyed += b.connectionsDestroyed
+        return sum
+    }
+}
+
+/// The guest's way to the metadata service, inside the net device as Firecracker's "dumbo"
+/// is: ARP for the MMDS address, and TCP to its port 80 carrying HTTP. Frames from the
+/// guest to that address are consumed here and never reach the tap; the answers are
+/// handed to the guest before anything the tap has.
+///
+/// It is a small TCP: no window scaling, SACK or timestamps (the SYN-ACK offers none, so
+/// the guest uses none), a fixed receive window the size of one request, and one
+/// response in flight per connection. The link to the guest loses nothing (a frame waits
+/// until the guest has a buffer for it), so there is no retransmission timer; three
+/// duplicate ACKs resend from the first unacknowledged byte. Every table is bounded: a
+/// guest can hold at most `maxConnections` connections of `requestCapacity` bytes and
+/// one response each, and the control-segment queue drops what does not fit (TCP
+/// recovers it).
+///
+/// Not thread-safe: the net device calls it under its own lock.
+final class MmdsNetworkStack {
+    typealias Mac = NetworkHeaders.Mac
+    typealias Flags = NetworkHeaders.TcpFlags
+
+    /// Locally administered and unicast, as Firecracker's.
+    static let ownMac: Mac = 0x06_01_23_45_67_01
+    static let port: UInt16 = 80
+    static let maxConnections = 30
+    /// One request's head at most, and the receive window the stack advertises.
+    static let requestCapacity = 4096
+    static let maxControls = 128
+    /// RFC 9293's default when a SYN carries no MSS option.
+    static let defaultMss = 536
+
+    let service: MmdsService
+    let ownIp: UInt32
+    /// The largest segment payload the guest's MTU allows.
+    let maxSegment: Int
+
+    private struct Connection {
+        var peerMac: Mac
+        var peerIp: UInt32
+        var peerPort: UInt16
+        /// Until the guest acknowledges the SYN-ACK.
+        var synReceived = true
+        var iss: UInt32
+        var rcvNxt: UInt32
+        var sndUna: UInt32
+        var sndNxt: UInt32
+        var peerWindow: UInt32
+        var mss: Int
+        var request: [UInt8] = []
+        /// The response being sent; `response[0]` is sequence number `responseSeq`.
+        var response: [UInt8] = []
+        var responseSeq: UInt32
+        var closeAfterResponse = false
+        var finSent = false
+        var peerFin = false
+        var duplicateAcks = 0
+        var lastActive: UInt64
+
+        var advertisedWindow: UInt16 { UInt16(MmdsNetworkStack.requestCapacity - request.count) }
+        var inFlight: UInt32 { sndNxt &- sndUna }
+        var unsentOffset: Int { Int(sndNxt &- responseSeq) }
+        var hasUnsentData: Bool { !synReceived && unsentOffset < response.count }
+        var finDue: Bool { closeAfterResponse && !finSent && !synReceived && unsentOffset >= response.count }
+    }
+
+    /// A segment or ARP reply that carries no response data, waiting for a guest buffer.
+    private enum Control {
+        case arpReply(NetworkHeaders.ArpRequest)
+        case segment(peerMac: Mac, peerIp: UInt32, peerPort: UInt16, seq: UInt32, ack: UInt32, flags: Flags,
+                     window: UInt16, mss: UInt16?)
+    }
+
+    private var connections: [Connection] = []
+    private var controls: [Control] = []
+    private var activity: UInt64 = 0
+    private var nextConnection = 0
+
+    private(set) var counters = MmdsCounters()
+
+    init(service: MmdsService, mtu: UInt16) {
+        self.service = service
+        ownIp = service.config.ipv4Address
+        maxSegment = max(Int(mtu) - NetworkHeaders.ipv4MinimumLength - NetworkHeaders.tcpMinimumLength, 88)
+        connections.reserveCapacity(Self.maxConnections)
+        controls.reserveCapacity(Self.maxControls)
+    }
+
+    var connectionCount: Int { connections.count }
+
+    /// Whether a frame whose first bytes are `head` (Ethernet header onwards) is for the
+    /// service: an ARP request for its address, or IPv4 to it. The device copies only
+    /// these out of the ring.
+    func isForService(_ head: UnsafeRawBufferPointer) -> Bool {
+        guard head.count >= NetworkHeaders.ethernetLength + 2 else { return false }
+        switch NetworkHeaders.u16(head, 12) {
+        case NetworkHeaders.etherTypeArp:
+            return head.count >= 42 && NetworkHeaders.u32(head, 38) == ownIp
+        case NetworkHeaders.etherTypeIPv4:
+            return head.count >= 34 && NetworkHeaders.u32(head, 30) == ownIp
+        default:
+            return false
+        }
+    }
+
+    /// Takes one frame the guest sent to the service. Malformed frames and protocols other
+    /// than TCP are dropped: nothing else lives at that address.
+    func receive(_ frame: UnsafeRawBufferPointer, checksumPartial: Bool) {
+        counters.framesIn += 1
+        guard frame.count >= NetworkHeaders.ethernetLength else { counters.dropped += 1; return }
+        switch NetworkHeaders.u16(frame, 12) {
+        case NetworkHeaders.etherTypeArp:
+            guard let request = NetworkHeaders.arpRequest(frame), request.targetIp == ownIp else { counters.dropped += 1; return }
+            queue(.arpReply(request))
+        case NetworkHeaders.etherTypeIPv4:
+            guard let ip = NetworkHeaders.ipv4(frame), ip.destination == ownIp, ip.proto == NetworkHeaders.protocolTcp,
+                  let segment = NetworkHeaders.tcp(frame, ip, verifyChecksum: !checksumPartial)
+            else { counters.dropped += 1; return }
+            receive(segment, peerMac: NetworkHeaders.mac(frame, 6), peerIp: ip.source, data: frame)
+        default:
+            counters.dropped += 1
+        }
+    }
+
+    private func receive(_ segment: NetworkHeaders.TcpSegment, peerMac: Mac, peerIp: UInt32, data frame: UnsafeRawBufferPointer) {
+        activity &+= 1
+        guard let index = connections.firstIndex(where: { $0.peerIp == peerIp && $0.peerPort == segment.sourcePort }) else {
+            accept(segment, peerMac: peerMac, peerIp: peerIp)
+            return
+        }
+        if segment.flags.contains(.rst) {
+            close(index)
+            return
+        }
+        var c = connections[index]
+        c.lastActive = activity
+        if segment.flags.contains(.syn) {
+            if c.synReceived && segment.seq &+ 1 == c.rcvNxt {
+                queueSynAck(c)  // the guest did not get our SYN-ACK
+            } else {
+                reset(peerMac: peerMac, peerIp: peerIp, segment)
+                close(index)
+            }
+            return
+        }
+        guard segment.flags.contains(.ack) else { return }
+        acknowledge(&c, segment)
+        var mustAck = false
+        if segment.dataLength > 0 || segment.flags.contains(.fin) {
+            mustAck = true
+            if segment.seq == c.rcvNxt && !c.peerFin {
+                let taken = min(segment.dataLength, Self.requestCapacity - c.request.count)
+                c.request.append(contentsOf: UnsafeRawBufferPointer(rebasing: frame[segment.dataOffset..<segment.dataOffset + taken]))
+                c.rcvNxt &+= UInt32(taken)
+                if taken == segment.dataLength && segment.flags.contains(.fin) {
+                    c.rcvNxt &+= 1
+                    c.peerFin = true
+                }
+            }
+            // Out of order or already seen: the ACK below says what is expected next.
+        }
+        serveRequests(&c)
+        if c.peerFin { c.closeAfterResponse = true }
+        if c.peerFin && c.finSent && c.inFlight == 0 {
+            // Both FINs are acknowledged once ours is: the connection is gone (no
+            // TIME_WAIT: the guest, not us, may reuse the port pair).
+            if mustAck { queueAck(c) }
+            close(index)
+            return
+        }
+        if mustAck && !c.hasUnsentData && !c.finDue { queueAck(c) }
+        connections[index] = c
+    }
+
+    /// A segment for no connection: a SYN to port 80 opens one, anything else but a
+    /// reset is answered with a reset.
+    private func accept(_ segment: NetworkHeaders.TcpSegment, peerMac: Mac, peerIp: UInt32) {
+        if segment.flags.contains(.rst) { return }
+        guard segment.flags.intersection([.syn, .ack, .fin]) == .syn, segment.destinationPort == Self.port else {
+            reset(peerMac: peerMac, peerIp: peerIp, segment)
+            return
+        }
+        if connections.count >= Self.maxConnections, let oldest = connections.indices.min(by: { connections[$0].lastActive < connections[$1].lastActive }) {
+            let old = connections[oldest]
+            close(oldest)
+            queue(.segment(peerMac: old.peerMac, peerIp: old.peerIp, peerPort: old.peerPort, seq: old.sndNxt, ack: old.rcvNxt,
+                           flags: [.rst, .ack], window: 0, mss: nil))
+            counters.resets += 1
+        }
+        var generator = SystemRandomNumberGenerator()
+        let iss = UInt32.random(in: 0...UInt32.max, using: &generator)
+        let c = Connection(peerMac: peerMac, peerIp: peerIp, peerPort: segment.sourcePort, iss: iss,
+                           rcvNxt: segment.seq &+ 1, sndUna: iss, sndNxt: iss &+ 1, peerWindow: UInt32(segment.window),
+                           mss: min(Int(segment.mss ?? UInt16(Self.defaultMss)), maxSegment), responseSeq: iss &+ 1,
+                           lastActive: activity)
+        guard c.mss > 0 else { return }
+        connections.append(c)
+        counters.connectionsCreated += 1
+        queueSynAck(c)
+    }
+
+    private func close(_ index: Int) {
+        connections.remove(at: index)
+        counters.connectionsDestroyed += 1
+    }
+
+    /// The ACK field and window of a segment on an open connection.
+    private func acknowledge(_ c: inout Connection, _ segment: NetworkHeaders.TcpSegment) {
+        let advance = segment.ack &- c.sndUna
+        guard advance <= c.inFlight else {
+            queueAck(c)  // acknowledges what was never sent
+            return
+        }
+        let windowChanged = UInt32(segment.window) != c.peerWindow
+        c.peerWindow = UInt32(segment.window)
+        if advance > 0 {
+            c.sndUna = segment.ack
+            c.synReceived = false
+            c.duplicateAcks = 0
+            if c.response.count > 0 && Int(c.sndUna &- c.responseSeq) >= c.response.count {
+                c.responseSeq &+= UInt32(c.response.count)
+                c.response = []
+            }
+        } else if c.inFlight > 0 && segment.dataLength == 0 && !segment.flags.contains(.fin) && !windowChanged {
+            c.duplicateAcks += 1
+            if c.duplicateAcks == 3 {
+                // Go back to the first unacknowledged byte; a FIN in flight goes again too.
+                c.sndNxt = c.sndUna
+                c.finSent = false
+                c.duplicateAcks = 0
+            }
+        }
+    }
+
+    /// Answers the requests the guest has sent in full, one at a time: the next waits
+    /// until the guest has acknowledged the last byte of the one before.
+    private func serveRequests(_ c: inout Connection) {
+        while c.response.isEmpty && !c.closeAfterResponse && !c.synReceived {
+            guard let end = Self.headEnd(c.request) else {
+                if c.request.count >= Self.requestCapacity {
+                    c.response = MmdsService.response(400, "Bad Request", body: "The HTTP request is too long.", close: true).bytes
+                    c.request = []
+                    c.closeAfterResponse = true
+                }
+                return
+            }
+            let answer = service.respond(to: c.request[0..<end])
+            counters.requests += 1
+            c.request.removeFirst(end)
+            c.responseSeq = c.sndNxt
+            c.response = answer.bytes
+            c.closeAfterResponse = answer.close
+        }
+    }
+
+    /// Where a request's head ends (just past CRLF CRLF), if it has.
+    static func headEnd(_ bytes: [UInt8]) -> Int? {
+        guard bytes.count >= 4 else { return nil }
+        for i in 3..<bytes.count where bytes[i] == 0x0A && bytes[i - 1] == 0x0D && bytes[i - 2] == 0x0A && bytes[i - 3] == 0x0D {
+            return i + 1
+        }
+        return nil
+    }
+
+    private func reset(peerMac: Mac, peerIp: UInt32, _ segment: NetworkHeaders.TcpSegment) {
+        counters.resets += 1
+        if segment.flags.contains(.ack) {
+            queue(.segment(peerMac: peerMac, peerIp: peerIp, peerPort: segment.sourcePort, seq: segment.ack, ack: 0,
+                           flags: .rst, window: 0, mss: nil))
+        } else {
+            var length = UInt32(truncatingIfNeeded: segment.dataLength)
+            if segment.flags.contains(.syn) { length &+= 1 }
+            if segment.flags.contains(.fin) { length &+= 1 }
+            queue(.segment(peerMac: peerMac, peerIp: peerIp, peerPort: segment.sourcePort, seq: 0, ack: segment.seq &+ length,
+                           flags: [.rst, .ack], window: 0, mss: nil))
+        }
+    }
+
+    private func queueSynAck(_ c: Connection) {
+        queue(.segment(peerMac: c.peerMac, peerIp: c.peerIp, peerPort: c.peerPort, seq: c.iss, ack: c.rcvNxt,
+                       flags: [.syn, .ack], window: c.advertisedWindow, mss: UInt16(maxSegment)))
+    }
+
+    private func queueAck(_ c: Connection) {
+        queue(.segment(peerMac: c.peerMac, peerIp: c.peerIp, peerPort: c.peerPort, seq: c.sndNxt, ack: c.rcvNxt,
+                       flags: .ack, window: c.advertisedWindow, mss: nil))
+    }
+
+    private func queue(_ control: Control) {
+        guard controls.count < Self.maxControls else { counters.dropped += 1; return }
+        controls.append(control)
+    }
+
+    // MARK: Output
+
+    var hasOutput: Bool {
+        !controls.isEmpty || connections.contains { sendable($0) }
+    }
+
+    private func sendable(_ c: Connection) -> Bool {
+        (c.hasUnsentData && c.inFlight < c.peerWindow) || c.finDue
+    }
+
+    /// Writes the next frame for the guest (Ethernet header onwards) into `buffer`, which
+    /// holds at least an MTU-sized frame. Returns its length, or nil when there is none.
+    func nextFrame(into buffer: UnsafeMutableRawBufferPointer) -> Int? {
+        guard buffer.count >= NetworkHeaders.tcpDataOffset(syn: false) + maxSegment else { return nil }
+        let length = frame(into: buffer)
+        if let length { counters.bytesOut += UInt64(length) }
+        return length
+    }
+
+    private func frame(into buffer: UnsafeMutableRawBufferPointer) -> Int? {
+        if !controls.isEmpty {
+            let control = controls.removeFirst()
+            counters.framesOut += 1
+            switch control {
+            case .arpReply(let request):
+                return NetworkHeaders.writeArpReply(buffer, to: request, ownMac: Self.ownMac, ownIp: ownIp)
+            case let .segment(peerMac, peerIp, peerPort, seq, ack, flags, window, mss):
+                return NetworkHeaders.writeTcp(buffer, to: peerMac, from: Self.ownMac, source: (ownIp, Self.port),
+                                               destination: (peerIp, peerPort), seq: seq, ack: ack, flags: flags,
+                                               window: window, mss: mss, dataLength: 0)
+            }
+        }
+        // Connections take turns, so one long response does not hold the others back.
+        for step in 0..<connections.count {
+            let index = (nextConnection + step) % connections.count
+            guard sendable(connections[index]) else { continue }
+            nextConnection = index + 1
+            counters.framesOut += 1
+            return segment(from: &connections[index], into: buffer)
+        }
+        return nil
+    }
+
+    private func segment(from c: inout Connection, into buffer: UnsafeMutableRawBufferPointer) -> Int {
+        var flags: Flags = .ack
+        var length = 0
+        let seq = c.sndNxt
+        if c.hasUnsentData && c.inFlight < c.peerWindow {
+            let offset = c.unsentOffset
+            length = min(c.mss, Int(c.peerWindow - c.inFlight), c.response.count - offset)
+            let dataOffset = NetworkHeaders.tcpDataOffset(syn: false)
+            c.response.withUnsafeBytes { bytes in
+                UnsafeMutableRawBufferPointer(rebasing: buffer[dataOffset..<dataOffset + length])
+                    .copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + length]))
+            }
+            c.sndNxt &+= UInt32(length)
+            flags.insert(.psh)
+        }
+        if c.finDue {
+            flags.insert(.fin)
+            c.finSent = true
+            c.sndNxt &+= 1
+        }
+        return NetworkHeaders.writeTcp(buffer, to: c.peerMac, from: Self.ownMac, source: (ownIp, Self.port),
+                                       destination: (c.peerIp, c.peerPort), seq: seq, ack: c.rcvNxt, flags: flags,
+                                       window: c.advertisedWindow, mss: nil, dataLength: length)
+    }
+}
