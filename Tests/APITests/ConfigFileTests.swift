@@ -73,7 +73,7 @@ import Testing
             (#"{\#(boot), "balloon": {"amount_mib": 1, "deflate_on_oom": false, "free_page_hinting": true}}"#, "balloon.free_page_hinting: free page hinting is not supported"),
             (#"{\#(boot), "balloon": {"amount_mib": 4096, "deflate_on_oom": false}}"#, "the balloon's amount_mib (4096) is more than the VM's memory"),
             (#"{\#(boot), "machine-config": {"vcpu_count": 1, "mem_size_mib": 64, "huge_pages": "2M"}, "balloon": {"amount_mib": 1, "deflate_on_oom": false}}"#, "a balloon cannot be used with huge_pages 2M"),
-            (#"{\#(boot), "mmds-config": {"network_interfaces": []}}"#, "mmds-config: not supported by kata-vmm"),
+            (#"{\#(boot), "mmds-config": {"network_interfaces": []}}"#, "mmds-config: network_interfaces must name at least one interface"),
             (#"{"boot-source": {"kernel_image_path": 1}}"#, "boot-source.kernel_image_path: expected a string, got a number"),
             (#"{\#(boot), "machine-config": {"vcpu_count": 2}}"#, "machine-config.mem_size_mib: missing required field"),
             (#"{\#(boot), "drives": {}}"#, "drives: expected an array, got an object"),

@@ -85,7 +85,8 @@ import Testing
                                       (["--log-path", ""], "invalid --log-path"),
                                       (["--http-api-max-payload-size", "0"], "invalid --http-api-max-payload-size 0"),
                                       (["--http-api-max-payload-size", "1073741824"], "invalid --http-api-max-payload-size"),
-                                      (["--mmds-size-limit", "4096"], "--mmds-size-limit: MMDS is not supported yet"),
+                                      (["--mmds-size-limit", "0"], "invalid --mmds-size-limit 0"),
+                                      (["--metadata", ""], "invalid --metadata"),
                                       (["--start-time-cpu-us", "5"], "need --start-time-us"),
                                       (["--start-time-us", String(UInt64.max)], "later than now on CLOCK_MONOTONIC"),
                                       (["--start-time-us", "-1"], "--start-time-us")] {
