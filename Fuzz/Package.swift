@@ -32,6 +32,7 @@ let package = Package(
         fuzzTarget("fuzz-net", []),
         fuzzTarget("fuzz-vsock", []),
         fuzzTarget("fuzz-rng", []),
+        fuzzTarget("fuzz-mmds", []),
         fuzzTarget("fuzz-vsock-connect", [.product(name: "HybridVsock", package: main)]),
         fuzzTarget("fuzz-ttrpc", [
             .product(name: "AgentProtocol", package: main),

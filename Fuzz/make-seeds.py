@@ -158,6 +158,35 @@ seed("vsock-connect", "connect", "CONNECT 1024\n")
 seed("vsock-connect", "connect-crlf-data", "CONNECT 4294967295\r\nhello")
 seed("vsock-connect", "partial", "CONNECT 52")
 
+
+# mmds: see Fuzz/Sources/fuzz-mmds (a step byte, then its fields).
+SYN, FIN, RST, PSH, ACK = 0x02, 0x01, 0x04, 0x08, 0x10
+
+
+def tcp_step(port, flags, data=b"", ack_mode=1, mss=0, window=65535):
+    return (bytes([1, port, flags, ack_mode]) + struct.pack("<I", 0) + bytes([0]) + struct.pack("<I", 0)
+            + struct.pack("<H", window) + bytes([mss, len(data)]) + data)
+
+
+def pull(n=255):
+    return bytes([2, n])
+
+
+def mmds_session(version, requests):
+    out = bytes([version, 230]) + tcp_step(0, SYN, ack_mode=0, mss=182) + pull() + tcp_step(0, ACK)
+    for r in requests:
+        out += tcp_step(0, ACK | PSH, r.encode()) + pull() + tcp_step(0, ACK) + pull() + tcp_step(0, ACK) + pull()
+    return out + tcp_step(0, FIN | ACK) + pull() + tcp_step(0, ACK)
+
+
+seed("mmds", "v1-get", mmds_session(0, ["GET /a/b HTTP/1.1\r\n\r\n", "GET /a HTTP/1.1\r\nAccept: application/json\r\n\r\n",
+                                        "GET /big HTTP/1.1\r\n\r\n"]))
+seed("mmds", "v2-token", mmds_session(1, ["PUT /latest/api/token HTTP/1.1\r\nX-metadata-token-ttl-seconds: 5\r\n\r\n",
+                                          "GET /a/b HTTP/1.1\r\nX-metadata-token: 00\r\n\r\n", "GET /n HTTP/1.0\r\n\r\n"]))
+arp = (b"\xff" * 6 + bytes([2, 0, 0, 0, 0, 1]) + b"\x08\x06" + struct.pack(">HHBBH", 1, 0x800, 6, 4, 1)
+       + bytes([2, 0, 0, 0, 0, 1]) + bytes([10, 0, 0, 2]) + bytes(6) + bytes([169, 254, 169, 254]))
+seed("mmds", "arp", bytes([0, 0]) + bytes([0]) + struct.pack("<H", len(arp)) + bytes([0]) + arp + pull())
+
 seed("api", "configure-session", "\0".join([
     'PUT /machine-config\n{"vcpu_count": 2, "mem_size_mib": 256, "smt": false}',
     'PATCH /machine-config\n{"mem_size_mib": 512}',
