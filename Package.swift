@@ -27,6 +27,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.28.0", traits: []),
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
         .package(url: "https://github.com/apple/swift-system", from: "1.4.0"),
+        .package(url: "https://github.com/apple/swift-atomics", from: "1.2.0"),
     ],
     targets: [
         // One inline wrapper per KVM ioctl and kvm_run field Swift cannot reach directly.
@@ -45,7 +46,8 @@ let package = Package(
         // KVM wrappers, guest memory, direct kernel boot, vCPUs, event loop.
         .target(
             name: "VMM",
-            dependencies: ["CKVM", "CLinux", "LinuxSupport", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["CKVM", "CLinux", "LinuxSupport", .product(name: "Logging", package: "swift-log"),
+                           .product(name: "Atomics", package: "swift-atomics")],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         // Firecracker's hybrid vsock handshake lines (CONNECT <port> / OK <port>): the vsock

@@ -20,6 +20,8 @@ public final class MicroVM: @unchecked Sendable {  // all `let` but `console`/`s
     let logger: Logger
     let kvm: Kvm
     let vm: Vm
+    /// KVM's memory slot for each of `memory.regions`.
+    let memorySlots: [UInt32]
     let loop: EventLoop
     let pio = Bus()
     let mmio = Bus()
@@ -64,8 +66,9 @@ public final class MicroVM: @unchecked Sendable {  // all `let` but `console`/`s
         // A vhost-user backend maps guest RAM itself, so it must be a shared memfd then;
         // otherwise anonymous memory keeps the common case as it was.
         memory = try GuestMemory(ranges: X86MemoryLayout.ramRanges(size: UInt64(config.memoryMiB) << 20),
-                                 backing: config.memoryBacking, transparentHugePages: config.transparentHugePages)
-        try vm.register(memory)
+                                 backing: config.memoryBacking, transparentHugePages: config.transparentHugePages,
+                                 trackDirtyPages: config.trackDirtyPages)
+        memorySlots = try vm.register(memory)
 
         // virtio devices: open every backend before anything boots, so a bad disk is a clean error.
         var blocks: [VirtioBlock] = []
@@ -304,6 +307,18 @@ public final class MicroVM: @unchecked Sendable {  // all `let` but `console`/`s
     /// The balloon's configuration as it is now (its target may have changed since boot).
     public var balloonConfig: VirtioBalloon.Config? {
         balloon.map { b in b.transport.withDeviceLocked { _ in b.device.config } }
+    }
+
+    /// Guest RAM touched since the last call, for each region (`track_dirty_pages`): KVM's
+    /// log of the vCPUs' writes or'ed with the VMM's own, both cleared. Read it with the
+    /// vCPUs paused for a consistent picture (a diff snapshot does).
+    public func takeDirtyPages() throws -> [(guestAddress: UInt64, bitmap: [UInt64])] {
+        guard let own = memory.dirtyPages else { throw VmConfig.ValidationError.dirtyPages }
+        return try memory.regions.indices.map { index in
+            let kvm = try vm.dirtyLog(slot: memorySlots[index], pages: own.pageCounts[index])
+            let vmm = own.take(region: index)
+            return (memory.regions[index].guestAddress, zip(kvm, vmm).map { $0 | $1 })
+        }
     }
 
     /// A consistent reading of the counters the metrics report.

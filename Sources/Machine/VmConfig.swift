@@ -39,6 +39,9 @@ public struct VmConfig: Sendable, Equatable {
     /// Guest RAM in transparent huge pages where the host can (Firecracker's
     /// `huge_pages: "Transparent"`: MADV_HUGEPAGE on the mapping).
     public var transparentHugePages = false
+    /// Firecracker's `track_dirty_pages`: KVM logs the pages the guest writes and the VMM
+    /// marks those it writes, for diff snapshots (`MicroVM.takeDirtyPages`).
+    public var trackDirtyPages = false
     /// Two threads per core (Firecracker's `smt`); the vCPU count is then 1 or even.
     public var smt = false
     public var rng = false
@@ -145,6 +148,7 @@ public struct VmConfig: Sendable, Equatable {
         case balloon(String)
         case smt(Int)
         case mmds(String)
+        case dirtyPages
 
         public var description: String {
             switch self {
@@ -167,6 +171,8 @@ public struct VmConfig: Sendable, Equatable {
                 return "mem_size_mib \(mib) is not a whole number of 2 MiB huge pages"
             case .balloon(let why):
                 return why
+            case .dirtyPages:
+                return "dirty pages are tracked only with track_dirty_pages"
             case .mmds(let why):
                 return "mmds-config: \(why)"
             case .smt(let n):
@@ -212,6 +218,10 @@ public struct VmConfig: Sendable, Equatable {
             for id in mmds.networkInterfaces where !nets.contains(where: { ($0.id ?? $0.tap) == id }) {
                 throw ValidationError.mmds("no network interface '\(id)'")
             }
+        }
+        if trackDirtyPages && !fs.isEmpty {
+            // virtiofsd writes guest RAM itself, where neither KVM nor the VMM sees it.
+            throw ValidationError.fs("track_dirty_pages cannot see what a vhost-user backend (virtio-fs) writes into guest memory")
         }
         var fsIdsSeen = Set<String>()
         for id in fsIds where !fsIdsSeen.insert(id).inserted { throw ValidationError.fs("two virtio-fs devices have the id '\(id)'") }

@@ -66,7 +66,7 @@ import Testing
             Case(method: "PUT", path: "/machine-config", body: #"{"vcpu_count":1,"mem_size_mib":64,"cpu_template":"T2"}"#, fault: "cpu_template"),
             Case(method: "PUT", path: "/machine-config", body: #"{"vcpu_count":1,"mem_size_mib":65,"huge_pages":"2M"}"#, fault: "mem_size_mib: 65 is not a whole number of 2 MiB huge pages"),
             Case(method: "PUT", path: "/machine-config", body: #"{"vcpu_count":1,"mem_size_mib":64,"huge_pages":"1G"}"#, fault: "huge_pages"),
-            Case(method: "PUT", path: "/machine-config", body: #"{"vcpu_count":1,"mem_size_mib":64,"track_dirty_pages":true}"#, fault: "track_dirty_pages"),
+            Case(method: "PUT", path: "/machine-config", body: #"{"vcpu_count":1,"mem_size_mib":64,"track_dirty_pages":1}"#, fault: "track_dirty_pages: expected a boolean"),
             Case(method: "PUT", path: "/machine-config", body: #"{"vcpu_count":1,"mem_size_mib":64,"cores":4}"#, fault: "cores: unknown field"),
             Case(method: "PATCH", path: "/machine-config", body: #"{"mem_size_mib":"64"}"#, fault: "mem_size_mib: expected an integer, got a string"),
             Case(method: "PATCH", path: "/machine-config", body: #"{"bogus":1}"#, fault: "bogus: unknown field"),

@@ -12,6 +12,7 @@ struct MachineConfiguration {
     /// huge_pages; nil when not given.
     var hugePages: String?
     var smt: Bool?
+    var trackDirtyPages: Bool?
 
     init(_ json: JSONValue, path: String, partial: Bool) throws {
         let object = try StrictObject(json, path: path, allowed: Self.fields)
@@ -25,9 +26,7 @@ struct MachineConfiguration {
             memoryMiB = Int(try object.int(required: "mem_size_mib", in: memoryRange))
         }
         smt = try object.bool("smt")
-        if try object.bool("track_dirty_pages") == true {
-            throw ApiError("\(object.name("track_dirty_pages")): dirty page tracking is not supported (no snapshots)")
-        }
+        trackDirtyPages = try object.bool("track_dirty_pages")
         if let template = try object.choice("cpu_template", ["C3", "T2", "T2S", "T2CL", "T2A", "V1N1", "None"]), template != "None" {
             throw ApiError("\(object.name("cpu_template")): CPU templates are not supported (only None)")
         }
@@ -48,11 +47,12 @@ struct MachineConfiguration {
             config.transparentHugePages = false
         }
         if let smt { config.smt = smt } else if !partial { config.smt = false }
+        if let trackDirtyPages { config.trackDirtyPages = trackDirtyPages } else if !partial { config.trackDirtyPages = false }
     }
 
     static func describe(_ config: VmConfig) -> JSONValue {
         .object(["vcpu_count": .int(Int64(config.vcpuCount)), "mem_size_mib": .int(Int64(config.memoryMiB)),
-                 "smt": .bool(config.smt), "track_dirty_pages": false,
+                 "smt": .bool(config.smt), "track_dirty_pages": .bool(config.trackDirtyPages),
                  "huge_pages": .string(config.hugePages ? "2M" : config.transparentHugePages ? "Transparent" : "None")])
     }
 }

@@ -34,6 +34,11 @@ static inline int ckvm_create_pit2(int vm, const struct kvm_pit_config *config) 
 static inline int ckvm_irqfd(int vm, const struct kvm_irqfd *irqfd) { return ioctl(vm, KVM_IRQFD, irqfd); }
 static inline int ckvm_ioeventfd(int vm, const struct kvm_ioeventfd *ioeventfd) { return ioctl(vm, KVM_IOEVENTFD, ioeventfd); }
 static inline int ckvm_irq_line(int vm, const struct kvm_irq_level *level) { return ioctl(vm, KVM_IRQ_LINE, level); }
+// struct kvm_dirty_log's bitmap pointer is in an anonymous union.
+static inline int ckvm_get_dirty_log(int vm, uint32_t slot, void *bitmap) {
+    struct kvm_dirty_log log = {.slot = slot, .dirty_bitmap = bitmap};
+    return ioctl(vm, KVM_GET_DIRTY_LOG, &log);
+}
 
 // MARK: - vCPU ioctls
 

@@ -15,17 +15,33 @@ public final class Vm: @unchecked Sendable {  // `nextSlot` changes only in regi
         self.fd = fd
     }
 
-    /// Registers every region of `memory` as a KVM memory slot.
-    public func register(_ memory: GuestMemory) throws {
+    /// Registers every region of `memory` as a KVM memory slot (with dirty logging when the
+    /// memory tracks dirty pages); returns each region's slot.
+    @discardableResult
+    public func register(_ memory: GuestMemory) throws -> [UInt32] {
+        var slots: [UInt32] = []
         for region in memory.regions {
             var slot = kvm_userspace_memory_region()
             slot.slot = nextSlot
             slot.guest_phys_addr = region.guestAddress
             slot.memory_size = region.size
             slot.userspace_addr = UInt64(UInt(bitPattern: region.host))
+            if memory.dirtyPages != nil { slot.flags = UInt32(KVM_MEM_LOG_DIRTY_PAGES) }
             try check("KVM_SET_USER_MEMORY_REGION (slot \(nextSlot))", ckvm_set_user_memory_region(fd.rawValue, &slot))
+            slots.append(nextSlot)
             nextSlot += 1
         }
+        return slots
+    }
+
+    /// KVM's log of the pages the guest wrote in memory slot `slot` since the last call
+    /// (bit i of word w: page 64 w + i), for a slot registered with dirty logging.
+    public func dirtyLog(slot: UInt32, pages: Int) throws -> [UInt64] {
+        var words = [UInt64](repeating: 0, count: max((pages + 63) / 64, 1))
+        try words.withUnsafeMutableBytes { buffer in
+            try check("KVM_GET_DIRTY_LOG (slot \(slot))", ckvm_get_dirty_log(fd.rawValue, slot, buffer.baseAddress!))
+        }
+        return Array(words.prefix((pages + 63) / 64))
     }
 
     /// Sets up the x86 platform pieces KVM emulates in the kernel: TSS and identity-map

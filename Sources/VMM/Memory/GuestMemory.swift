@@ -65,12 +65,15 @@ public enum GuestMemoryBacking: Sendable, Equatable {
 public final class GuestMemory: Sendable {
     public let regions: [GuestMemoryRegion]
     public let backing: GuestMemoryBacking
+    /// Firecracker's `track_dirty_pages`: the pages the VMM writes are marked here (KVM
+    /// logs the guest's own writes); nil when not tracking.
+    public let dirtyPages: DirtyPageBitmap?
 
     /// Maps zero-filled memory for each `(guestAddress, size)`. `transparentHugePages` asks
     /// the kernel to back it with 2 MiB pages where it can (MADV_HUGEPAGE; the host's
     /// `transparent_hugepage/enabled` must be `madvise` or `always`), for fewer TLB misses.
     public init(ranges: [(guestAddress: UInt64, size: UInt64)], backing: GuestMemoryBacking = .anonymous,
-                transparentHugePages: Bool = false) throws {
+                transparentHugePages: Bool = false, trackDirtyPages: Bool = false) throws {
         let sorted = ranges.sorted { $0.guestAddress < $1.guestAddress }
         for (a, b) in zip(sorted, sorted.dropFirst()) where a.guestAddress + a.size > b.guestAddress {
             throw GuestMemoryError.overlappingRegions
@@ -88,6 +91,7 @@ public final class GuestMemory: Sendable {
         }
         regions = mapped
         self.backing = backing
+        dirtyPages = trackDirtyPages ? DirtyPageBitmap(regionSizes: mapped.map(\.size)) : nil
     }
 
     private static func map(_ range: (guestAddress: UInt64, size: UInt64), _ backing: GuestMemoryBacking) throws -> GuestMemoryRegion {
@@ -159,10 +163,15 @@ public final class GuestMemory: Sendable {
     /// Host view of `length` bytes at guest `address`, or an error if any byte is outside RAM.
     @inline(__always)
     public func slice(at address: UInt64, length: Int) throws -> UnsafeMutableRawBufferPointer {
-        guard let region = region(containing: address, length: length) else {
-            throw GuestMemoryError.outOfBounds(address: address, length: length)
+        if length >= 0 {
+            for index in regions.indices where regions[index].contains(address, length: UInt64(length)) {
+                let region = regions[index]
+                let offset = address - region.guestAddress
+                dirtyPages?.mark(region: index, offset: offset, length: length)
+                return UnsafeMutableRawBufferPointer(start: region.host + Int(offset), count: length)
+            }
         }
-        return UnsafeMutableRawBufferPointer(start: region.host + Int(address - region.guestAddress), count: length)
+        throw GuestMemoryError.outOfBounds(address: address, length: length)
     }
 
     public func write(_ bytes: UnsafeRawBufferPointer, at address: UInt64) throws {
