@@ -30,7 +30,7 @@ import Testing
         #expect(store.lookup(pointer: "/latest/n", json: true) == .value("5"))
         #expect(store.lookup(pointer: "/a~1b/m~0n", json: false) == .value("ok"))
         #expect(store.lookup(pointer: "/list/1", json: false) == .value("one"))
-        for missing in ["/list/2", "/list/01", "/list/-1", "/nope", "/latest/n/deeper", "no-slash"] {
+        for missing in ["/list/2", "/list/01", "/list/-1", "/nope", "/latest/n/deeper", "no-slash", "/a~2b", "/a~"] {
             #expect(store.lookup(pointer: missing, json: false) == .notFound, "\(missing)")
         }
         #expect(store.lookup(pointer: "", json: true) == .value(store.value.serialized))
@@ -57,7 +57,7 @@ import Testing
         #expect(try api.request("PATCH", "/mmds", body: #"{"latest":{"ip":"10.0.0.2"}}"#).status == 204)
         #expect(try api.request("GET", "/mmds").body == #"{"latest":{"id":"i-1","ip":"10.0.0.2"}}"#)
         let big = try api.request("PUT", "/mmds", body: #"{"x":"\#(String(repeating: "y", count: 80))"}"#)
-        #expect(big.status == 400 && big.faultMessage?.contains("over its limit of 64") == true, "\(big)")
+        #expect(big.status == 413 && big.faultMessage?.contains("over its limit of 64") == true, "\(big)")
         #expect(try api.request("GET", "/mmds").body == #"{"latest":{"id":"i-1","ip":"10.0.0.2"}}"#)
 
         // /mmds/config names interfaces that exist, at a link-local address.

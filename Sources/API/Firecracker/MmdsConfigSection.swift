@@ -7,7 +7,7 @@ struct MmdsConfigSection {
     var config: MmdsConfig
 
     init(_ json: JSONValue, path: String) throws {
-        let object = try StrictObject(json, path: path, allowed: ["network_interfaces", "ipv4_address", "version"])
+        let object = try StrictObject(json, path: path, allowed: ["network_interfaces", "ipv4_address", "version", "imds_compat"])
         guard let list = object.value("network_interfaces") else { throw ApiError("\(object.name("network_interfaces")): missing required field") }
         guard case .array(let items) = list else {
             throw ApiError("\(object.name("network_interfaces")): expected an array of interface ids, got \(list.typeName)")
@@ -27,12 +27,14 @@ struct MmdsConfigSection {
             }
             config.ipv4Address = parsed
         }
+        config.imdsCompat = try object.bool("imds_compat") ?? false
         self.config = config
     }
 
     static func describe(_ config: MmdsConfig?) -> JSONValue {
         guard let config else { return .null }
         return .object(["network_interfaces": .array(config.networkInterfaces.map { .string($0) }),
-                        "ipv4_address": .string(config.addressText), "version": .string(config.version.rawValue)])
+                        "ipv4_address": .string(config.addressText), "version": .string(config.version.rawValue),
+                        "imds_compat": .bool(config.imdsCompat)])
     }
 }

@@ -1,5 +1,4 @@
 import Devices
-import Foundation
 import Synchronization
 
 /// Firecracker's MMDS data store: one JSON document per VM that the host sets (`PUT
@@ -36,7 +35,9 @@ public final class MmdsDataStore: MmdsDataSource {
     private func checkSize(_ value: JSONValue) throws {
         let size = value.serialized.utf8.count
         guard size <= sizeLimit else {
-            throw ApiError("The MMDS data store would be \(size) bytes, over its limit of \(sizeLimit) (--mmds-size-limit); nothing was changed.")
+            // 413, as Firecracker answers this one error.
+            throw ApiError("The MMDS data store would be \(size) bytes, over its limit of \(sizeLimit) (--mmds-size-limit); nothing was changed.",
+                           status: 413)
         }
     }
 
@@ -72,6 +73,27 @@ public final class MmdsDataStore: MmdsDataSource {
         }
     }
 
+    /// A reference token with ~1 for "/" and ~0 for "~"; any other "~" makes it invalid.
+    static func unescape(_ token: Substring) -> String? {
+        var key = ""
+        var escaped = false
+        for character in token {
+            if escaped {
+                switch character {
+                case "0": key.append("~")
+                case "1": key.append("/")
+                default: return nil
+                }
+                escaped = false
+            } else if character == "~" {
+                escaped = true
+            } else {
+                key.append(character)
+            }
+        }
+        return escaped ? nil : key
+    }
+
     /// RFC 6901: "" is the whole document, "/a/b" walks objects by key (with ~1 for "/"
     /// and ~0 for "~") and arrays by decimal index.
     static func resolve(_ pointer: String, in document: JSONValue) -> JSONValue? {
@@ -79,7 +101,7 @@ public final class MmdsDataStore: MmdsDataSource {
         guard pointer.hasPrefix("/") else { return nil }
         var current = document
         for token in pointer.dropFirst().split(separator: "/", omittingEmptySubsequences: false) {
-            let key = token.replacingOccurrences(of: "~1", with: "/").replacingOccurrences(of: "~0", with: "~")
+            guard let key = unescape(token) else { return nil }
             switch current {
             case .object(let members):
                 guard let next = members[key] else { return nil }

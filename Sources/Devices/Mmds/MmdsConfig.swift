@@ -12,13 +12,18 @@ public struct MmdsConfig: Sendable, Equatable {
     /// The `iface_id`s of the network interfaces whose guest traffic to `ipv4Address` the
     /// service answers instead of the tap.
     public var networkInterfaces: [String]
+    /// Firecracker's `imds_compat`: answers are always in IMDS form (text), even to a
+    /// client that accepts JSON, as EC2's IMDS answers.
+    public var imdsCompat: Bool
 
     public static let defaultAddress: UInt32 = 0xA9FE_A9FE
 
-    public init(version: Version = .v1, ipv4Address: UInt32 = Self.defaultAddress, networkInterfaces: [String]) {
+    public init(version: Version = .v1, ipv4Address: UInt32 = Self.defaultAddress, networkInterfaces: [String],
+                imdsCompat: Bool = false) {
         self.version = version
         self.ipv4Address = ipv4Address
         self.networkInterfaces = networkInterfaces
+        self.imdsCompat = imdsCompat
     }
 
     /// Dotted quad, as the API shows it.

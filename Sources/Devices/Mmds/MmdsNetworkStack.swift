@@ -54,6 +54,9 @@ final class MmdsNetworkStack {
     static let maxControls = 128
     /// RFC 9293's default when a SYN carries no MSS option.
     static let defaultMss = 536
+    /// Smaller MSS options are raised to this (Linux's own floor), so a guest cannot ask
+    /// for a frame per byte.
+    static let minimumMss = 88
 
     let service: MmdsService
     let ownIp: UInt32
@@ -73,6 +76,8 @@ final class MmdsNetworkStack {
         var peerWindow: UInt32
         var mss: Int
         var request: [UInt8] = []
+        /// Where the search for the end of the request head resumes.
+        var scanFrom = 0
         /// The response being sent; `response[0]` is sequence number `responseSeq`.
         var response: [UInt8] = []
         var responseSeq: UInt32
@@ -99,11 +104,14 @@ final class MmdsNetworkStack {
     private var connections: [Connection] = []
     private var controls: [Control] = []
     private var activity: UInt64 = 0
+    /// The bytes of every connection's `response`.
+    private var heldResponseBytes = 0
     private var nextConnection = 0
 
     private(set) var counters = MmdsCounters()
 
-    init(service: MmdsService, mtu: UInt16) {
+    init(service: MmdsService, mtu: UInt16, responseBudget: Int = MmdsNetworkStack.defaultResponseBudget) {
+        self.responseBudget = responseBudget
         self.service = service
         ownIp = service.config.ipv4Address
         maxSegment = max(Int(mtu) - NetworkHeaders.ipv4MinimumLength - NetworkHeaders.tcpMinimumLength, 88)
@@ -112,6 +120,13 @@ final class MmdsNetworkStack {
     }
 
     var connectionCount: Int { connections.count }
+
+    /// The driver reset the device: every connection and queued segment is forgotten.
+    func reset() {
+        connections.removeAll(keepingCapacity: true)
+        controls.removeAll(keepingCapacity: true)
+        heldResponseBytes = 0
+    }
 
     /// Whether a frame whose first bytes are `head` (Ethernet header onwards) is for the
     /// service: an ARP request for its address, or IPv4 to it. The device copies only
@@ -149,7 +164,10 @@ final class MmdsNetworkStack {
 
     private func receive(_ segment: NetworkHeaders.TcpSegment, peerMac: Mac, peerIp: UInt32, data frame: UnsafeRawBufferPointer) {
         activity &+= 1
-        guard let index = connections.firstIndex(where: { $0.peerIp == peerIp && $0.peerPort == segment.sourcePort }) else {
+        // Only port 80 has connections; a segment to any other port is refused without
+        // touching one that shares its source port.
+        guard segment.destinationPort == Self.port,
+              let index = connections.firstIndex(where: { $0.peerIp == peerIp && $0.peerPort == segment.sourcePort }) else {
             accept(segment, peerMac: peerMac, peerIp: peerIp)
             return
         }
@@ -157,11 +175,9 @@ final class MmdsNetworkStack {
             close(index)
             return
         }
-        var c = connections[index]
-        c.lastActive = activity
         if segment.flags.contains(.syn) {
-            if c.synReceived && segment.seq &+ 1 == c.rcvNxt {
-                queueSynAck(c)  // the guest did not get our SYN-ACK
+            if connections[index].synReceived && segment.seq &+ 1 == connections[index].rcvNxt {
+                queueSynAck(connections[index])  // the guest did not get our SYN-ACK
             } else {
                 reset(peerMac: peerMac, peerIp: peerIp, segment)
                 close(index)
@@ -169,11 +185,27 @@ final class MmdsNetworkStack {
             return
         }
         guard segment.flags.contains(.ack) else { return }
+        // In place: a copy of the connection would copy its buffers on every segment.
+        if update(&connections[index], segment, frame) { close(index) }
+    }
+
+    /// One ACK-bearing segment on an open connection; true when the connection is done.
+    private func update(_ c: inout Connection, _ segment: NetworkHeaders.TcpSegment, _ frame: UnsafeRawBufferPointer) -> Bool {
+        c.lastActive = activity
         acknowledge(&c, segment)
         var mustAck = false
-        if segment.dataLength > 0 || segment.flags.contains(.fin) {
+        if segment.seq != c.rcvNxt {
+            // Out of order, already seen, or a keep-alive probe: say what is expected next
+            // (RFC 9293, 3.10.7.4). A retransmitted request means our answer may be lost:
+            // send it again from the first unacknowledged byte.
             mustAck = true
-            if segment.seq == c.rcvNxt && !c.peerFin {
+            if Int32(bitPattern: segment.seq &- c.rcvNxt) < 0 && segment.dataLength > 0 && c.inFlight > 0 && !c.synReceived {
+                c.sndNxt = c.sndUna
+                c.finSent = false
+            }
+        } else if segment.dataLength > 0 || segment.flags.contains(.fin) {
+            mustAck = true
+            if !c.peerFin {
                 let taken = min(segment.dataLength, Self.requestCapacity - c.request.count)
                 c.request.append(contentsOf: UnsafeRawBufferPointer(rebasing: frame[segment.dataOffset..<segment.dataOffset + taken]))
                 c.rcvNxt &+= UInt32(taken)
@@ -182,7 +214,6 @@ final class MmdsNetworkStack {
                     c.peerFin = true
                 }
             }
-            // Out of order or already seen: the ACK below says what is expected next.
         }
         serveRequests(&c)
         if c.peerFin { c.closeAfterResponse = true }
@@ -190,11 +221,11 @@ final class MmdsNetworkStack {
             // Both FINs are acknowledged once ours is: the connection is gone (no
             // TIME_WAIT: the guest, not us, may reuse the port pair).
             if mustAck { queueAck(c) }
-            close(index)
-            return
+            return true
         }
-        if mustAck && !c.hasUnsentData && !c.finDue { queueAck(c) }
-        connections[index] = c
+        // A segment we send now carries the ACK; otherwise a bare one goes.
+        if mustAck && !sendable(c) { queueAck(c) }
+        return false
     }
 
     /// A segment for no connection: a SYN to port 80 opens one, anything else but a
@@ -216,7 +247,7 @@ final class MmdsNetworkStack {
         let iss = UInt32.random(in: 0...UInt32.max, using: &generator)
         let c = Connection(peerMac: peerMac, peerIp: peerIp, peerPort: segment.sourcePort, iss: iss,
                            rcvNxt: segment.seq &+ 1, sndUna: iss, sndNxt: iss &+ 1, peerWindow: UInt32(segment.window),
-                           mss: min(Int(segment.mss ?? UInt16(Self.defaultMss)), maxSegment), responseSeq: iss &+ 1,
+                           mss: min(max(Int(segment.mss ?? UInt16(Self.defaultMss)), Self.minimumMss), maxSegment), responseSeq: iss &+ 1,
                            lastActive: activity)
         guard c.mss > 0 else { return }
         connections.append(c)
@@ -225,6 +256,7 @@ final class MmdsNetworkStack {
     }
 
     private func close(_ index: Int) {
+        heldResponseBytes -= connections[index].response.count
         connections.remove(at: index)
         counters.connectionsDestroyed += 1
     }
@@ -244,9 +276,10 @@ final class MmdsNetworkStack {
             c.duplicateAcks = 0
             if c.response.count > 0 && Int(c.sndUna &- c.responseSeq) >= c.response.count {
                 c.responseSeq &+= UInt32(c.response.count)
+                heldResponseBytes -= c.response.count
                 c.response = []
             }
-        } else if c.inFlight > 0 && segment.dataLength == 0 && !segment.flags.contains(.fin) && !windowChanged {
+        } else if !c.synReceived && c.inFlight > 0 && segment.dataLength == 0 && !segment.flags.contains(.fin) && !windowChanged {
             c.duplicateAcks += 1
             if c.duplicateAcks == 3 {
                 // Go back to the first unacknowledged byte; a FIN in flight goes again too.
@@ -261,30 +294,46 @@ final class MmdsNetworkStack {
     /// until the guest has acknowledged the last byte of the one before.
     private func serveRequests(_ c: inout Connection) {
         while c.response.isEmpty && !c.closeAfterResponse && !c.synReceived {
-            guard let end = Self.headEnd(c.request) else {
+            guard let end = Self.headEnd(c.request, from: c.scanFrom) else {
+                c.scanFrom = max(c.request.count - 3, 0)
                 if c.request.count >= Self.requestCapacity {
                     c.response = MmdsService.response(400, "Bad Request", body: "The HTTP request is too long.", close: true).bytes
+                    heldResponseBytes += c.response.count
                     c.request = []
                     c.closeAfterResponse = true
                 }
                 return
             }
-            let answer = service.respond(to: c.request[0..<end])
+            let answer = responseWithinBudget(for: c.request[0..<end])
             counters.requests += 1
             c.request.removeFirst(end)
+            c.scanFrom = 0
             c.responseSeq = c.sndNxt
             c.response = answer.bytes
+            heldResponseBytes += answer.bytes.count
             c.closeAfterResponse = answer.close
         }
     }
 
-    /// Where a request's head ends (just past CRLF CRLF), if it has.
-    static func headEnd(_ bytes: [UInt8]) -> Int? {
-        guard bytes.count >= 4 else { return nil }
-        for i in 3..<bytes.count where bytes[i] == 0x0A && bytes[i - 1] == 0x0D && bytes[i - 2] == 0x0A && bytes[i - 3] == 0x0D {
+    /// Where a request's head ends (just past CRLF CRLF), if it has, looking from `from`.
+    static func headEnd(_ bytes: [UInt8], from: Int = 0) -> Int? {
+        let start = max(3, from + 3)
+        guard start < bytes.count else { return nil }
+        for i in start..<bytes.count where bytes[i] == 0x0A && bytes[i - 1] == 0x0D && bytes[i - 2] == 0x0A && bytes[i - 3] == 0x0D {
             return i + 1
         }
         return nil
+    }
+
+    /// Responses held at once across connections, beyond the first: 30 connections that
+    /// never acknowledge must not pin 30 copies of a large data store.
+    static let defaultResponseBudget = 2 << 20
+    let responseBudget: Int
+
+    private func responseWithinBudget(for head: ArraySlice<UInt8>) -> MmdsService.Response {
+        let answer = service.respond(to: head)
+        guard heldResponseBytes > 0, heldResponseBytes + answer.bytes.count > responseBudget else { return answer }
+        return MmdsService.response(503, "Service Unavailable", body: "Too many responses in flight; retry later.", close: true)
     }
 
     private func reset(peerMac: Mac, peerIp: UInt32, _ segment: NetworkHeaders.TcpSegment) {

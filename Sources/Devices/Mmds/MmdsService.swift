@@ -28,9 +28,12 @@ public final class MmdsService: Sendable {
 
     /// Firecracker's bounds for a token's lifetime, in seconds.
     public static let ttlRange: ClosedRange<UInt64> = 1...21_600
-    /// Sessions kept at once: the oldest goes first, so a guest that asks for tokens in a
-    /// loop cannot grow the VMM.
-    static let maxTokens = 64
+    /// Sessions kept at once, so a guest that asks for tokens in a loop cannot grow the
+    /// VMM: expired ones go first, then the one that would expire soonest. (Firecracker's
+    /// tokens are sealed and kept nowhere; here a guest process that floods the table can
+    /// end another's session early, which it could not do to a host: every process in the
+    /// guest can ask for a token of its own anyway.)
+    static let maxTokens = 1024
 
     public init(config: MmdsConfig, source: any MmdsDataSource,
                 clock: @escaping @Sendable () -> UInt64 = ProcessClock.monotonicNanos) {
@@ -77,7 +80,8 @@ public final class MmdsService: Sendable {
         // V1 answers with or without a token, valid or not, as Firecracker's does.
         var pointer = Substring(request.path)
         while pointer.hasSuffix("/") { pointer = pointer.dropLast() }
-        let json = request.header("accept").map { $0.lowercased().contains("application/json") } ?? false
+        // Firecracker's imds_compat answers in IMDS form whatever the client accepts.
+        let json = !config.imdsCompat && (request.header("accept").map { $0.lowercased().contains("application/json") } ?? false)
         switch source.lookup(pointer: String(pointer), json: json) {
         case .value(let text):
             return Self.response(200, "OK", body: text, close: close,
@@ -132,7 +136,10 @@ public final class MmdsService: Sendable {
         let now = clock()
         tokens.withLock { table in
             table.entries.removeAll { $0.expiresAt <= now }
-            if table.entries.count >= Self.maxTokens { table.entries.removeFirst() }
+            if table.entries.count >= Self.maxTokens,
+               let soonest = table.entries.indices.min(by: { table.entries[$0].expiresAt < table.entries[$1].expiresAt }) {
+                table.entries.remove(at: soonest)
+            }
             table.entries.append((token, now &+ ttlSeconds * 1_000_000_000))
         }
         return token
@@ -168,15 +175,22 @@ struct HttpRequestHead {
         var lines = text.split(separator: "\r\n", omittingEmptySubsequences: false)
         guard !lines.isEmpty else { return nil }
         let requestLine = lines.removeFirst().split(separator: " ", omittingEmptySubsequences: false)
-        guard requestLine.count == 3, !requestLine[0].isEmpty, requestLine[1].hasPrefix("/") else { return nil }
+        guard requestLine.count == 3, !requestLine[0].isEmpty,
+              requestLine[1].hasPrefix("/") || requestLine[1].lowercased().hasPrefix("http://") else { return nil }
         switch requestLine[2] {
         case "HTTP/1.1": minorVersion = 1
         case "HTTP/1.0": minorVersion = 0
         default: return nil
         }
         method = requestLine[0]
-        // The query, if any, is not part of the pointer.
-        path = String(requestLine[1].split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)[0])
+        // The query, if any, is not part of the pointer; an absolute form names the path
+        // after its host; empty segments ("//") count for nothing, as in Firecracker.
+        var target = requestLine[1].split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)[0]
+        if target.lowercased().hasPrefix("http://") {
+            let rest = target.dropFirst(7)
+            target = rest.firstIndex(of: "/").map { rest[$0...] } ?? "/"
+        }
+        path = "/" + target.split(separator: "/").joined(separator: "/")
         headers = []
         for line in lines {
             guard let colon = line.firstIndex(of: ":"), colon != line.startIndex else { return nil }

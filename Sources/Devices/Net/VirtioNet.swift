@@ -158,6 +158,7 @@ public final class VirtioNet: VirtioDevice, @unchecked Sendable {  // `scratch` 
             s.pendingAdmitted = false
             s.tapReadPaused = false
             s.txBlocked = false
+            s.mmds?.reset()
         }
         try loop.modify(fd: tap.fd.rawValue, events: EventLoop.readable)
     }
@@ -172,6 +173,7 @@ public final class VirtioNet: VirtioDevice, @unchecked Sendable {  // `scratch` 
         s.context = nil
         s.pendingLength = 0
         s.pendingAdmitted = false
+        s.mmds?.reset()
     }
 
     public func process(queue index: Int) throws {

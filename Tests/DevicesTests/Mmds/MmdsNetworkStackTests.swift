@@ -344,4 +344,84 @@ import Testing
         }
         #expect(stack.connectionCount <= MmdsNetworkStack.maxConnections)
     }
+
+    /// What the review of the first version found: each was a way for a real guest's TCP
+    /// to stall or lose a connection.
+    @Test func keepAliveProbesAndZeroWindowsAreAcknowledged() throws {
+        let stack = Self.makeStack()
+        var c = GuestConnection(port: 44_000)
+        _ = try Self.open(stack, &c)
+        _ = Self.exchange(stack, &c, "GET /latest/meta-data/ami-id HTTP/1.1\r\n\r\n")
+        // A keep-alive probe: one sequence number back, no data.
+        Self.send(stack, c.segment(.ack, seq: c.seq &- 1))
+        let probeAck = try #require(Self.drain(stack).first?.tcp)
+        #expect(probeAck.flags == .ack && probeAck.segment.ack == c.seq)
+        // A closed window: the request is acknowledged though the answer must wait.
+        c.window = 0
+        Self.send(stack, c.segment([.ack, .psh], data: Array("GET /latest/meta-data/ami-id HTTP/1.1\r\n\r\n".utf8)))
+        let held = Self.drain(stack).compactMap(\.tcp)
+        #expect(held.count == 1 && held[0].data.isEmpty && held[0].segment.ack == c.seq)
+        c.window = 65_535
+        Self.send(stack, c.segment(.ack))
+        #expect(Self.drain(stack).compactMap(\.tcp).contains { String(decoding: $0.data, as: UTF8.self).hasSuffix("ami-kata") })
+    }
+
+    @Test func aSynToAnotherPortLeavesTheConnectionOnPort80Alone() throws {
+        let stack = Self.makeStack()
+        var c = GuestConnection(port: 44_001)
+        _ = try Self.open(stack, &c)
+        var other = GuestConnection(port: 44_001)
+        var frame = other.segment(.syn, mss: 1460)
+        frame.withUnsafeMutableBytes { b in
+            NetworkHeaders.put16(b, 36, 443)
+            NetworkHeaders.put16(b, 50, 0)
+            let pseudo = NetworkHeaders.pseudoHeaderSum(source: Self.guestIp, destination: Self.mmdsIp, tcpLength: 24)
+            NetworkHeaders.put16(b, 50, NetworkHeaders.fold(NetworkHeaders.sum(UnsafeRawBufferPointer(b), from: 34, count: 24, initial: pseudo)))
+        }
+        Self.send(stack, frame)
+        #expect(Self.drain(stack).first?.tcp?.flags == [.rst, .ack])
+        #expect(stack.connectionCount == 1)
+        #expect(Self.exchange(stack, &c, "GET /latest/meta-data/ami-id HTTP/1.1\r\n\r\n").text.hasSuffix("ami-kata"))
+    }
+
+    @Test func aRetransmittedRequestResendsALostAnswer() throws {
+        let stack = Self.makeStack()
+        var c = GuestConnection(port: 44_002)
+        _ = try Self.open(stack, &c)
+        let request = Array("GET /latest/meta-data/ami-id HTTP/1.1\r\n\r\n".utf8)
+        let start = c.seq
+        Self.send(stack, c.segment([.ack, .psh], data: request))
+        let lost = try #require(Self.drain(stack).compactMap(\.tcp).first { !$0.data.isEmpty })
+        // The answer never arrived: the guest sends its request again.
+        Self.send(stack, c.segment([.ack, .psh], data: request, seq: start))
+        let again = try #require(Self.drain(stack).compactMap(\.tcp).first { !$0.data.isEmpty })
+        #expect(again.segment.seq == lost.segment.seq && again.data == lost.data)
+    }
+
+    @Test func heldResponsesHaveABudget() throws {
+        let service = MmdsService(config: MmdsConfig(networkInterfaces: ["eth0"]), source: Self.store)
+        let stack = MmdsNetworkStack(service: service, mtu: 1500, responseBudget: 110_000)
+        // /big is 20,000 bytes (plus its head): connections that never acknowledge pin their answers up to
+        // the budget; past it the answer is a short 503.
+        var statuses: [String] = []
+        for i in 0..<8 {
+            var c = GuestConnection(port: UInt16(46_000 + i), window: 100)
+            _ = try Self.open(stack, &c)
+            Self.send(stack, c.segment([.ack, .psh], data: Array("GET /big HTTP/1.1\r\n\r\n".utf8)))
+            let first = Self.drain(stack).compactMap(\.tcp).first { !$0.data.isEmpty }
+            statuses.append(String(decoding: first?.data.prefix(12) ?? [], as: UTF8.self))
+        }
+        #expect(statuses == Array(repeating: "HTTP/1.1 200", count: 5) + Array(repeating: "HTTP/1.1 503", count: 3), "\(statuses)")
+    }
+
+    @Test func pathsAreReadAsFirecrackerReadsThem() throws {
+        let service = MmdsService(config: MmdsConfig(networkInterfaces: ["eth0"], imdsCompat: true), source: Self.store)
+        func answer(_ request: String) -> String {
+            String(decoding: service.respond(to: ArraySlice(Array(request.utf8))).bytes, as: UTF8.self)
+        }
+        #expect(answer("GET //latest//meta-data/ami-id HTTP/1.1\r\n\r\n").hasSuffix("ami-kata"))
+        #expect(answer("GET http://169.254.169.254/latest/meta-data/ami-id HTTP/1.1\r\n\r\n").hasSuffix("ami-kata"))
+        // imds_compat: IMDS form even when JSON is accepted.
+        #expect(answer("GET /latest/meta-data HTTP/1.1\r\nAccept: application/json\r\n\r\n").hasSuffix("ami-id\nlocal-ipv4"))
+    }
 }
