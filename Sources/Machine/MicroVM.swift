@@ -265,12 +265,14 @@ public final class MicroVM: @unchecked Sendable {  // all `let` but `console`/`s
         case statisticsNotEnabled
         case statisticsCannotBeSwitchedOff
         case tooLarge(UInt32, memoryMiB: Int)
+        case hintingNotEnabled
         public var description: String {
             switch self {
             case .none: return "the VM has no balloon device"
             case .statisticsNotEnabled: return "balloon statistics were not enabled when the device was configured"
             case .statisticsCannotBeSwitchedOff: return "balloon statistics cannot be switched off after boot (use an interval of 1 or more)"
             case .tooLarge(let mib, let memory): return "amount_mib \(mib) is more than the VM's memory (\(memory) MiB)"
+            case .hintingNotEnabled: return "free page hinting was not enabled when the balloon was configured (free_page_hinting)"
             }
         }
     }
@@ -282,6 +284,31 @@ public final class MicroVM: @unchecked Sendable {  // all `let` but `console`/`s
         guard Int(amountMiB) <= config.memoryMiB else { throw BalloonError.tooLarge(amountMiB, memoryMiB: config.memoryMiB) }
         balloon.transport.withDeviceLocked { _ in balloon.device.setTarget(amountMiB: amountMiB) }
         balloon.transport.configurationChanged()
+    }
+
+    /// Starts a free page hinting run (PATCH /balloon/hinting/start) or ends it
+    /// (`/stop`): the driver is told through a configuration interrupt.
+    public func startBalloonHinting(acknowledgeOnStop: Bool) throws {
+        let balloon = try hintingBalloon()
+        balloon.transport.withDeviceLocked { _ in balloon.device.startHinting(acknowledgeOnStop: acknowledgeOnStop) }
+        balloon.transport.configurationChanged()
+    }
+
+    public func stopBalloonHinting() throws {
+        let balloon = try hintingBalloon()
+        balloon.transport.withDeviceLocked { _ in balloon.device.stopHinting() }
+        balloon.transport.configurationChanged()
+    }
+
+    public func balloonHintingStatus() throws -> VirtioBalloon.HintingStatus {
+        let balloon = try hintingBalloon()
+        return balloon.transport.withDeviceLocked { _ in balloon.device.hintingStatus }
+    }
+
+    private func hintingBalloon() throws -> (device: VirtioBalloon, transport: VirtioMmioTransport) {
+        guard let balloon else { throw BalloonError.none }
+        guard balloon.device.config.freePageHinting else { throw BalloonError.hintingNotEnabled }
+        return balloon
     }
 
     /// A new statistics polling interval (PATCH /balloon/statistics); statistics cannot be

@@ -1,5 +1,4 @@
 import Foundation
-import LinuxSupport
 import TestSupport
 import Testing
 
@@ -8,13 +7,6 @@ import Testing
 /// and the VMM's resident memory falls by what was given back; the given-back page reads
 /// as zeroes in the guest; GET /balloon and /balloon/statistics report it.
 @Suite struct BalloonBootTests {
-    /// VmRSS of `pid` in KiB.
-    static func residentKiB(_ pid: Int32) -> Int {
-        let status = FileDescriptors.readText("/proc/\(pid)/status") ?? ""
-        let line = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") } ?? ""
-        return Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0
-    }
-
     @Test func inflatingGivesTheGuestsPagesBackToTheHost() throws {
         let probe = try Fixtures.probeGuest()
         let vmm = try VmmProcess()
@@ -28,12 +20,12 @@ import Testing
         ])
         #expect(vmm.wait { vmm.serial.contains("probe: balloon touched\n") }, "\(vmm.serial)\n\(vmm.log)")
         usleep(200_000)
-        let touched = Self.residentKiB(vmm.process.processIdentifier)
+        let touched = vmm.residentKiB
         let balloon = try api.request("GET", "/balloon").json
         #expect(balloon?["amount_mib"] as? Int == 0 && balloon?["deflate_on_oom"] as? Bool == true, "\(String(describing: balloon))")
         #expect(try api.request("PATCH", "/balloon", body: #"{"amount_mib":32}"#).status == 204)
         #expect(vmm.wait { vmm.serial.contains("probe: balloon inflated=8192\n") }, "\(vmm.serial)\n\(vmm.log)")
-        let inflated = Self.residentKiB(vmm.process.processIdentifier)
+        let inflated = vmm.residentKiB
         print("kata-vmm RSS: \(touched) KiB with 32 MiB touched, \(inflated) KiB after inflating 32 MiB")
         #expect(touched - inflated >= 28 << 10, "RSS \(touched) KiB -> \(inflated) KiB")
         #expect(vmm.serial.contains("probe: balloon zeroed=1\n"), "\(vmm.serial)")

@@ -70,7 +70,7 @@ import Testing
             ("{}", "boot-source: missing required section"),
             (#"{\#(boot), "machine_config": {}}"#, "machine_config: unknown field"),
             (#"{\#(boot), "balloon": {"amount_mib": 1}}"#, "balloon.deflate_on_oom: missing required field"),
-            (#"{\#(boot), "balloon": {"amount_mib": 1, "deflate_on_oom": false, "free_page_hinting": true}}"#, "balloon.free_page_hinting: free page hinting is not supported"),
+            (#"{\#(boot), "balloon": {"amount_mib": 1, "deflate_on_oom": false, "free_page_hinting": 1}}"#, "balloon.free_page_hinting: expected a boolean"),
             (#"{\#(boot), "balloon": {"amount_mib": 4096, "deflate_on_oom": false}}"#, "the balloon's amount_mib (4096) is more than the VM's memory"),
             (#"{\#(boot), "machine-config": {"vcpu_count": 1, "mem_size_mib": 64, "huge_pages": "2M"}, "balloon": {"amount_mib": 1, "deflate_on_oom": false}}"#, "a balloon cannot be used with huge_pages 2M"),
             (#"{\#(boot), "mmds-config": {"network_interfaces": []}}"#, "mmds-config: network_interfaces must name at least one interface"),

@@ -55,6 +55,13 @@ public final class VmmProcess {
 
     public func path(_ name: String) -> String { directory.appendingPathComponent(name).path }
 
+    /// The process's VmRSS in KiB (0 once it is gone).
+    public var residentKiB: Int {
+        let status = (try? String(contentsOfFile: "/proc/\(process.processIdentifier)/status", encoding: .utf8)) ?? ""
+        let line = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") } ?? ""
+        return Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0
+    }
+
     /// The highest "probe: tick N" printed so far (probe.mode=count), or -1.
     public var lastTick: Int { lastCount("probe: tick ") }
 

@@ -10,7 +10,10 @@
  *     (4 KiB, O_DIRECT) and, on the disk whose serial starts with "big", 1 MiB at sector
  *     2048; on read-only disks, that a write is refused.
  * Then it powers off, or, with "kata.after=hang" on the command line, prints
- * "KATA-VIRTIO flushed" once every write is flushed and waits to be killed.
+ * "KATA-VIRTIO flushed" once every write is flushed and waits to be killed; with
+ * "kata.after=release" it prints "KATA-VIRTIO waiting=1" and powers off once the host
+ * writes "KATA-GO" at byte 4 MiB of /dev/vda (read with O_DIRECT every 100 ms, at most
+ * 10 minutes), so the host can work on a live guest for as long as it needs.
  *
  * Pattern of disk D (its serial), byte i of a region starting at byte offset O:
  *   (i + O/512 * 7 + seed(D)) & 0xff, seed = sum of the serial's bytes.
@@ -154,6 +157,22 @@ int main(void) {
     if (strstr(cmdline, "kata.after=hang")) {
         report("flushed", "1");
         for (;;) pause();
+    }
+    if (strstr(cmdline, "kata.after=release")) {
+        report("waiting", "1");
+        void *buf = NULL;
+        int released = 0;
+        if (posix_memalign(&buf, 4096, 4096) == 0) {
+            for (int i = 0; i < 6000 && !released; i++) {
+                int fd = open("/dev/vda", O_RDONLY | O_DIRECT);
+                if (fd >= 0) {
+                    released = pread(fd, buf, 4096, 4 << 20) == 4096 && memcmp(buf, "KATA-GO", 7) == 0;
+                    close(fd);
+                }
+                if (!released) usleep(100000);
+            }
+        }
+        report("released", "%d", released);
     }
     report("end", "1");
     sync();

@@ -63,6 +63,7 @@ extension VmController {
         let balloon = counters.balloon ?? VirtioBalloon.Counters()
         sections["balloon"] = ["inflate_count": balloon.inflatedPages, "deflate_count": balloon.deflatedPages,
                                "stats_updates_count": balloon.statsUpdates, "free_page_report_freed": balloon.reportedBytes,
+                               "free_page_hint_freed": balloon.hintedBytes,
                                "event_fails": balloon.badRequests]
         // Firecracker's names; its rx_accepted_unusual (frames it parsed but did not expect)
         // has no counterpart here and stays 0.

@@ -165,7 +165,8 @@ public final class VmController: @unchecked Sendable {  // mutable state confine
         let (section, name) = endpoint.metric
         requestCounters[section, default: [:]][name + "_count", default: 0] += 1
         do {
-            let body: JSONValue = endpoint.takesBody ? try JSONValue.parse(Data(request.body)) : .null
+            let empty = request.body.isEmpty && endpoint.bodyIsOptional
+            let body: JSONValue = endpoint.takesBody && !empty ? try JSONValue.parse(Data(request.body)) : .null
             return try execute(endpoint, body: body)
         } catch {
             requestCounters[section, default: [:]][name + "_fails", default: 0] += 1
@@ -294,6 +295,18 @@ public final class VmController: @unchecked Sendable {  // mutable state confine
             try requireNotStarted()
             let section = try MmdsConfigSection(body, path: "")
             try update { $0.mmds = section.config }
+        case .startBalloonHinting:
+            let vm = try requireStarted()
+            let acknowledge = try BalloonSection.acknowledgeOnStop(body)
+            do { try vm.startBalloonHinting(acknowledgeOnStop: acknowledge) } catch { throw ApiError("\(error)") }
+            return ApiResponse(status: 200, body: nil)
+        case .stopBalloonHinting:
+            let vm = try requireStarted()
+            if body != .null { _ = try StrictObject(body, path: "", allowed: []) }
+            do { try vm.stopBalloonHinting() } catch { throw ApiError("\(error)") }
+        case .getBalloonHintingStatus:
+            let vm = try requireStarted()
+            do { return .json(BalloonSection.describe(try vm.balloonHintingStatus())) } catch { throw ApiError("\(error)") }
         case .putLogger:
             try requireNotStarted()
             let section = try LoggerSection(body, path: "")

@@ -3,8 +3,7 @@ import Machine
 
 /// `PUT /balloon` (pre-boot) and the config file's `balloon`: a virtio-balloon device.
 /// Firecracker's fields: `amount_mib` and `deflate_on_oom` required,
-/// `stats_polling_interval_s` (0: no statistics), `free_page_reporting`; free page hinting
-/// is refused (not implemented).
+/// `stats_polling_interval_s` (0: no statistics), `free_page_hinting`, `free_page_reporting`.
 struct BalloonSection {
     static let fields = ["amount_mib", "deflate_on_oom", "stats_polling_interval_s", "free_page_hinting", "free_page_reporting"]
     var config: VirtioBalloon.Config
@@ -16,9 +15,7 @@ struct BalloonSection {
         var config = VirtioBalloon.Config(amountMiB: UInt32(amount), deflateOnOom: deflate)
         config.statsPollingIntervalS = UInt32(try object.int("stats_polling_interval_s", in: 0...Int64(UInt16.max)) ?? 0)
         config.freePageReporting = try object.bool("free_page_reporting") ?? false
-        if try object.bool("free_page_hinting") == true {
-            throw ApiError("\(object.name("free_page_hinting")): free page hinting is not supported by kata-vmm (free_page_reporting is)")
-        }
+        config.freePageHinting = try object.bool("free_page_hinting") ?? false
         self.config = config
     }
 
@@ -26,13 +23,28 @@ struct BalloonSection {
         guard let b = balloon else { return .null }
         return .object(["amount_mib": .int(Int64(b.amountMiB)), "deflate_on_oom": .bool(b.deflateOnOom),
                         "stats_polling_interval_s": .int(Int64(b.statsPollingIntervalS)),
-                        "free_page_hinting": .bool(false), "free_page_reporting": .bool(b.freePageReporting)])
+                        "free_page_hinting": .bool(b.freePageHinting), "free_page_reporting": .bool(b.freePageReporting)])
     }
 
     /// `PATCH /balloon`'s `{"amount_mib"}`.
     static func amount(_ json: JSONValue) throws -> UInt32 {
         let object = try StrictObject(json, path: "", allowed: ["amount_mib"])
         return UInt32(try object.int(required: "amount_mib", in: 0...Int64(UInt32.max)))
+    }
+
+    /// `PATCH /balloon/hinting/start`'s `{"acknowledge_on_stop"}` (the body may be empty):
+    /// whether a STOP from the guest is answered with DONE at once (default true).
+    static func acknowledgeOnStop(_ json: JSONValue) throws -> Bool {
+        if json == .null { return true }
+        let object = try StrictObject(json, path: "", allowed: ["acknowledge_on_stop"])
+        return try object.bool("acknowledge_on_stop") ?? true
+    }
+
+    /// GET /balloon/hinting/status: the host's last command and the guest's.
+    static func describe(_ status: VirtioBalloon.HintingStatus) -> JSONValue {
+        var object: [String: JSONValue] = ["host_cmd": .int(Int64(status.hostCommand))]
+        if let guest = status.guestCommand { object["guest_cmd"] = .int(Int64(guest)) }
+        return .object(object)
     }
 
     /// `PATCH /balloon/statistics`'s `{"stats_polling_interval_s"}`.

@@ -13,6 +13,7 @@ public enum ApiEndpoint: Equatable, Sendable {
     case putActions
     case patchVm
     case getBalloon, putBalloon, patchBalloon, getBalloonStatistics, patchBalloonStatistics
+    case startBalloonHinting, stopBalloonHinting, getBalloonHintingStatus
     case getMmds, putMmds, patchMmds, putMmdsConfig
 
     public static func route(method: String, uri: String) throws -> ApiEndpoint {
@@ -44,6 +45,9 @@ public enum ApiEndpoint: Equatable, Sendable {
         case ("PATCH", 1, "balloon"): return .patchBalloon
         case ("GET", 2, "balloon") where parts[1] == "statistics": return .getBalloonStatistics
         case ("PATCH", 2, "balloon") where parts[1] == "statistics": return .patchBalloonStatistics
+        case ("PATCH", 3, "balloon") where parts[1] == "hinting" && parts[2] == "start": return .startBalloonHinting
+        case ("PATCH", 3, "balloon") where parts[1] == "hinting" && parts[2] == "stop": return .stopBalloonHinting
+        case ("GET", 3, "balloon") where parts[1] == "hinting" && parts[2] == "status": return .getBalloonHintingStatus
         case ("GET", 1, "mmds"): return .getMmds
         case ("PUT", 1, "mmds"): return .putMmds
         case ("PATCH", 1, "mmds"): return .patchMmds
@@ -61,9 +65,14 @@ public enum ApiEndpoint: Equatable, Sendable {
     /// Whether the body is parsed (GET requests have none).
     var takesBody: Bool {
         switch self {
-        case .instanceInfo, .version, .vmConfig, .getMachineConfig, .getBalloon, .getBalloonStatistics, .getMmds: return false
+        case .instanceInfo, .version, .vmConfig, .getMachineConfig, .getBalloon, .getBalloonStatistics, .getMmds, .getBalloonHintingStatus: return false
         default: return true
         }
+    }
+
+    /// Whether an empty body stands for `{}` (the hinting commands, which clients send bare).
+    var bodyIsOptional: Bool {
+        self == .startBalloonHinting || self == .stopBalloonHinting
     }
 
     /// Metrics: (section, counter prefix), Firecracker's names where it has them.
@@ -88,9 +97,9 @@ public enum ApiEndpoint: Equatable, Sendable {
         case .putSerial: return ("put_api_requests", "serial")
         case .putActions: return ("put_api_requests", "actions")
         case .patchVm: return ("patch_api_requests", "vm")
-        case .getBalloon, .getBalloonStatistics: return ("get_api_requests", "balloon")
+        case .getBalloon, .getBalloonStatistics, .getBalloonHintingStatus: return ("get_api_requests", "balloon")
         case .putBalloon: return ("put_api_requests", "balloon")
-        case .patchBalloon, .patchBalloonStatistics: return ("patch_api_requests", "balloon")
+        case .patchBalloon, .patchBalloonStatistics, .startBalloonHinting, .stopBalloonHinting: return ("patch_api_requests", "balloon")
         case .getMmds: return ("get_api_requests", "mmds")
         case .putMmds, .putMmdsConfig: return ("put_api_requests", "mmds")
         case .patchMmds: return ("patch_api_requests", "mmds")

@@ -5,7 +5,6 @@
 enum NotImplementedOperation {
     /// (first path segment, path length, methods) -> the feature, in words.
     private static let table: [(root: String, length: Int, methods: Set<String>, feature: String)] = [
-        ("balloon", 3, ["GET", "PATCH"], "the balloon device's free page hinting"),  // /balloon/hinting/*
         ("cpu-config", 1, ["PUT"], "a custom CPU template (the guest gets KVM's supported CPUID)"),
         ("pmem", 2, ["PUT", "PATCH"], "virtio-pmem"),
         ("hotplug", 2, ["GET", "PUT", "PATCH"], "memory hotplug (virtio-mem)"),  // /hotplug/memory
@@ -13,9 +12,8 @@ enum NotImplementedOperation {
     ]
 
     private static let secondSegment: [String: Set<String>] = [
-        "balloon": ["hinting"], "hotplug": ["memory"], "snapshot": ["create", "load"],
+        "hotplug": ["memory"], "snapshot": ["create", "load"],
     ]
-    private static let hintingOperations: [String: String] = ["start": "PATCH", "stop": "PATCH", "status": "GET"]
 
     /// The missing feature `method path` asks for, or nil when Firecracker has no such operation.
     static func feature(method: String, path: [String]) -> String? {
@@ -23,9 +21,6 @@ enum NotImplementedOperation {
               let entry = table.first(where: { $0.root == root && $0.length == path.count }),
               entry.methods.contains(method) else { return nil }
         if path.count >= 2, let allowed = secondSegment[root], !allowed.contains(path[1]) { return nil }
-        if path.count == 3 {
-            guard path[1] == "hinting", hintingOperations[path[2]] == method else { return nil }
-        }
         return entry.feature
     }
 }

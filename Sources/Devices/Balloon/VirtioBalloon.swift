@@ -7,13 +7,15 @@ import VMM
 /// guest's driver inflates (hands over page frame numbers, whose host memory we give back)
 /// or deflates (takes pages back, which fault in again on touch). Optional: deflate on
 /// OOM (a feature bit for the driver), the statistics queue polled every
-/// `statsPollingIntervalS`, and free page reporting (the driver reports free ranges, which
-/// are given back the same way). Everything the guest sends is bounded: PFNs outside its
+/// `statsPollingIntervalS`, free page hinting (runs the host starts and stops: the driver
+/// lends free blocks for the run's length, given back at once) and free page reporting
+/// (the driver reports free ranges, which are given back the same way). Everything the guest sends is bounded: PFNs outside its
 /// RAM are skipped and counted, one inflate buffer is read up to Linux's 256 PFNs, and a
 /// pass gives back at most `maxPfnsPerPass` before it yields the event loop.
 public final class VirtioBalloon: VirtioDevice, @unchecked Sendable {  // every var changes under the transport's lock (queue processing, withDeviceLocked)
     public static let featureStatsVq: UInt64 = 1 << 1
     public static let featureDeflateOnOom: UInt64 = 1 << 2
+    public static let featureFreePageHint: UInt64 = 1 << 3
     public static let featureFreePageReporting: UInt64 = 1 << 5
 
     public static let pageSize: UInt64 = 4096
@@ -37,12 +39,15 @@ public final class VirtioBalloon: VirtioDevice, @unchecked Sendable {  // every 
         /// 0: no statistics queue.
         public var statsPollingIntervalS: UInt32
         public var freePageReporting: Bool
+        public var freePageHinting: Bool
 
-        public init(amountMiB: UInt32, deflateOnOom: Bool = false, statsPollingIntervalS: UInt32 = 0, freePageReporting: Bool = false) {
+        public init(amountMiB: UInt32, deflateOnOom: Bool = false, statsPollingIntervalS: UInt32 = 0, freePageReporting: Bool = false,
+                    freePageHinting: Bool = false) {
             self.amountMiB = amountMiB
             self.deflateOnOom = deflateOnOom
             self.statsPollingIntervalS = statsPollingIntervalS
             self.freePageReporting = freePageReporting
+            self.freePageHinting = freePageHinting
         }
     }
 
@@ -58,6 +63,7 @@ public final class VirtioBalloon: VirtioDevice, @unchecked Sendable {  // every 
         public var inflatedPages: UInt64 = 0
         public var deflatedPages: UInt64 = 0
         public var reportedBytes: UInt64 = 0
+        public var hintedBytes: UInt64 = 0
         public var statsUpdates: UInt64 = 0
         /// PFNs outside guest RAM, ranges that could not be given back, bad buffers.
         public var badRequests: UInt64 = 0
@@ -93,7 +99,19 @@ public final class VirtioBalloon: VirtioDevice, @unchecked Sendable {  // every 
     private let statsDue = Atomic<Bool>(false)
     /// Queue indexes, once the features are known (absent queues take no index).
     private var statsQueue: Int?
+    private var hintQueue: Int?
     private var reportingQueue: Int?
+    /// Free page hinting: the command the host set (`free_page_hint_cmd_id`, read by the
+    /// register path), the last one the guest sent, and whether a STOP from the guest is
+    /// answered with DONE at once (Firecracker's `acknowledge_on_stop`).
+    private let hostCommand = Atomic<UInt32>(0)
+    private var guestCommand: UInt32?
+    private var acknowledgeOnStop = true
+    private var nextRun = VirtioBalloon.firstRunCommand
+    private var configurationChangePending = false
+    static let stopCommand: UInt32 = 0  // VIRTIO_BALLOON_CMD_ID_STOP
+    static let doneCommand: UInt32 = 1  // VIRTIO_BALLOON_CMD_ID_DONE
+    static let firstRunCommand: UInt32 = 2
 
     public init(_ config: Config, logger: Logger) throws {
         configuration = config
@@ -103,9 +121,11 @@ public final class VirtioBalloon: VirtioDevice, @unchecked Sendable {  // every 
         if config.deflateOnOom { features |= Self.featureDeflateOnOom }
         if config.statsPollingIntervalS > 0 { features |= Self.featureStatsVq }
         if config.freePageReporting { features |= Self.featureFreePageReporting }
+        if config.freePageHinting { features |= Self.featureFreePageHint }
         offeredFeatures = features
         queueMaxSizes = [UInt16](repeating: Self.queueSize,
-                                 count: 2 + (config.statsPollingIntervalS > 0 ? 1 : 0) + (config.freePageReporting ? 1 : 0))
+                                 count: 2 + (config.statsPollingIntervalS > 0 ? 1 : 0) + (config.freePageHinting ? 1 : 0)
+                                     + (config.freePageReporting ? 1 : 0))
         statsTimer = try TimerFd()
     }
 
@@ -114,11 +134,13 @@ public final class VirtioBalloon: VirtioDevice, @unchecked Sendable {  // every 
     /// Target pages: the amount in 4 KiB pages.
     var targetPages: UInt32 { UInt32(clamping: UInt64(targetMiB.load(ordering: .acquiring)) << 20 / Self.pageSize) }
 
-    /// struct virtio_balloon_config: num_pages (our target), actual (the driver's).
+    /// struct virtio_balloon_config: num_pages (our target), actual (the driver's),
+    /// free_page_hint_cmd_id, poison_val (0: no poisoning offered).
     public func readConfig(offset: Int, into data: UnsafeMutableRawBufferPointer) {
-        var w = ByteWriter(size: 8)
+        var w = ByteWriter(size: 16)
         w.u32(targetPages, at: 0)
         w.u32(actualPages.load(ordering: .acquiring), at: 4)
+        w.u32(hostCommand.load(ordering: .acquiring), at: 8)
         readConfig(w.bytes, offset: offset, into: data)
     }
 
@@ -158,9 +180,14 @@ public final class VirtioBalloon: VirtioDevice, @unchecked Sendable {  // every 
         self.context = context
         var next = 2
         statsQueue = nil
+        hintQueue = nil
         reportingQueue = nil
         if context.features & Self.featureStatsVq != 0 {
             statsQueue = next
+            next += 1
+        }
+        if context.features & Self.featureFreePageHint != 0 {
+            hintQueue = next
             next += 1
         }
         if context.features & Self.featureFreePageReporting != 0 { reportingQueue = next }
@@ -180,6 +207,8 @@ public final class VirtioBalloon: VirtioDevice, @unchecked Sendable {  // every 
         statsTimer.disarm()
         actualPages.store(0, ordering: .releasing)
         statistics = [:]
+        hostCommand.store(0, ordering: .releasing)
+        guestCommand = nil
     }
 
     private func armStatsTimer() {
@@ -195,6 +224,7 @@ public final class VirtioBalloon: VirtioDevice, @unchecked Sendable {  // every 
             try serve(context, queue: 0, while: { budget > 0 }) { chain in budget -= inflate(chain, context.memory) }
         case 1: try serve(context, queue: 1) { chain in deflate(chain, context.memory) }
         case statsQueue: try serveStatistics(context, queue: index)
+        case hintQueue: try serve(context, queue: index) { chain in hint(chain, context.memory) }
         case reportingQueue: try serve(context, queue: index) { chain in report(chain, context.memory) }
         default: break
         }
@@ -269,6 +299,62 @@ public final class VirtioBalloon: VirtioDevice, @unchecked Sendable {  // every 
         }
         for piece in chain.writable { giveBack(piece) }
         for piece in chain.readable { giveBack(piece) }
+    }
+
+    // MARK: Free page hinting
+
+    /// Where a hinting run stands: the host's last command and the guest's.
+    public struct HintingStatus: Sendable, Equatable {
+        public var hostCommand: UInt32
+        public var guestCommand: UInt32?
+    }
+
+    public var hintingStatus: HintingStatus {
+        HintingStatus(hostCommand: hostCommand.load(ordering: .acquiring), guestCommand: guestCommand)
+    }
+
+    /// Starts a run with a new command id (PATCH /balloon/hinting/start); the caller tells
+    /// the driver (a configuration interrupt).
+    public func startHinting(acknowledgeOnStop: Bool) {
+        self.acknowledgeOnStop = acknowledgeOnStop
+        hostCommand.store(nextRun, ordering: .releasing)
+        nextRun = nextRun == UInt32.max ? Self.firstRunCommand : nextRun + 1
+    }
+
+    /// Ends the run (PATCH /balloon/hinting/stop): DONE lets the driver free the blocks it
+    /// lent; the caller tells the driver.
+    public func stopHinting() {
+        hostCommand.store(Self.doneCommand, ordering: .releasing)
+    }
+
+    /// Whether processing changed the configuration (an automatic DONE), which the
+    /// transport then announces.
+    public func takeConfigurationChange() -> Bool {
+        defer { configurationChangePending = false }
+        return configurationChangePending
+    }
+
+    /// A hinting buffer: a readable one carries the guest's command (the run it answers,
+    /// or STOP); writable ones are free blocks of the current run, whose memory is given
+    /// back. Blocks sent for any other run are returned untouched: the guest may be using them.
+    private func hint(_ chain: DescriptorChain, _ memory: GuestMemory) {
+        var reader = chain.reader(memory)
+        if reader.remaining >= 4, let command = reader.read(UInt32.self) {
+            guestCommand = command
+            if command == Self.stopCommand, acknowledgeOnStop, hostCommand.load(ordering: .acquiring) >= Self.firstRunCommand {
+                hostCommand.store(Self.doneCommand, ordering: .releasing)
+                configurationChangePending = true
+            }
+        }
+        let run = hostCommand.load(ordering: .acquiring)
+        guard run >= Self.firstRunCommand, guestCommand == run else { return }
+        for piece in chain.writable {
+            if memory.discard(at: piece.address, length: Int(piece.length)) {
+                counters.hintedBytes += UInt64(piece.length)
+            } else {
+                counters.badRequests += 1
+            }
+        }
     }
 
     /// The statistics queue: the driver's buffer is read and kept; when the polling timer

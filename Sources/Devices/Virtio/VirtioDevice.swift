@@ -32,6 +32,9 @@ public protocol VirtioDevice: AnyObject, Sendable, DeviceCountersSource {
     /// The device's timers (rate limiters' refills, statistics polling), each with the
     /// queue to run again when it fires.
     var timedQueues: [TimedQueue] { get }
+    /// Whether the last `process` changed the configuration space itself (the balloon's
+    /// automatic DONE); the transport then announces it. Reading clears it.
+    func takeConfigurationChange() -> Bool
 }
 
 /// What an activated device works with.
@@ -60,6 +63,7 @@ extension VirtioDevice {
     public var queuesServedByBackend: Bool { false }
     public func shutdown() {}
     public var timedQueues: [TimedQueue] { [] }
+    public func takeConfigurationChange() -> Bool { false }
 
     /// Reads from a byte image of the configuration space, zero past its end.
     public func readConfig(_ config: [UInt8], offset: Int, into data: UnsafeMutableRawBufferPointer) {

@@ -122,6 +122,10 @@ public final class VirtioMmioTransport: BusDevice, @unchecked Sendable {  // reg
             queues[index].beginPass()
             do {
                 try device.process(queue: index)
+                if device.takeConfigurationChange() {
+                    s.configGeneration &+= 1
+                    interrupt.signal(VirtioInterrupt.configChange)
+                }
             } catch {
                 fail(&s, because: "queue \(index): \(error)")
             }

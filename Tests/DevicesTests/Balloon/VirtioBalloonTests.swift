@@ -138,4 +138,54 @@ import Testing
         // The unaligned 100 bytes are not a page range: refused, counted, nothing discarded.
         #expect(balloon.counters.reportedBytes == 2 << 20 && balloon.counters.badRequests == 1)
     }
+
+    /// Free page hinting as Linux's driver runs it: the host's command id in the config
+    /// space, the guest's answer with that id on the hinting queue, its free blocks (given
+    /// back), then STOP, which the device answers with DONE so that the driver frees them.
+    @Test func freePageHintingRunsTheHostStarts() throws {
+        let (d, balloon) = try driver(VirtioBalloon.Config(amountMiB: 0, statsPollingIntervalS: 1, freePageReporting: true,
+                                                           freePageHinting: true))
+        // inflate, deflate, statistics, hinting, reporting.
+        #expect(balloon.queueMaxSizes.count == 5 && d.features & VirtioBalloon.featureFreePageHint != 0)
+        let hintQueue = 3
+        #expect(d.readConfig(8, width: 4) == [0, 0, 0, 0])
+        balloon.startHinting(acknowledgeOnStop: true)
+        #expect(d.readConfig(8, width: 4) == [2, 0, 0, 0])
+        func command(_ id: UInt32) throws -> VirtioTestBuffer {
+            let at = d.allocate(4)
+            try d.memory.store(id, at: at)
+            return .readable(at, 4)
+        }
+        let block: UInt64 = 8 << 20, stale: UInt64 = 13 << 20
+        d.fill(block, 4 << 20, with: 0x55)
+        d.fill(stale, 1 << 20, with: 0x66)
+        // A block sent under an old run's id is the guest's again: untouched.
+        try d.add([try command(7)], queue: hintQueue)
+        try d.add([.writable(stale, 1 << 20)], queue: hintQueue)
+        d.notify(hintQueue)
+        #expect(d.bytes(stale, 1 << 20).allSatisfy { $0 == 0x66 } && balloon.counters.hintedBytes == 0)
+        // The current run: its block is given back.
+        try d.add([try command(2)], queue: hintQueue)
+        try d.add([.writable(block, 4 << 20)], queue: hintQueue)
+        d.notify(hintQueue)
+        #expect(d.bytes(block, 4 << 20).allSatisfy { $0 == 0 })
+        #expect(balloon.counters.hintedBytes == 4 << 20)
+        #expect(balloon.hintingStatus == .init(hostCommand: 2, guestCommand: 2))
+        // STOP: acknowledged with DONE, announced as a configuration change.
+        let generation = d.read32(0xFC)
+        try d.add([try command(0)], queue: hintQueue)
+        d.notify(hintQueue)
+        #expect(balloon.hintingStatus == .init(hostCommand: 1, guestCommand: 0))
+        #expect(d.read32(0x60) & 2 != 0 && d.read32(0xFC) == generation &+ 1)
+        #expect(d.getUsed(hintQueue).count == 5)
+        // Without acknowledge_on_stop, DONE waits for the host.
+        balloon.startHinting(acknowledgeOnStop: false)
+        #expect(d.readConfig(8, width: 4) == [3, 0, 0, 0])
+        try d.add([try command(3)], queue: hintQueue)
+        try d.add([try command(0)], queue: hintQueue)
+        d.notify(hintQueue)
+        #expect(balloon.hintingStatus == .init(hostCommand: 3, guestCommand: 0))
+        balloon.stopHinting()
+        #expect(balloon.hintingStatus.hostCommand == 1)
+    }
 }
