@@ -3,7 +3,8 @@
 # real-KVM integration tests with the probe guest, and the end-to-end Linux boots when
 # ../shared/guest-kernel is present), then, on a full run (no arguments), every fuzz target
 # for KATA_FUZZ_SECONDS (default 15, 0 skips) each through scripts/fuzz.sh: each target
-# counts as one test, failed if it crashed. Ends with a "N passed, N failed, N skipped" line.
+# counts as one test, failed if it crashed; and scripts/release-smoke.sh boots the probe on
+# the static release build (one test). Ends with a "N passed, N failed, N skipped" line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -d /opt/swift/usr/bin ] && export PATH=/opt/swift/usr/bin:$PATH
@@ -26,6 +27,12 @@ if [ $# -eq 0 ] && [ "$fuzz_seconds" != 0 ]; then
   fuzz_status=${PIPESTATUS[0]}
   [ "$fuzz_status" -eq 0 ] || status=$fuzz_status
 fi
+# The shipped build (static, release) is smoke-tested too: one test.
+if [ $# -eq 0 ]; then
+  scripts/release-smoke.sh 2>&1 | tee -a "$log"
+  smoke_status=${PIPESTATUS[0]}
+  [ "$smoke_status" -eq 0 ] || status=1
+fi
 set -e
 # One line per test ends it ("passed/failed after N seconds"); an issue recorded on the way
 # has a line of its own, which is not a test.
@@ -33,8 +40,11 @@ passed=$(grep -v -e '^✔ Test run ' -e ' recorded an issue ' "$log" | grep -cE 
 failed=$(grep -v -e '^✘ Test run ' -e ' recorded an issue ' "$log" | grep -cE '^✘ Test .* failed after [0-9.]+ seconds' || true)
 fuzz_clean=$(grep -c '^fuzz .*: [0-9]* runs, 0 crashes$' "$log" || true)
 fuzz_crashed=$(grep -E '^fuzz .*: [0-9]* runs, [0-9]+ crashes$' "$log" | grep -vc ', 0 crashes$' || true)
-passed=$((passed + fuzz_clean))
-failed=$((failed + fuzz_crashed))
+smoke_ok=$(grep -c '^release smoke: ok$' "$log" || true)
+smoke_failed=$(grep -c '^release smoke: FAILED' "$log" || true)
+passed=$((passed + fuzz_clean + smoke_ok))
+failed=$((failed + fuzz_crashed + smoke_failed))
+if [ "${smoke_status:-0}" -ne 0 ] && [ "$smoke_failed" -eq 0 ]; then failed=$((failed + 1)); fi
 # A fuzz build failure names no target: count it as one failure.
 if [ "${fuzz_status:-0}" -ne 0 ] && [ "$fuzz_crashed" -eq 0 ]; then failed=$((failed + 1)); fi
 # A test whose fixture is missing outside CI is cancelled (Fixtures.missing): a skip, not a pass.

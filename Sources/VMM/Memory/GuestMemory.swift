@@ -152,6 +152,15 @@ public final class GuestMemory: Sendable {
     }
 
     @inline(__always)
+    func regionIndex(containing address: UInt64, length: Int) -> Int? {
+        guard length >= 0 else { return nil }
+        for index in regions.indices where regions[index].contains(address, length: UInt64(length)) {
+            return index
+        }
+        return nil
+    }
+
+    @inline(__always)
     func region(containing address: UInt64, length: Int) -> GuestMemoryRegion? {
         guard length >= 0 else { return nil }
         for region in regions where region.contains(address, length: UInt64(length)) {
@@ -161,17 +170,17 @@ public final class GuestMemory: Sendable {
     }
 
     /// Host view of `length` bytes at guest `address`, or an error if any byte is outside RAM.
-    @inline(__always)
+    /// Not forced inline: Swift 6.3's release build miscompiled this body inlined into
+    /// other modules once it read `dirtyPages` (a static kata-vmm crashed at its first
+    /// slice, with a garbage error).
     public func slice(at address: UInt64, length: Int) throws -> UnsafeMutableRawBufferPointer {
-        if length >= 0 {
-            for index in regions.indices where regions[index].contains(address, length: UInt64(length)) {
-                let region = regions[index]
-                let offset = address - region.guestAddress
-                dirtyPages?.mark(region: index, offset: offset, length: length)
-                return UnsafeMutableRawBufferPointer(start: region.host + Int(offset), count: length)
-            }
+        guard let index = regionIndex(containing: address, length: length) else {
+            throw GuestMemoryError.outOfBounds(address: address, length: length)
         }
-        throw GuestMemoryError.outOfBounds(address: address, length: length)
+        let region = regions[index]
+        let offset = address - region.guestAddress
+        dirtyPages?.mark(region: index, offset: offset, length: length)
+        return UnsafeMutableRawBufferPointer(start: region.host + Int(offset), count: length)
     }
 
     public func write(_ bytes: UnsafeRawBufferPointer, at address: UInt64) throws {
