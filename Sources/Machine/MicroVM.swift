@@ -266,12 +266,14 @@ public final class MicroVM: @unchecked Sendable {  // all `let` but `console`/`s
         case statisticsCannotBeSwitchedOff
         case tooLarge(UInt32, memoryMiB: Int)
         case hintingNotEnabled
+        case notActive
         public var description: String {
             switch self {
             case .none: return "the VM has no balloon device"
             case .statisticsNotEnabled: return "balloon statistics were not enabled when the device was configured"
             case .statisticsCannotBeSwitchedOff: return "balloon statistics cannot be switched off after boot (use an interval of 1 or more)"
             case .tooLarge(let mib, let memory): return "amount_mib \(mib) is more than the VM's memory (\(memory) MiB)"
+            case .notActive: return "the balloon's driver has not activated the device yet"
             case .hintingNotEnabled: return "free page hinting was not enabled when the balloon was configured (free_page_hinting)"
             }
         }
@@ -308,6 +310,9 @@ public final class MicroVM: @unchecked Sendable {  // all `let` but `console`/`s
     private func hintingBalloon() throws -> (device: VirtioBalloon, transport: VirtioMmioTransport) {
         guard let balloon else { throw BalloonError.none }
         guard balloon.device.config.freePageHinting else { throw BalloonError.hintingNotEnabled }
+        // Firecracker answers DeviceNotActive: a command the driver cannot see yet would
+        // leave the run waiting forever.
+        guard balloon.transport.isActive else { throw BalloonError.notActive }
         return balloon
     }
 
@@ -337,8 +342,10 @@ public final class MicroVM: @unchecked Sendable {  // all `let` but `console`/`s
     }
 
     /// Guest RAM touched since the last call, for each region (`track_dirty_pages`): KVM's
-    /// log of the vCPUs' writes or'ed with the VMM's own, both cleared. Read it with the
-    /// vCPUs paused for a consistent picture (a diff snapshot does).
+    /// log of the vCPUs' writes or'ed with the VMM's own, both cleared. For a complete
+    /// picture the vCPUs must be paused and the devices quiet: a device's page is marked
+    /// when the device takes it, before its write lands, and an asynchronous block read
+    /// lands later still, so a diff snapshot drains them first.
     public func takeDirtyPages() throws -> [(guestAddress: UInt64, bitmap: [UInt64])] {
         guard let own = memory.dirtyPages else { throw VmConfig.ValidationError.dirtyPages }
         return try memory.regions.indices.map { index in

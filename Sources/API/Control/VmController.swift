@@ -299,7 +299,6 @@ public final class VmController: @unchecked Sendable {  // mutable state confine
             let vm = try requireStarted()
             let acknowledge = try BalloonSection.acknowledgeOnStop(body)
             do { try vm.startBalloonHinting(acknowledgeOnStop: acknowledge) } catch { throw ApiError("\(error)") }
-            return ApiResponse(status: 200, body: nil)
         case .stopBalloonHinting:
             let vm = try requireStarted()
             if body != .null { _ = try StrictObject(body, path: "", allowed: []) }

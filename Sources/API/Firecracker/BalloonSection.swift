@@ -42,9 +42,7 @@ struct BalloonSection {
 
     /// GET /balloon/hinting/status: the host's last command and the guest's.
     static func describe(_ status: VirtioBalloon.HintingStatus) -> JSONValue {
-        var object: [String: JSONValue] = ["host_cmd": .int(Int64(status.hostCommand))]
-        if let guest = status.guestCommand { object["guest_cmd"] = .int(Int64(guest)) }
-        return .object(object)
+        .object(["host_cmd": .int(Int64(status.hostCommand)), "guest_cmd": status.guestCommand.map { .int(Int64($0)) } ?? .null])
     }
 
     /// `PATCH /balloon/statistics`'s `{"stats_polling_interval_s"}`.

@@ -26,6 +26,8 @@ public final class VirtioBalloon: VirtioDevice, @unchecked Sendable {  // every 
     /// PFNs given back in one pass over the inflate queue (each may cost an madvise and a
     /// TLB shootdown); the rest waits for the next turn of the event loop.
     static let maxPfnsPerPass = 4096
+    /// Ranges (hinted blocks, reported ranges) given back in one pass over their queue.
+    static let maxRangesPerPass = 1024
     static let statSize = 10  // struct virtio_balloon_stat: u16 tag, u64 value (packed)
     /// The most statistics entries read from one buffer.
     static let maxStats = 64
@@ -209,6 +211,7 @@ public final class VirtioBalloon: VirtioDevice, @unchecked Sendable {  // every 
         statistics = [:]
         hostCommand.store(0, ordering: .releasing)
         guestCommand = nil
+        configurationChangePending = false
     }
 
     private func armStatsTimer() {
@@ -224,8 +227,12 @@ public final class VirtioBalloon: VirtioDevice, @unchecked Sendable {  // every 
             try serve(context, queue: 0, while: { budget > 0 }) { chain in budget -= inflate(chain, context.memory) }
         case 1: try serve(context, queue: 1) { chain in deflate(chain, context.memory) }
         case statsQueue: try serveStatistics(context, queue: index)
-        case hintQueue: try serve(context, queue: index) { chain in hint(chain, context.memory) }
-        case reportingQueue: try serve(context, queue: index) { chain in report(chain, context.memory) }
+        case hintQueue:
+            var budget = Self.maxRangesPerPass
+            try serve(context, queue: index, while: { budget > 0 }) { chain in budget -= hint(chain, context.memory) }
+        case reportingQueue:
+            var budget = Self.maxRangesPerPass
+            try serve(context, queue: index, while: { budget > 0 }) { chain in budget -= report(chain, context.memory) }
         default: break
         }
     }
@@ -288,8 +295,9 @@ public final class VirtioBalloon: VirtioDevice, @unchecked Sendable {  // every 
         counters.deflatedPages += UInt64(min(chain.readableLength, Self.maxPfnBytes) / 4)
     }
 
-    /// A free page report: each buffer of the chain is a free range of guest RAM.
-    private func report(_ chain: DescriptorChain, _ memory: GuestMemory) {
+    /// A free page report: each buffer of the chain is a free range of guest RAM. Returns
+    /// the number of ranges.
+    private func report(_ chain: DescriptorChain, _ memory: GuestMemory) -> Int {
         func giveBack(_ piece: GuestBuffer) {
             if memory.discard(at: piece.address, length: Int(piece.length)) {
                 counters.reportedBytes += UInt64(piece.length)
@@ -299,6 +307,7 @@ public final class VirtioBalloon: VirtioDevice, @unchecked Sendable {  // every 
         }
         for piece in chain.writable { giveBack(piece) }
         for piece in chain.readable { giveBack(piece) }
+        return max(chain.writable.count + chain.readable.count, 1)
     }
 
     // MARK: Free page hinting
@@ -337,17 +346,22 @@ public final class VirtioBalloon: VirtioDevice, @unchecked Sendable {  // every 
     /// A hinting buffer: a readable one carries the guest's command (the run it answers,
     /// or STOP); writable ones are free blocks of the current run, whose memory is given
     /// back. Blocks sent for any other run are returned untouched: the guest may be using them.
-    private func hint(_ chain: DescriptorChain, _ memory: GuestMemory) {
+    /// Returns the number of ranges looked at.
+    private func hint(_ chain: DescriptorChain, _ memory: GuestMemory) -> Int {
         var reader = chain.reader(memory)
         if reader.remaining >= 4, let command = reader.read(UInt32.self) {
+            let answered = guestCommand
             guestCommand = command
-            if command == Self.stopCommand, acknowledgeOnStop, hostCommand.load(ordering: .acquiring) >= Self.firstRunCommand {
+            // Only a STOP that ends the current run is acknowledged: one that ends an older
+            // run (the host started a new one meanwhile) must not cancel the new one.
+            let run = hostCommand.load(ordering: .acquiring)
+            if command == Self.stopCommand, acknowledgeOnStop, run >= Self.firstRunCommand, answered == run {
                 hostCommand.store(Self.doneCommand, ordering: .releasing)
                 configurationChangePending = true
             }
         }
-        let run = hostCommand.load(ordering: .acquiring)
-        guard run >= Self.firstRunCommand, guestCommand == run else { return }
+        let current = hostCommand.load(ordering: .acquiring)
+        guard current >= Self.firstRunCommand, guestCommand == current else { return 1 }
         for piece in chain.writable {
             if memory.discard(at: piece.address, length: Int(piece.length)) {
                 counters.hintedBytes += UInt64(piece.length)
@@ -355,6 +369,7 @@ public final class VirtioBalloon: VirtioDevice, @unchecked Sendable {  // every 
                 counters.badRequests += 1
             }
         }
+        return max(chain.writable.count, 1)
     }
 
     /// The statistics queue: the driver's buffer is read and kept; when the polling timer

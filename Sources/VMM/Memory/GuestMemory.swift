@@ -216,10 +216,13 @@ public final class GuestMemory: Sendable {
     /// memory is dropped with MADV_DONTNEED, a memfd's with MADV_REMOVE (which frees its
     /// pages, not only this mapping of them). KVM's MMU notifiers keep the guest's view right.
     public func discard(at address: UInt64, length: Int) -> Bool {
-        guard length > 0, let region = region(containing: address, length: length) else { return false }
+        guard length > 0, let index = regionIndex(containing: address, length: length) else { return false }
+        let region = regions[index]
         let page = region.fd >= 0 && isHugePageBacked ? Int(GuestMemoryBacking.hugePageSize) : 4096
         let offset = Int(address - region.guestAddress)
         guard offset % page == 0, length % page == 0 else { return false }
+        // The pages now read as zeroes: a changed page for a diff snapshot.
+        dirtyPages?.mark(region: index, offset: UInt64(offset), length: length)
         return madvise(region.host + offset, length, region.fd >= 0 ? MADV_REMOVE : MADV_DONTNEED) == 0
     }
 

@@ -187,5 +187,15 @@ import Testing
         #expect(balloon.hintingStatus == .init(hostCommand: 3, guestCommand: 0))
         balloon.stopHinting()
         #expect(balloon.hintingStatus.hostCommand == 1)
+        // A STOP that ends an older run does not end the new one: only the one after the
+        // guest answered the current id does.
+        balloon.startHinting(acknowledgeOnStop: true)
+        try d.add([try command(0)], queue: hintQueue)
+        d.notify(hintQueue)
+        #expect(balloon.hintingStatus == .init(hostCommand: 4, guestCommand: 0))
+        try d.add([try command(4)], queue: hintQueue)
+        try d.add([try command(0)], queue: hintQueue)
+        d.notify(hintQueue)
+        #expect(balloon.hintingStatus == .init(hostCommand: 1, guestCommand: 0))
     }
 }
