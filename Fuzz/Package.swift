@@ -33,6 +33,7 @@ let package = Package(
         fuzzTarget("fuzz-vsock", []),
         fuzzTarget("fuzz-rng", []),
         fuzzTarget("fuzz-mmds", []),
+        fuzzTarget("fuzz-balloon", []),
         fuzzTarget("fuzz-vsock-connect", [.product(name: "HybridVsock", package: main)]),
         fuzzTarget("fuzz-ttrpc", [
             .product(name: "AgentProtocol", package: main),

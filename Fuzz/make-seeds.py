@@ -70,6 +70,19 @@ ram.put(0x1800, struct.pack("<QIHH", 0x1000, 32, WRITE, 1) + struct.pack("<QIHH"
 add_chains(ram, 0, [[(0x1800, 32, INDIRECT)]])
 seed("rng", "indirect", rig_input(VERSION_1 | INDIRECT_DESC, 1, ram))
 
+# balloon: a first byte (bit 0: no acknowledge on STOP), then the rig's input; queues
+# inflate, deflate, statistics, hinting, reporting; the run's id is at 0xFFFC.
+BALLOON_ALL = VERSION_1 | (1 << 1) | (1 << 2) | (1 << 3) | (1 << 5)
+ram = Ram()
+ram.put(0x1800, struct.pack("<III", 4, 5, 100000))
+ram.put(0x1900, struct.pack("<HQHQ", 4, 1 << 20, 5, 1 << 21))
+add_chains(ram, 0, [[(0x1800, 12, 0)]])
+add_chains(ram, 1, [[(0x1800, 8, 0)]])
+add_chains(ram, 2, [[(0x1900, 20, 0)]])
+add_chains(ram, 3, [[(0xFFFC, 4, 0)], [(0x3000, 0x1000, WRITE)], [(0xFFFC, 4, 0)]])
+add_chains(ram, 4, [[(0x2000, 0x1000, WRITE)]])
+seed("balloon", "every-queue", b"\0" + rig_input(BALLOON_ALL, 5, ram))
+
 
 def blk(kind, sector, data_len, data_flags, extra=b""):
     ram = Ram()

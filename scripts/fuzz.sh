@@ -41,7 +41,7 @@ bin=$(swift build --package-path Fuzz --scratch-path "$scratch" --show-bin-path)
 # Longest input per target: the virtio targets carry a guest RAM image.
 max_len() {
   case "$1" in
-    virtqueue|rng|blk|net|vsock) echo 16384 ;;
+    virtqueue|rng|blk|net|vsock|balloon) echo 16384 ;;
     kernel) echo 65536 ;;
     *) echo 8192 ;;
   esac

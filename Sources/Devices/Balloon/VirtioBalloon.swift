@@ -86,7 +86,7 @@ public final class VirtioBalloon: VirtioDevice, @unchecked Sendable {  // every 
     }
     private var configuration: Config
     private let targetMiB: Atomic<UInt32>
-    public private(set) var counters = Counters()
+    public internal(set) var counters = Counters()
     /// Fires every polling interval while the statistics queue is in use.
     let statsTimer: TimerFd
     let logger: RateLimitedLogger
@@ -106,11 +106,11 @@ public final class VirtioBalloon: VirtioDevice, @unchecked Sendable {  // every 
     /// Free page hinting: the command the host set (`free_page_hint_cmd_id`, read by the
     /// register path), the last one the guest sent, and whether a STOP from the guest is
     /// answered with DONE at once (Firecracker's `acknowledge_on_stop`).
-    private let hostCommand = Atomic<UInt32>(0)
-    private var guestCommand: UInt32?
-    private var acknowledgeOnStop = true
-    private var nextRun = VirtioBalloon.firstRunCommand
-    private var configurationChangePending = false
+    let hostCommand = Atomic<UInt32>(0)
+    var guestCommand: UInt32?
+    var acknowledgeOnStop = true
+    var nextRun = VirtioBalloon.firstRunCommand
+    var configurationChangePending = false
     static let stopCommand: UInt32 = 0  // VIRTIO_BALLOON_CMD_ID_STOP
     static let doneCommand: UInt32 = 1  // VIRTIO_BALLOON_CMD_ID_DONE
     static let firstRunCommand: UInt32 = 2
@@ -308,68 +308,6 @@ public final class VirtioBalloon: VirtioDevice, @unchecked Sendable {  // every 
         for piece in chain.writable { giveBack(piece) }
         for piece in chain.readable { giveBack(piece) }
         return max(chain.writable.count + chain.readable.count, 1)
-    }
-
-    // MARK: Free page hinting
-
-    /// Where a hinting run stands: the host's last command and the guest's.
-    public struct HintingStatus: Sendable, Equatable {
-        public var hostCommand: UInt32
-        public var guestCommand: UInt32?
-    }
-
-    public var hintingStatus: HintingStatus {
-        HintingStatus(hostCommand: hostCommand.load(ordering: .acquiring), guestCommand: guestCommand)
-    }
-
-    /// Starts a run with a new command id (PATCH /balloon/hinting/start); the caller tells
-    /// the driver (a configuration interrupt).
-    public func startHinting(acknowledgeOnStop: Bool) {
-        self.acknowledgeOnStop = acknowledgeOnStop
-        hostCommand.store(nextRun, ordering: .releasing)
-        nextRun = nextRun == UInt32.max ? Self.firstRunCommand : nextRun + 1
-    }
-
-    /// Ends the run (PATCH /balloon/hinting/stop): DONE lets the driver free the blocks it
-    /// lent; the caller tells the driver.
-    public func stopHinting() {
-        hostCommand.store(Self.doneCommand, ordering: .releasing)
-    }
-
-    /// Whether processing changed the configuration (an automatic DONE), which the
-    /// transport then announces.
-    public func takeConfigurationChange() -> Bool {
-        defer { configurationChangePending = false }
-        return configurationChangePending
-    }
-
-    /// A hinting buffer: a readable one carries the guest's command (the run it answers,
-    /// or STOP); writable ones are free blocks of the current run, whose memory is given
-    /// back. Blocks sent for any other run are returned untouched: the guest may be using them.
-    /// Returns the number of ranges looked at.
-    private func hint(_ chain: DescriptorChain, _ memory: GuestMemory) -> Int {
-        var reader = chain.reader(memory)
-        if reader.remaining >= 4, let command = reader.read(UInt32.self) {
-            let answered = guestCommand
-            guestCommand = command
-            // Only a STOP that ends the current run is acknowledged: one that ends an older
-            // run (the host started a new one meanwhile) must not cancel the new one.
-            let run = hostCommand.load(ordering: .acquiring)
-            if command == Self.stopCommand, acknowledgeOnStop, run >= Self.firstRunCommand, answered == run {
-                hostCommand.store(Self.doneCommand, ordering: .releasing)
-                configurationChangePending = true
-            }
-        }
-        let current = hostCommand.load(ordering: .acquiring)
-        guard current >= Self.firstRunCommand, guestCommand == current else { return 1 }
-        for piece in chain.writable {
-            if memory.discard(at: piece.address, length: Int(piece.length)) {
-                counters.hintedBytes += UInt64(piece.length)
-            } else {
-                counters.badRequests += 1
-            }
-        }
-        return max(chain.writable.count, 1)
     }
 
     /// The statistics queue: the driver's buffer is read and kept; when the polling timer

@@ -1,31 +1,3 @@
-/// What the metadata service's stack has seen, for Firecracker's `mmds` metrics.
-public struct MmdsCounters: Sendable, Equatable {
-    public var framesIn: UInt64 = 0
-    /// Frames for the service that were malformed, or for a protocol other than TCP.
-    public var dropped: UInt64 = 0
-    public var framesOut: UInt64 = 0
-    public var bytesOut: UInt64 = 0
-    public var requests: UInt64 = 0
-    public var resets: UInt64 = 0
-    public var connectionsCreated: UInt64 = 0
-    public var connectionsDestroyed: UInt64 = 0
-
-    public init() {}
-
-    public static func + (a: MmdsCounters, b: MmdsCounters) -> MmdsCounters {
-        var sum = a
-        sum.framesIn += b.framesIn
-        sum.dropped += b.dropped
-        sum.framesOut += b.framesOut
-        sum.bytesOut += b.bytesOut
-        sum.requests += b.requests
-        sum.resets += b.resets
-        sum.connectionsCreated += b.connectionsCreated
-        sum.connectionsDestroyed += b.connectionsDestroyed
-        return sum
-    }
-}
-
 /// The guest's way to the metadata service, inside the net device as Firecracker's "dumbo"
 /// is: ARP for the MMDS address, and TCP to its port 80 carrying HTTP. Frames from the
 /// guest to that address are consumed here and never reach the tap; the answers are
@@ -63,37 +35,6 @@ final class MmdsNetworkStack {
     /// The largest segment payload the guest's MTU allows.
     let maxSegment: Int
 
-    private struct Connection {
-        var peerMac: Mac
-        var peerIp: UInt32
-        var peerPort: UInt16
-        /// Until the guest acknowledges the SYN-ACK.
-        var synReceived = true
-        var iss: UInt32
-        var rcvNxt: UInt32
-        var sndUna: UInt32
-        var sndNxt: UInt32
-        var peerWindow: UInt32
-        var mss: Int
-        var request: [UInt8] = []
-        /// Where the search for the end of the request head resumes.
-        var scanFrom = 0
-        /// The response being sent; `response[0]` is sequence number `responseSeq`.
-        var response: [UInt8] = []
-        var responseSeq: UInt32
-        var closeAfterResponse = false
-        var finSent = false
-        var peerFin = false
-        var duplicateAcks = 0
-        var lastActive: UInt64
-
-        var advertisedWindow: UInt16 { UInt16(MmdsNetworkStack.requestCapacity - request.count) }
-        var inFlight: UInt32 { sndNxt &- sndUna }
-        var unsentOffset: Int { Int(sndNxt &- responseSeq) }
-        var hasUnsentData: Bool { !synReceived && unsentOffset < response.count }
-        var finDue: Bool { closeAfterResponse && !finSent && !synReceived && unsentOffset >= response.count }
-    }
-
     /// A segment or ARP reply that carries no response data, waiting for a guest buffer.
     private enum Control {
         case arpReply(NetworkHeaders.ArpRequest)
@@ -101,7 +42,7 @@ final class MmdsNetworkStack {
                      window: UInt16, mss: UInt16?)
     }
 
-    private var connections: [Connection] = []
+    private var connections: [MmdsTcpConnection] = []
     private var controls: [Control] = []
     private var activity: UInt64 = 0
     /// The bytes of every connection's `response`.
@@ -190,7 +131,7 @@ final class MmdsNetworkStack {
     }
 
     /// One ACK-bearing segment on an open connection; true when the connection is done.
-    private func update(_ c: inout Connection, _ segment: NetworkHeaders.TcpSegment, _ frame: UnsafeRawBufferPointer) -> Bool {
+    private func update(_ c: inout MmdsTcpConnection, _ segment: NetworkHeaders.TcpSegment, _ frame: UnsafeRawBufferPointer) -> Bool {
         c.lastActive = activity
         acknowledge(&c, segment)
         var mustAck = false
@@ -245,7 +186,7 @@ final class MmdsNetworkStack {
         }
         var generator = SystemRandomNumberGenerator()
         let iss = UInt32.random(in: 0...UInt32.max, using: &generator)
-        let c = Connection(peerMac: peerMac, peerIp: peerIp, peerPort: segment.sourcePort, iss: iss,
+        let c = MmdsTcpConnection(peerMac: peerMac, peerIp: peerIp, peerPort: segment.sourcePort, iss: iss,
                            rcvNxt: segment.seq &+ 1, sndUna: iss, sndNxt: iss &+ 1, peerWindow: UInt32(segment.window),
                            mss: min(max(Int(segment.mss ?? UInt16(Self.defaultMss)), Self.minimumMss), maxSegment), responseSeq: iss &+ 1,
                            lastActive: activity)
@@ -262,7 +203,7 @@ final class MmdsNetworkStack {
     }
 
     /// The ACK field and window of a segment on an open connection.
-    private func acknowledge(_ c: inout Connection, _ segment: NetworkHeaders.TcpSegment) {
+    private func acknowledge(_ c: inout MmdsTcpConnection, _ segment: NetworkHeaders.TcpSegment) {
         let advance = segment.ack &- c.sndUna
         guard advance <= c.inFlight else {
             queueAck(c)  // acknowledges what was never sent
@@ -292,7 +233,7 @@ final class MmdsNetworkStack {
 
     /// Answers the requests the guest has sent in full, one at a time: the next waits
     /// until the guest has acknowledged the last byte of the one before.
-    private func serveRequests(_ c: inout Connection) {
+    private func serveRequests(_ c: inout MmdsTcpConnection) {
         while c.response.isEmpty && !c.closeAfterResponse && !c.synReceived {
             guard let end = Self.headEnd(c.request, from: c.scanFrom) else {
                 c.scanFrom = max(c.request.count - 3, 0)
@@ -350,12 +291,12 @@ final class MmdsNetworkStack {
         }
     }
 
-    private func queueSynAck(_ c: Connection) {
+    private func queueSynAck(_ c: MmdsTcpConnection) {
         queue(.segment(peerMac: c.peerMac, peerIp: c.peerIp, peerPort: c.peerPort, seq: c.iss, ack: c.rcvNxt,
                        flags: [.syn, .ack], window: c.advertisedWindow, mss: UInt16(maxSegment)))
     }
 
-    private func queueAck(_ c: Connection) {
+    private func queueAck(_ c: MmdsTcpConnection) {
         queue(.segment(peerMac: c.peerMac, peerIp: c.peerIp, peerPort: c.peerPort, seq: c.sndNxt, ack: c.rcvNxt,
                        flags: .ack, window: c.advertisedWindow, mss: nil))
     }
@@ -371,7 +312,7 @@ final class MmdsNetworkStack {
         !controls.isEmpty || connections.contains { sendable($0) }
     }
 
-    private func sendable(_ c: Connection) -> Bool {
+    private func sendable(_ c: MmdsTcpConnection) -> Bool {
         (c.hasUnsentData && c.inFlight < c.peerWindow) || c.finDue
     }
 
@@ -408,7 +349,7 @@ final class MmdsNetworkStack {
         return nil
     }
 
-    private func segment(from c: inout Connection, into buffer: UnsafeMutableRawBufferPointer) -> Int {
+    private func segment(from c: inout MmdsTcpConnection, into buffer: UnsafeMutableRawBufferPointer) -> Int {
         var flags: Flags = .ack
         var length = 0
         let seq = c.sndNxt
