@@ -32,22 +32,7 @@ extension NetDeviceTests {
             }
             d.notify(1)
         }
-        func arp(for ip: UInt32) -> [UInt8] {
-            var request = [UInt8](repeating: 0, count: 42)
-            request.withUnsafeMutableBytes { b in
-                NetworkHeaders.putMac(b, 0, 0xFFFF_FFFF_FFFF)
-                NetworkHeaders.putMac(b, 6, MmdsNetworkStackTests.guestMac)
-                NetworkHeaders.put16(b, 12, NetworkHeaders.etherTypeArp)
-                NetworkHeaders.put16(b, 14, 1)
-                NetworkHeaders.put16(b, 16, 0x0800)
-                b[18] = 6; b[19] = 4
-                NetworkHeaders.put16(b, 20, 1)
-                NetworkHeaders.putMac(b, 22, MmdsNetworkStackTests.guestMac)
-                NetworkHeaders.put32(b, 28, 0x0A_C7_00_02)
-                NetworkHeaders.put32(b, 38, ip)
-            }
-            return request
-        }
+        func arp(for ip: UInt32) -> [UInt8] { MmdsNetworkStackTests.arpRequest(for: ip, from: 0x0A_C7_00_02) }
         let isArpReply: ([UInt8]) -> Bool = { $0.count >= 42 && $0[12] == 0x08 && $0[13] == 0x06 && $0[21] == 2 }
 
         // ARP for the service, the frame split across descriptors: answered, not forwarded.

@@ -119,21 +119,27 @@ import Testing
         return (String(decoding: bytes, as: UTF8.self), fin, segments)
     }
 
-    @Test func arpRequestsForTheServiceAreAnswered() throws {
-        let stack = Self.makeStack()
+    /// A broadcast ARP request from the guest: who has `target`?
+    static func arpRequest(for target: UInt32, from sender: UInt32 = guestIp) -> [UInt8] {
         var request = [UInt8](repeating: 0, count: 42)
         request.withUnsafeMutableBytes { b in
             NetworkHeaders.putMac(b, 0, 0xFFFF_FFFF_FFFF)
-            NetworkHeaders.putMac(b, 6, Self.guestMac)
+            NetworkHeaders.putMac(b, 6, guestMac)
             NetworkHeaders.put16(b, 12, NetworkHeaders.etherTypeArp)
             NetworkHeaders.put16(b, 14, 1)
             NetworkHeaders.put16(b, 16, 0x0800)
             b[18] = 6; b[19] = 4
             NetworkHeaders.put16(b, 20, 1)
-            NetworkHeaders.putMac(b, 22, Self.guestMac)
-            NetworkHeaders.put32(b, 28, Self.guestIp)
-            NetworkHeaders.put32(b, 38, Self.mmdsIp)
+            NetworkHeaders.putMac(b, 22, guestMac)
+            NetworkHeaders.put32(b, 28, sender)
+            NetworkHeaders.put32(b, 38, target)
         }
+        return request
+    }
+
+    @Test func arpRequestsForTheServiceAreAnswered() throws {
+        let stack = Self.makeStack()
+        var request = Self.arpRequest(for: Self.mmdsIp)
         #expect(request.withUnsafeBytes { stack.isForService($0) })
         Self.send(stack, request)
         let reply = try #require(Self.drain(stack).first?.frame)
