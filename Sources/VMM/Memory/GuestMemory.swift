@@ -226,6 +226,21 @@ public final class GuestMemory: Sendable {
         return madvise(region.host + offset, length, region.fd >= 0 ? MADV_REMOVE : MADV_DONTNEED) == 0
     }
 
+    /// Marks the guest pages behind `buffer` (host memory from an earlier `slice`) as
+    /// written, for writes that land after the slice was taken (asynchronous I/O).
+    public func markWritten(_ buffer: UnsafeMutableRawBufferPointer, in dirty: DirtyPageBitmap) {
+        guard let base = buffer.baseAddress, buffer.count > 0 else { return }
+        let address = UInt(bitPattern: base)
+        for index in regions.indices {
+            let region = regions[index]
+            let start = UInt(bitPattern: region.host)
+            guard address >= start, address - start < UInt(region.size),
+                  UInt(buffer.count) <= UInt(region.size) - (address - start) else { continue }
+            dirty.mark(region: index, offset: UInt64(address - start), length: buffer.count)
+            return
+        }
+    }
+
     /// Zeroes `length` bytes at `address`.
     public func zero(at address: UInt64, length: Int) throws {
         let target = try slice(at: address, length: length)

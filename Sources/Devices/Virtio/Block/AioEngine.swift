@@ -13,8 +13,16 @@ public final class AioEngine: @unchecked Sendable {  // `pending`/`nextId` and t
         public var expected: Int
         public var statusAddress: UInt64
         public var usedLength: UInt32
+        /// A read: the kernel wrote the guest buffers as it completed.
+        public var isRead: Bool
         let iocb: UnsafeMutablePointer<iocb>
         let iovecs: UnsafeMutablePointer<iovec>
+        let iovecCount: Int
+
+        /// The guest buffers, as host memory (valid until the request is released).
+        public var buffers: [UnsafeMutableRawBufferPointer] {
+            (0..<iovecCount).map { UnsafeMutableRawBufferPointer(start: iovecs[$0].iov_base, count: iovecs[$0].iov_len) }
+        }
     }
 
     public let completion: EventFd
@@ -57,7 +65,7 @@ public final class AioEngine: @unchecked Sendable {  // `pending`/`nextId` and t
         nextId += 1
         cb.pointee.data = UnsafeMutableRawPointer(bitPattern: UInt(id))
         let request = Pending(head: head, expected: pieces.reduce(0) { $0 + $1.count }, statusAddress: statusAddress,
-                              usedLength: usedLength, iocb: cb, iovecs: iov)
+                              usedLength: usedLength, isRead: !write, iocb: cb, iovecs: iov, iovecCount: pieces.count)
         var list: UnsafeMutablePointer<iocb>? = cb
         let rc = withUnsafeMutablePointer(to: &list) { io_submit(context, 1, $0) }
         if rc != 1 {

@@ -180,6 +180,11 @@ public final class VirtioBlock: VirtioDevice, @unchecked Sendable {  // `backend
         var failure: Error?
         let finish: (AioEngine.Pending, Bool) -> Void = { request, success in
             if !success { self.failedRequests += 1 }
+            // The data landed now, after the pages were marked at submission: mark them
+            // again, or a dirty-page read in between would miss them.
+            if request.isRead, let dirty = context.memory.dirtyPages {
+                for buffer in request.buffers { context.memory.markWritten(buffer, in: dirty) }
+            }
             do {
                 try context.memory.store((success ? Status.ok : Status.ioError).rawValue, at: request.statusAddress)
                 try queue.addUsed(context.memory, head: request.head, length: request.usedLength)
