@@ -344,8 +344,8 @@ public final class MicroVM: @unchecked Sendable {  // all `let` but `console`/`s
     /// Guest RAM touched since the last call, for each region (`track_dirty_pages`): KVM's
     /// log of the vCPUs' writes or'ed with the VMM's own, both cleared. For a complete
     /// picture the vCPUs must be paused and the devices quiet: a device's page is marked
-    /// when the device takes it, before its write lands, and an asynchronous block read
-    /// lands later still, so a diff snapshot drains them first.
+    /// when the device takes it, just before its copy (an asynchronous block read marks
+    /// again when it is reaped), so a diff snapshot quiesces the event loop first.
     public func takeDirtyPages() throws -> [(guestAddress: UInt64, bitmap: [UInt64])] {
         guard let own = memory.dirtyPages else { throw VmConfig.ValidationError.dirtyPages }
         return try memory.regions.indices.map { index in
