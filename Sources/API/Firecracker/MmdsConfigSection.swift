@@ -8,10 +8,8 @@ struct MmdsConfigSection {
 
     init(_ json: JSONValue, path: String) throws {
         let object = try StrictObject(json, path: path, allowed: ["network_interfaces", "ipv4_address", "version", "imds_compat"])
-        guard let list = object.value("network_interfaces") else { throw ApiError("\(object.name("network_interfaces")): missing required field") }
-        guard case .array(let items) = list else {
-            throw ApiError("\(object.name("network_interfaces")): expected an array of interface ids, got \(list.typeName)")
-        }
+        guard let list = object.value("network_interfaces") else { throw object.missing("network_interfaces") }
+        guard case .array(let items) = list else { throw object.wrongType("network_interfaces", "an array of interface ids", list) }
         var ids: [String] = []
         for (index, item) in items.enumerated() {
             guard case .string(let id) = item, !id.isEmpty else {

@@ -43,19 +43,19 @@ extension VirtioBalloon {
     /// Returns the number of ranges looked at.
     func hint(_ chain: DescriptorChain, _ memory: GuestMemory) -> Int {
         var reader = chain.reader(memory)
+        let run = hostCommand.load(ordering: .acquiring)
         if reader.remaining >= 4, let command = reader.read(UInt32.self) {
             let answered = guestCommand
             guestCommand = command
             // Only a STOP that ends the current run is acknowledged: one that ends an older
             // run (the host started a new one meanwhile) must not cancel the new one.
-            let run = hostCommand.load(ordering: .acquiring)
             if command == Self.stopCommand, acknowledgeOnStop, run >= Self.firstRunCommand, answered == run {
                 hostCommand.store(Self.doneCommand, ordering: .releasing)
                 configurationChangePending = true
             }
         }
-        let current = hostCommand.load(ordering: .acquiring)
-        guard current >= Self.firstRunCommand, guestCommand == current else { return 1 }
+        // After a STOP the guest's command is 0, never a run: nothing is given back.
+        guard run >= Self.firstRunCommand, guestCommand == run else { return 1 }
         for piece in chain.writable {
             if memory.discard(at: piece.address, length: Int(piece.length)) {
                 counters.hintedBytes += UInt64(piece.length)

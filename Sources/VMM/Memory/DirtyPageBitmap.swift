@@ -8,13 +8,14 @@ import Atomics
 public final class DirtyPageBitmap: @unchecked Sendable {  // words are touched only through UnsafeAtomic
     public static let pageSize: UInt64 = 4096
     private let words: [UnsafeMutablePointer<UnsafeAtomic<UInt64>.Storage>]
-    /// Pages per region.
+    /// Pages per region, and the 64-bit words that hold them.
     public let pageCounts: [Int]
+    private let wordCounts: [Int]
 
     init(regionSizes: [UInt64]) {
         pageCounts = regionSizes.map { Int(($0 + Self.pageSize - 1) / Self.pageSize) }
-        words = pageCounts.map { pages in
-            let count = (pages + 63) / 64
+        wordCounts = pageCounts.map { ($0 + 63) / 64 }
+        words = wordCounts.map { count in
             let storage = UnsafeMutablePointer<UnsafeAtomic<UInt64>.Storage>.allocate(capacity: max(count, 1))
             storage.initialize(repeating: UnsafeAtomic<UInt64>.Storage(0), count: max(count, 1))
             return storage
@@ -22,8 +23,8 @@ public final class DirtyPageBitmap: @unchecked Sendable {  // words are touched 
     }
 
     deinit {
-        for (storage, pages) in zip(words, pageCounts) {
-            storage.deinitialize(count: max((pages + 63) / 64, 1))
+        for (storage, count) in zip(words, wordCounts) {
+            storage.deinitialize(count: max(count, 1))
             storage.deallocate()
         }
     }
@@ -45,7 +46,6 @@ public final class DirtyPageBitmap: @unchecked Sendable {  // words are touched 
 
     /// The bitmap of region `region` (bit i of word w: page 64 w + i), cleared as it is read.
     public func take(region: Int) -> [UInt64] {
-        let count = (pageCounts[region] + 63) / 64
-        return (0..<count).map { UnsafeAtomic(at: words[region] + $0).exchange(0, ordering: .acquiringAndReleasing) }
+        (0..<wordCounts[region]).map { UnsafeAtomic(at: words[region] + $0).exchange(0, ordering: .acquiringAndReleasing) }
     }
 }

@@ -162,11 +162,7 @@ public final class GuestMemory: Sendable {
 
     @inline(__always)
     func region(containing address: UInt64, length: Int) -> GuestMemoryRegion? {
-        guard length >= 0 else { return nil }
-        for region in regions where region.contains(address, length: UInt64(length)) {
-            return region
-        }
-        return nil
+        regionIndex(containing: address, length: length).map { regions[$0] }
     }
 
     /// Host view of `length` bytes at guest `address`, or an error if any byte is outside RAM.
@@ -227,9 +223,10 @@ public final class GuestMemory: Sendable {
     }
 
     /// Marks the guest pages behind `buffer` (host memory from an earlier `slice`) as
-    /// written, for writes that land after the slice was taken (asynchronous I/O).
-    public func markWritten(_ buffer: UnsafeMutableRawBufferPointer, in dirty: DirtyPageBitmap) {
-        guard let base = buffer.baseAddress, buffer.count > 0 else { return }
+    /// written, for writes that land after the slice was taken (asynchronous I/O). Does
+    /// nothing unless dirty pages are tracked.
+    public func markWritten(_ buffer: UnsafeMutableRawBufferPointer) {
+        guard let dirty = dirtyPages, let base = buffer.baseAddress, buffer.count > 0 else { return }
         let address = UInt(bitPattern: base)
         for index in regions.indices {
             let region = regions[index]

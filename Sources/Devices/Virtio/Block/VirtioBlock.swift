@@ -182,8 +182,8 @@ public final class VirtioBlock: VirtioDevice, @unchecked Sendable {  // `backend
             if !success { self.failedRequests += 1 }
             // The data landed now, after the pages were marked at submission: mark them
             // again, or a dirty-page read in between would miss them.
-            if request.isRead, let dirty = context.memory.dirtyPages {
-                for buffer in request.buffers { context.memory.markWritten(buffer, in: dirty) }
+            if request.isRead, context.memory.dirtyPages != nil {
+                for buffer in request.buffers { context.memory.markWritten(buffer) }
             }
             do {
                 try context.memory.store((success ? Status.ok : Status.ioError).rawValue, at: request.statusAddress)
