@@ -308,10 +308,6 @@ final class MmdsNetworkStack {
 
     // MARK: Output
 
-    var hasOutput: Bool {
-        !controls.isEmpty || connections.contains { sendable($0) }
-    }
-
     private func sendable(_ c: MmdsTcpConnection) -> Bool {
         (c.hasUnsentData && c.inFlight < c.peerWindow) || c.finDue
     }
