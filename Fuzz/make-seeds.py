@@ -262,8 +262,21 @@ seed("api", "balloon", "\0".join([
     'PATCH /balloon/hinting/start\n{}',
     'GET /vm/config\n',
 ]))
+seed("api", "mmds", "\0".join([
+    'PUT /network-interfaces/eth0\n{"iface_id": "eth0", "host_dev_name": "tap0"}',
+    'PUT /mmds/config\n{"network_interfaces": ["eth0"], "version": "V2", "ipv4_address": "169.254.170.2", "imds_compat": true}',
+    'PUT /mmds\n{"latest": {"meta-data": {"ami-id": "ami-1", "n": [1, 2, {"x": null}]}}}',
+    'PATCH /mmds\n{"latest": {"meta-data": {"ami-id": null, "new": "v"}}}',
+    'GET /mmds\n',
+    'PUT /machine-config\n{"vcpu_count": 1, "mem_size_mib": 64, "track_dirty_pages": true}',
+    'PUT /balloon\n{"amount_mib": 0, "deflate_on_oom": false, "free_page_hinting": true}',
+    'GET /vm/config\n',
+]))
 seed("config-file", "balloon", '{"boot-source": {"kernel_image_path": "/k"}, "balloon": {"amount_mib": 8, "deflate_on_oom": false, "stats_polling_interval_s": 5}}')
 seed("config-file", "minimal", '{"boot-source": {"kernel_image_path": "/k"}}')
+seed("config-file", "mmds", '{"boot-source": {"kernel_image_path": "/k"}, "machine-config": {"vcpu_count": 1, "mem_size_mib": 64, "track_dirty_pages": true}, '
+     '"network-interfaces": [{"iface_id": "eth0", "host_dev_name": "tap0"}], '
+     '"mmds-config": {"network_interfaces": ["eth0"], "version": "V1", "ipv4_address": "169.254.169.254"}}')
 
 spec = """{
   "ociVersion": "1.0.2",
